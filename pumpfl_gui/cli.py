@@ -1,0 +1,278 @@
+"""``pumpfl``: the headless commands (see ../shared/DESIGN.md, "Command-line contract").
+
+User mistakes (bad file, bad folder, bad number) print one ``error: …`` line and exit 2;
+nothing a user types produces a traceback. Long work prints progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+DEFAULT_CLIENTS = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its complaints follow our one-line ``error:`` rule."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+class Console:
+    """Progress on stderr: one rewritten line on a terminal, sparse lines elsewhere."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._open = False
+
+    def progress(self, message: str, fraction: float) -> None:
+        if not self.tty:
+            return
+        pct = f"{100 * fraction:5.1f}% " if fraction >= 0 else ""
+        self.stream.write(f"\r{pct}{message}\x1b[K")
+        self.stream.flush()
+        self._open = True
+
+    def line(self, text: str) -> None:
+        if self._open:
+            self.stream.write("\r\x1b[K")
+            self._open = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def resolve_data(arg: str, console: Console | None = None) -> Path:
+    """A facility's CSV: a client number 0-4 means the default data (made on first use)."""
+    if arg.isdigit() and not Path(arg).exists():
+        client = int(arg)
+        if not 0 <= client < DEFAULT_CLIENTS:
+            raise UserError(f"client number {client} does not exist; the default data has clients 0 to {DEFAULT_CLIENTS - 1}")
+        from .core.simulator import ensure_default_data
+
+        folder = ensure_default_data(progress=console.progress if console else None)
+        return folder / f"client_{client}.csv"
+    return Path(arg)
+
+
+# ---- pumpfl data ... ---------------------------------------------------------------------
+
+
+def cmd_data_generate(args: argparse.Namespace, console: Console) -> int:
+    from .core.paths import default_data_dir
+    from .core.simulator import generate
+
+    out = Path(args.out) if args.out else default_data_dir()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; --out needs a folder")
+    t0 = time.perf_counter()
+    kwargs = {} if args.seed is None else {"seed": args.seed}
+    meta = generate(out, progress=console.progress, **kwargs)
+    elapsed = time.perf_counter() - t0
+    for client in meta["clients"]:
+        console.line(f"{out / client['file']}: {client['rows']:,} rows, {len(client['failures'])} failure(s)")
+    print(f"wrote {len(meta['clients'])} files and metadata.json to {out} in {elapsed:.1f} s")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace, console: Console) -> int:
+    from .core.dataset import describe, load_sensor_csv
+
+    data = load_sensor_csv(resolve_data(args.csv, console))
+    print(describe(data))
+    return 0
+
+
+def cmd_data_partition(args: argparse.Namespace, console: Console) -> int:
+    from .core.partition import partition_public_csv
+
+    meta = partition_public_csv(Path(args.sensor_csv), Path(args.out), clients=args.clients)
+    print(f"wrote {args.clients} client files to {args.out}")
+    print(json.dumps({k: v for k, v in meta.items() if k != "clients"}, indent=2, default=str))
+    return 0
+
+
+# ---- pumpfl train / score ----------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from .core.dataset import load_sensor_csv
+    from .core.detection import DetectionSettings
+    from .core.detector import fit_detector
+    from .core.model import ModelSpec
+    from .core.model_store import save_detector
+    from .core.task import TaskState
+    from .core.training import TrainSettings
+
+    path = resolve_data(args.csv, console)
+    data = load_sensor_csv(path)
+    try:
+        spec = ModelSpec(sensors=len(data.sensors), window=args.window, channels=(args.channels[0], args.channels[1]))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, stride=args.stride, seed=args.seed)
+    console.line(f"training on {path.name}: {data.rows:,} rows, {len(data.sensors)} sensors, window {spec.window}")
+    state = TaskState(console.progress)
+
+    def on_epoch(r):
+        console.line(f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.5f}  ({r.windows:,} windows, {r.seconds:.1f} s)")
+
+    try:
+        detector = fit_detector(data, spec, settings, DetectionSettings(), state, on_epoch)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    save_detector(detector, args.out)
+    print(f"saved model to {args.out} (threshold {detector.threshold:.5f})")
+    return 0
+
+
+def _format_metrics(metrics: dict) -> list[str]:
+    lines = []
+    if "failures" in metrics:
+        f = metrics["failures"]
+        lead = f"{f['median_lead_hours']:.1f} h" if f["median_lead_hours"] is not None else "-"
+        fad = f"{f['false_alarms_per_day']:.2f}" if f["false_alarms_per_day"] is not None else "-"
+        lines.append(f"failures caught before BROKEN: {f['caught']} of {f['failures']}, median lead time {lead}")
+        for i, one in enumerate(f["per_failure"], 1):
+            lead_i = f"{one['lead_hours']:.1f} h ahead" if one["caught"] else "missed"
+            lines.append(f"  failure {i} (row {one['row']:,}): {lead_i}")
+        lines.append(f"false alarms: {f['false_alarms']} in {f['watched_days']:.1f} watched days = {fad} per day")
+    if "label_events" in metrics:
+        e = metrics["label_events"]
+        lines.append(f"labelled anomaly events with an alarm: {e['detected']} of {e['anomaly_events']}")
+    if "pointwise" in metrics:
+        p = metrics["pointwise"]
+        auc = f"{p['roc_auc']:.3f}" if p["roc_auc"] is not None else "-"
+        lines.append(
+            f"point-wise: precision {p['precision']:.3f}  recall {p['recall']:.3f}  F1 {p['f1']:.3f}  "
+            f"FAR {p['far_pct']:.2f} %  MAR {p['mar_pct']:.2f} %  ROC-AUC {auc}"
+        )
+    return lines
+
+
+def cmd_score(args: argparse.Namespace, console: Console) -> int:
+    from .core.dataset import load_sensor_csv
+    from .core.detector import score_data
+    from .core.model_store import load_detector
+    from .core.scores_csv import write_scores_csv
+    from .core.task import TaskState
+
+    detector = load_detector(args.model)
+    path = resolve_data(args.data, console)
+    data = load_sensor_csv(path, sensors=detector.sensors)
+    try:
+        result = score_data(detector, data, TaskState(console.progress))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    flagged = int(result.flags.sum())
+    console.line("")
+    print(f"{path.name}: {data.rows:,} rows scored, {flagged:,} flagged in {len(result.events)} event(s) (threshold {result.threshold:.5f})")
+    for line in _format_metrics(result.metrics):
+        print(line)
+    if args.out:
+        write_scores_csv(Path(args.out), data, result)
+        print(f"wrote per-row scores to {args.out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.metrics, indent=2))
+    return 0
+
+
+# ---- parser and entry point --------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pumpfl", description="PumpFL: federated pump-sensor anomaly detection.")
+    parser.add_argument("--version", action="version", version=f"pumpfl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = sub.add_parser("data", help="make, check or partition sensor data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    gen = data_sub.add_parser("generate", help="write the default pump data (client_0..4.csv)")
+    gen.add_argument("--out", help="folder (default: federated_data/hybrid)")
+    gen.add_argument("--seed", type=int, default=None, help="simulator seed (default: the fixed one)")
+    gen.set_defaults(func=cmd_data_generate)
+    chk = data_sub.add_parser("check", help="read a CSV and summarise what PumpFL would use")
+    chk.add_argument("csv", help="CSV file, or a default client number 0-4")
+    chk.set_defaults(func=cmd_data_check)
+    part = data_sub.add_parser("partition", help="split the public pump sensor.csv into client files")
+    part.add_argument("sensor_csv")
+    part.add_argument("--out", required=True)
+    part.add_argument("--clients", type=_positive_int, default=DEFAULT_CLIENTS)
+    part.set_defaults(func=cmd_data_partition)
+
+    train = sub.add_parser("train", help="train one facility's detector alone (the local baseline)")
+    train.add_argument("csv", help="CSV file, or a default client number 0-4")
+    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--lr", type=_positive_float, default=1e-3)
+    train.add_argument("--batch-size", type=_positive_int, default=256)
+    train.add_argument("--window", type=_positive_int, default=32)
+    train.add_argument("--channels", type=_positive_int, nargs=2, default=[32, 16], metavar=("C1", "C2"))
+    train.add_argument("--stride", type=_positive_int, default=1, help="step between training windows")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=cmd_train)
+
+    score = sub.add_parser("score", help="flag anomalies in a CSV with a trained model")
+    score.add_argument("--model", required=True, help="model folder (from train or a federation)")
+    score.add_argument("--data", required=True, help="CSV file, or a default client number 0-4")
+    score.add_argument("--out", help="write per-row scores and flags to this CSV")
+    score.add_argument("--json", help="write the metrics to this JSON file")
+    score.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console()
+    try:
+        return int(args.func(args, console) or 0)
+    except UserError as exc:
+        console.line(f"error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.line("interrupted")
+        return 130
+    except OSError as exc:
+        # Disk full, permission denied, a folder where a file should be: the user's to fix.
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        console.line(f"error: {exc.strerror or exc}{where}")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The 1-D convolutional autoencoder (core layer; plain PyTorch).
+
+Input and output are windows of shape (batch, sensors, window) of standardised readings. Two
+strided convolutions squeeze the window to a quarter of its length, two transposed
+convolutions rebuild it; the reconstruction error is the anomaly score. The shape was chosen
+by measurement (README, "Choosing the model").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+ARCHITECTURE = "conv1d-ae-v1"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild the network, stored with every model."""
+
+    sensors: int
+    window: int = 32
+    channels: tuple[int, int] = (32, 16)
+    kernel: int = 7
+    architecture: str = ARCHITECTURE
+
+    def __post_init__(self) -> None:
+        if self.sensors < 1:
+            raise ValueError("a model needs at least one sensor")
+        if self.window < 4 or self.window % 4:
+            raise ValueError(f"window must be a multiple of 4 (got {self.window})")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"kernel must be odd (got {self.kernel})")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        if d.get("architecture", ARCHITECTURE) != ARCHITECTURE:
+            raise ValueError(f"unknown architecture {d.get('architecture')!r}")
+        return cls(
+            sensors=int(d["sensors"]),
+            window=int(d["window"]),
+            channels=tuple(int(c) for c in d["channels"]),
+            kernel=int(d["kernel"]),
+        )
+
+
+class ConvAutoencoder(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        c1, c2 = spec.channels
+        k, p = spec.kernel, spec.kernel // 2
+        self.encoder = nn.Sequential(
+            nn.Conv1d(spec.sensors, c1, k, stride=2, padding=p),
+            nn.ReLU(),
+            nn.Conv1d(c1, c2, k, stride=2, padding=p),
+            nn.ReLU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose1d(c2, c1, k, stride=2, padding=p, output_padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose1d(c1, spec.sensors, k, stride=2, padding=p, output_padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def build_model(spec: ModelSpec) -> ConvAutoencoder:
+    return ConvAutoencoder(spec)
+
+
+def get_parameters(model: nn.Module) -> list[np.ndarray]:
+    """The model's weights as float32 arrays in state_dict order (what federation exchanges)."""
+    return [t.detach().cpu().numpy().astype(np.float32, copy=True) for t in model.state_dict().values()]
+
+
+def set_parameters(model: nn.Module, arrays: list[np.ndarray]) -> None:
+    """Load arrays given in state_dict order; shapes must match exactly."""
+    state = model.state_dict()
+    if len(arrays) != len(state):
+        raise ValueError(f"expected {len(state)} parameter arrays, got {len(arrays)}")
+    new_state = {}
+    for (name, current), arr in zip(state.items(), arrays):
+        if tuple(arr.shape) != tuple(current.shape):
+            raise ValueError(f"parameter {name} has shape {tuple(arr.shape)}, expected {tuple(current.shape)}")
+        new_state[name] = torch.as_tensor(np.asarray(arr), dtype=current.dtype)
+    model.load_state_dict(new_state)

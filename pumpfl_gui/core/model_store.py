@@ -1,0 +1,106 @@
+"""Model folders: weights plus JSON metadata, loaded without running any code (core layer).
+
+A model folder holds ``model.json`` (architecture, sensors, window, scaler, threshold,
+detection rules, provenance) and ``weights.npz`` (one array per network tensor). Arrays are
+read with ``allow_pickle=False`` and the JSON with the standard parser, so a hostile model
+folder can at worst be refused — never execute anything (unlike ``torch.load`` of a pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from .detection import DetectionSettings
+from .detector import Detector
+from .errors import ModelError
+from .model import ModelSpec, build_model
+from .windows import Scaler
+
+FORMAT = "pumpfl-model"
+FORMAT_VERSION = 1
+META_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_detector(detector: Detector, folder: str | Path) -> Path:
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(f"{folder} is a file; give a folder to save the model in")
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().numpy() for k, v in detector.model.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "app_version": __version__,
+        "spec": detector.spec.to_dict(),
+        "sensors": list(detector.sensors),
+        "scaler": detector.scaler.to_dict(),
+        "threshold": detector.threshold,
+        "detection": detector.detection.to_dict(),
+        "parameters": {k: list(v.shape) for k, v in state.items()},
+        "info": detector.info,
+    }
+    _atomic_write(folder / WEIGHTS_FILE, lambda fh: np.savez(fh, **state))
+    _atomic_write(folder / META_FILE, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    return folder
+
+
+def load_detector(folder: str | Path) -> Detector:
+    folder = Path(folder)
+    meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder} does not exist")
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise ModelError(f"{folder} is not a PumpFL model folder (it needs {META_FILE} and {WEIGHTS_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{meta_path} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{meta_path} is not a PumpFL model description")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{folder} was saved by a newer PumpFL ({meta.get('app_version')}); update the app")
+    try:
+        spec = ModelSpec.from_dict(meta["spec"])
+        sensors = [str(s) for s in meta["sensors"]]
+        scaler = Scaler.from_dict(meta["scaler"])
+        threshold = float(meta["threshold"])
+        detection = DetectionSettings.from_dict(meta.get("detection", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{meta_path} is incomplete or malformed ({exc})") from None
+    if len(sensors) != spec.sensors or scaler.mean.shape != (spec.sensors,):
+        raise ModelError(f"{meta_path} is inconsistent: sensors, scaler and architecture disagree")
+    model = build_model(spec)
+    try:
+        with np.load(weights_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{weights_path} cannot be read as plain arrays ({exc})") from None
+    expected = model.state_dict()
+    if set(arrays) != set(expected):
+        raise ModelError(f"{weights_path} does not hold this architecture's weights")
+    for name, tensor in expected.items():
+        if tuple(arrays[name].shape) != tuple(tensor.shape):
+            raise ModelError(f"{weights_path}: {name} has shape {arrays[name].shape}, expected {tuple(tensor.shape)}")
+    model.load_state_dict({k: torch.from_numpy(np.array(arrays[k], dtype=np.float32)) for k in expected})
+    model.eval()
+    return Detector(spec, model, scaler, sensors, threshold, detection, dict(meta.get("info", {})))

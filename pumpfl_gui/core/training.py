@@ -1,0 +1,117 @@
+"""Local training and reconstruction errors (core layer; plain PyTorch).
+
+The training loop knows nothing of files or federation: it gets a window view, the start rows
+of the windows it may learn from and its settings, and it is used unchanged by local training,
+the Flower client and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .runtime import choose_device, seed_everything
+from .task import TaskState
+from .windows import gather
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 3
+    lr: float = 1e-3
+    batch_size: int = 256
+    stride: int = 1  # step between training windows; scoring always uses every window
+    seed: int = 0
+    device: str | None = None  # None: CUDA when present, else CPU
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if not (self.lr > 0):
+            raise ValueError("learning rate must be positive")
+        if self.batch_size < 1 or self.stride < 1:
+            raise ValueError("batch size and stride must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based
+    epochs: int
+    loss: float  # mean squared reconstruction error over the epoch's windows
+    windows: int
+    seconds: float
+
+
+def train_epochs(
+    model: nn.Module,
+    view: np.ndarray,
+    starts: np.ndarray,
+    settings: TrainSettings,
+    state: TaskState | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> list[EpochResult]:
+    """Train ``model`` in place for ``settings.epochs`` epochs on the windows at ``starts``."""
+    if len(starts) == 0:
+        raise ValueError("no training windows")
+    device = choose_device(settings.device)
+    generator = seed_everything(settings.seed)
+    model.to(device).train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    loss_fn = nn.MSELoss()
+    results: list[EpochResult] = []
+    n_batches = -(-len(starts) // settings.batch_size)
+    for epoch in range(1, settings.epochs + 1):
+        t0 = time.perf_counter()
+        order = starts[torch.randperm(len(starts), generator=generator).numpy()]
+        total = 0.0
+        for b in range(n_batches):
+            if state is not None:
+                state.check()
+                done = ((epoch - 1) * n_batches + b) / (settings.epochs * n_batches)
+                state.report(f"epoch {epoch}/{settings.epochs}", done)
+            idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
+            x = torch.from_numpy(gather(view, idx)).to(device)
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), x)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+        result = EpochResult(epoch, settings.epochs, total / len(starts), len(starts), time.perf_counter() - t0)
+        results.append(result)
+        if on_epoch is not None:
+            on_epoch(result)
+    model.eval()
+    return results
+
+
+@torch.no_grad()
+def window_errors(
+    model: nn.Module,
+    view: np.ndarray,
+    starts: np.ndarray | None = None,
+    batch_size: int = 2048,
+    device: str | None = None,
+    state: TaskState | None = None,
+) -> np.ndarray:
+    """Mean squared reconstruction error of each window (all windows when ``starts`` is None)."""
+    if starts is None:
+        starts = np.arange(view.shape[0])
+    dev = choose_device(device)
+    model.to(dev).eval()
+    out = np.empty(len(starts), dtype=np.float64)
+    for i in range(0, len(starts), batch_size):
+        if state is not None:
+            state.check()
+            state.report("scoring", i / max(len(starts), 1))
+        x = torch.from_numpy(gather(view, starts[i : i + batch_size])).to(dev)
+        err = ((model(x) - x) ** 2).mean(dim=(1, 2))
+        out[i : i + len(err)] = err.cpu().numpy()
+    return out

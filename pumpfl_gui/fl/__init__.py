@@ -1,0 +1,1 @@
+"""Flower runners, strategies and security (no Qt). Imports core only."""

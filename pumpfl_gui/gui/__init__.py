@@ -1,0 +1,1 @@
+"""Qt widgets and workers. Imports fl and core."""

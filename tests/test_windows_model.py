@@ -1,0 +1,77 @@
+"""Windowing, scaling and the autoencoder's shapes and parameter exchange."""
+
+import numpy as np
+import pytest
+import torch
+
+from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters, set_parameters
+from pumpfl_gui.core.windows import Scaler, clean_window_starts, gather, window_view
+
+
+def test_window_view_matches_slices():
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    v = window_view(x, 3)
+    assert v.shape == (8, 4, 3)
+    for start in range(8):
+        np.testing.assert_array_equal(v[start], x[start : start + 3].T)
+    np.testing.assert_array_equal(gather(v, np.array([5, 0])), np.stack([x[5:8].T, x[0:3].T]))
+
+
+def test_window_view_shorter_than_window_is_empty():
+    assert window_view(np.zeros((3, 2), np.float32), 4).shape == (0, 2, 4)
+
+
+@pytest.mark.parametrize("window,stride", [(1, 1), (5, 1), (8, 3), (30, 1)])
+def test_clean_window_starts_against_naive(window, stride):
+    rng = np.random.default_rng(window)
+    ok = rng.random(500) > 0.03
+    expected = [s for s in range(500 - window + 1) if ok[s : s + window].all()][::stride]
+    assert clean_window_starts(ok, window, stride).tolist() == expected
+
+
+def test_scaler_fits_training_rows_only_and_round_trips():
+    rng = np.random.default_rng(1)
+    train = rng.normal(5.0, 2.0, size=(1000, 3))
+    scaler = Scaler.fit(train)
+    z = scaler.transform(train)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-4)
+    later = np.full((2, 3), 1e6)
+    assert scaler.transform(later).min() > 1e5  # unseen extremes are not clipped away
+    again = Scaler.from_dict(scaler.to_dict())
+    np.testing.assert_array_equal(again.transform(train), z)
+
+
+def test_scaler_survives_a_constant_training_sensor():
+    train = np.column_stack([np.ones(50), np.arange(50.0)])
+    scaler = Scaler.fit(train)
+    assert np.all(np.isfinite(scaler.transform(train)))
+
+
+@pytest.mark.parametrize("window", [4, 32, 60, 128])
+def test_autoencoder_reconstructs_its_input_shape(window):
+    spec = ModelSpec(sensors=7, window=window)
+    model = build_model(spec)
+    x = torch.randn(3, 7, window)
+    assert model(x).shape == x.shape
+
+
+@pytest.mark.parametrize("bad", [dict(window=30), dict(window=0), dict(kernel=4), dict(sensors=0)])
+def test_model_spec_rejects_unbuildable_shapes(bad):
+    with pytest.raises(ValueError):
+        ModelSpec(**{"sensors": 5, **bad})
+
+
+def test_parameters_round_trip_and_shape_check():
+    spec = ModelSpec(sensors=6, window=16)
+    a, b = build_model(spec), build_model(spec)
+    params = get_parameters(a)
+    assert all(p.dtype == np.float32 for p in params)
+    set_parameters(b, params)
+    x = torch.randn(2, 6, 16)
+    torch.testing.assert_close(a(x), b(x))
+    with pytest.raises(ValueError, match="shape"):
+        set_parameters(b, [np.zeros((1, 1), np.float32)] + params[1:])
+    with pytest.raises(ValueError, match="expected"):
+        set_parameters(b, params[:-1])
+    assert ModelSpec.from_dict(spec.to_dict()) == spec

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -190,6 +191,8 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     from .core.task import TaskState
 
     detector = load_detector(args.model)
+    if args.horizon_hours is not None:
+        detector.detection = replace(detector.detection, horizon_hours=args.horizon_hours)
     path = resolve_data(args.data, console)
     data = load_sensor_csv(path, sensors=detector.sensors)
     try:
@@ -240,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=_positive_float, default=1e-3)
     train.add_argument("--batch-size", type=_positive_int, default=256)
     train.add_argument("--window", type=_positive_int, default=32)
-    train.add_argument("--channels", type=_positive_int, nargs=2, default=[32, 16], metavar=("C1", "C2"))
-    train.add_argument("--stride", type=_positive_int, default=1, help="step between training windows")
+    train.add_argument("--channels", type=_positive_int, nargs=2, default=[16, 4], metavar=("C1", "C2"))
+    train.add_argument("--stride", type=_positive_int, default=4, help="step between training windows (scoring uses every window)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=cmd_train)
 
@@ -250,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--data", required=True, help="CSV file, or a default client number 0-4")
     score.add_argument("--out", help="write per-row scores and flags to this CSV")
     score.add_argument("--json", help="write the metrics to this JSON file")
+    score.add_argument("--horizon-hours", type=_positive_float, help="how long before a failure an alarm counts as a catch (default: the model's, 24)")
     score.set_defaults(func=cmd_score)
     return parser
 

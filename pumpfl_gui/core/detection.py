@@ -32,7 +32,7 @@ class DetectionSettings:
     factor: float = 1.0
     persistence: int = 5
     merge_gap: int = 60
-    horizon_hours: float = 72.0
+    horizon_hours: float = 24.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,7 +23,7 @@ class ModelSpec:
 
     sensors: int
     window: int = 32
-    channels: tuple[int, int] = (32, 16)
+    channels: tuple[int, int] = (16, 4)
     kernel: int = 7
     architecture: str = ARCHITECTURE
 

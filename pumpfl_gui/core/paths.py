@@ -7,6 +7,7 @@ read-only.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,12 @@ def user_data_dir() -> Path:
 
 
 def default_data_dir() -> Path:
-    """Folder holding ``client_0.csv`` … ``client_4.csv`` of the embedded default data."""
+    """Folder holding ``client_0.csv`` … ``client_4.csv`` of the embedded default data.
+
+    ``PUMPFL_DATA_DIR`` overrides it (a shared drive, a test's temporary folder).
+    """
+    if os.environ.get("PUMPFL_DATA_DIR"):
+        return Path(os.environ["PUMPFL_DATA_DIR"])
     root = _source_root()
     base = root / "federated_data" if root else user_data_dir() / "federated_data"
     return base / DEFAULT_DATASET

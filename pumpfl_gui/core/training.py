@@ -25,7 +25,7 @@ class TrainSettings:
     epochs: int = 3
     lr: float = 1e-3
     batch_size: int = 256
-    stride: int = 1  # step between training windows; scoring always uses every window
+    stride: int = 4  # step between training windows (README, "Choosing the model"); scoring uses every window
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else CPU
 

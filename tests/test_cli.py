@@ -1,0 +1,110 @@
+"""The ``pumpfl`` command as a user runs it: real processes, real files, exit codes, messages."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SKAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "skab"
+
+
+def pumpfl(*args, env_extra=None, cwd=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "pumpfl_gui", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+
+
+def assert_user_error(proc, fragment):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Default data made on first use by the CLI itself, in a private folder."""
+    folder = tmp_path_factory.mktemp("default-data")
+    proc = pumpfl("data", "check", "0", env_extra={"PUMPFL_DATA_DIR": str(folder)})
+    assert proc.returncode == 0, proc.stderr
+    assert "schema: pump" in proc.stdout and "rows: 11,000" in proc.stdout
+    assert sorted(p.name for p in folder.iterdir()) == [f"client_{i}.csv" for i in range(5)] + ["metadata.json"]
+    return folder
+
+
+def test_version():
+    proc = pumpfl("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("pumpfl ")
+
+
+def test_check_accepts_every_skab_file():
+    files = sorted(SKAB.rglob("*.csv"))
+    assert len(files) >= 21, f"SKAB data missing under {SKAB}"
+    for f in files[:3] + files[-2:]:  # the loader test reads them all; here the command's output
+        proc = pumpfl("data", "check", f)
+        assert proc.returncode == 0, proc.stderr
+        assert "schema: skab" in proc.stdout and "sensors used: 8" in proc.stdout
+
+
+def test_generate_writes_the_default_layout(data_dir, tmp_path):
+    proc = pumpfl("data", "generate", "--out", tmp_path / "again")
+    assert proc.returncode == 0, proc.stderr
+    for name in ["client_0.csv", "client_4.csv", "metadata.json"]:
+        assert (tmp_path / "again" / name).read_bytes() == (data_dir / name).read_bytes()
+
+
+def test_train_then_score_a_default_facility(data_dir, tmp_path):
+    env = {"PUMPFL_DATA_DIR": str(data_dir)}
+    model = tmp_path / "model"
+    proc = pumpfl("train", "0", "--out", model, "--epochs", "2", "--stride", "8", env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 2/2" in proc.stderr and f"saved model to {model}" in proc.stdout
+    out_csv, out_json = tmp_path / "scores.csv", tmp_path / "metrics.json"
+    proc = pumpfl("score", "--model", model, "--data", data_dir / "client_0.csv", "--out", out_csv, "--json", out_json)
+    assert proc.returncode == 0, proc.stderr
+    assert "failures caught before BROKEN:" in proc.stdout and "ROC-AUC" in proc.stdout
+    scores = pd.read_csv(out_csv)
+    assert len(scores) == 11_000
+    assert list(scores.columns) == ["timestamp", "row", "score", "threshold", "flagged", "event", "machine_status", "label"]
+    metrics = json.loads(out_json.read_text())
+    assert metrics["failures"]["failures"] == 1
+    assert metrics["pointwise"]["rows"] == 11_000 - 31
+    # A model trained on the pump schema refuses a file without its sensors, clearly.
+    skab = sorted(SKAB.rglob("*.csv"))[1]
+    assert_user_error(pumpfl("score", "--model", model, "--data", skab), "sensor_00")
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["data", "check", "/nonexistent/readings.csv"], "no such file"),
+        (["data", "check", "7"], "client number 7 does not exist"),
+        (["data", "check", "."], "folder"),
+        (["score", "--model", "/nonexistent/model", "--data", "0"], "does not exist"),
+        (["train", "0", "--out", "m", "--epochs", "0"], "must be at least 1"),
+        (["train", "0", "--out", "m", "--window", "30"], "multiple of 4"),
+        (["train", "0", "--out", "m", "--lr", "fast"], "not a number"),
+        (["data", "partition", "/nonexistent/sensor.csv", "--out", "x"], "sensor.csv"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_user_mistakes_give_one_error_line_and_exit_2(args, fragment, data_dir, tmp_path):
+    assert_user_error(pumpfl(*args, env_extra={"PUMPFL_DATA_DIR": str(data_dir)}, cwd=tmp_path), fragment)
+
+
+def test_broken_csv_gives_one_error_line(tmp_path):
+    bad = tmp_path / "export.csv"
+    bad.write_text("timestamp,flow,pressure\n2024-01-01 00:00:00,1.0,2.0\n2024-01-01 00:00:01,ERR,2.1\n")
+    assert_user_error(pumpfl("data", "check", bad), "'flow'")
+
+
+def test_generate_into_a_file_is_refused(tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    assert_user_error(pumpfl("data", "generate", "--out", target), "is a file")
+    assert target.read_text() == "keep me"  # nothing lost

@@ -64,25 +64,53 @@ columns are present, otherwise "generic".
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+# The "File" rules are carried out in csv_text, the "Columns" rules in column_roles, the
+# "Rows" rules and the choice of sensors here.
+from .column_roles import (
+    BROKEN,
+    NORMAL,
+    PUMP_STATUS_COLUMN,
+    PUMP_STATUSES,
+    RECOVERING,
+    find_roles,
+    parse_times,
+    read_labels,
+    sensor_columns,
+)
+from .csv_text import SEPARATOR_NAMES, read_csv_table, shorten
 from .errors import DataError
+
+__all__ = [
+    "BROKEN",
+    "NORMAL",
+    "PUMP_STATUSES",
+    "PUMP_STATUS_COLUMN",
+    "RECOVERING",
+    "SKAB_SENSORS",
+    "SensorData",
+    "describe",
+    "load_sensor_csv",
+]
 
 log = logging.getLogger(__name__)
 
-PUMP_STATUS_COLUMN = "machine_status"
-NORMAL = "NORMAL"
-BROKEN = "BROKEN"
-RECOVERING = "RECOVERING"
+SKAB_SENSORS = (
+    "Accelerometer1RMS",
+    "Accelerometer2RMS",
+    "Current",
+    "Pressure",
+    "Temperature",
+    "Thermocouple",
+    "Voltage",
+    "Volume Flow RateRMS",
+)
 
 
 @dataclass
@@ -112,457 +140,6 @@ class SensorData:
         if self.status is not None:
             return self.status == NORMAL
         return np.ones(self.rows, dtype=bool)
-
-
-PUMP_STATUSES = (NORMAL, BROKEN, RECOVERING)
-SKAB_SENSORS = (
-    "Accelerometer1RMS",
-    "Accelerometer2RMS",
-    "Current",
-    "Pressure",
-    "Temperature",
-    "Thermocouple",
-    "Voltage",
-    "Volume Flow RateRMS",
-)
-
-SEPARATORS = ",;\t|"
-SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-MAX_LINE_BYTES = 1 << 20
-HEAD_BYTES = 8192
-SNIFF_LINES = 50
-
-# pandas already reads "", NaN, NA, N/A, NULL, null, None, n/a, nan, #N/A, <NA> as missing.
-EXTRA_NA = ["-", "--", "none", "na", "NAN", "Nan", "NONE", "Null"]
-NA_TEXT = {s.lower() for s in ["", "nan", "na", "n/a", "null", "none", "#n/a", "<na>", "-", "--", "-nan"]}
-
-INDEX_NAMES = {"unnamed: 0", "unnamed:0", "index", "idx", "#"}
-TIME_NAMES = {
-    "timestamp", "timestamps", "datetime", "date", "time", "ts", "timeutc", "datetimeutc",
-    "timestamputc", "utctime", "localtime", "dateandtime", "timestamp_utc",
-}
-LABEL_NAMES = [  # priority order for the one label column
-    "anomaly", "is_anomaly", "label", "labels", "anomalous", "anomalies", "is_anomalous",
-    "outlier", "is_outlier", "fault", "is_fault", "faults", "failure", "is_failure",
-    "attack", "is_attack", "target", "status",
-]
-EXTRA_LABEL_NAMES = {"changepoint", "change_point", "changepoints"}
-LABEL_ZERO = {"0", "false", "no", "n", "f", "normal", "ok", "good", "nominal", "healthy", "benign"}
-LABEL_ONE = {
-    "1", "true", "yes", "y", "t", "abnormal", "anomaly", "anomalous", "fault", "faulty",
-    "broken", "failure", "failed", "fail", "attack", "bad", "recovering", "error", "alarm",
-    "outlier",
-}
-
-_MAGIC = [
-    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?); export the sheet as CSV"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel/Office file; export the sheet as CSV"),
-    (b"\x1f\x8b", "gzip-compressed; unpack it first"),
-    (b"%PDF", "a PDF document, not a CSV"),
-    (b"\x89PNG", "a PNG image, not a CSV"),
-    (b"\xff\xd8\xff", "a JPEG image, not a CSV"),
-    (b"SQLite format 3", "an SQLite database, not a CSV"),
-]
-_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
-_PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
-_PARSER_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")  # 0-based line index
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", name.strip().lower())
-
-
-def _quote(values, limit: int = 6) -> str:
-    items = [f"'{v}'" for v in values]
-    if len(items) > limit:
-        items = items[:limit] + [f"... ({len(items) - limit} more)"]
-    return ", ".join(items)
-
-
-def _short(value, limit: int = 40) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# ---- reading the bytes --------------------------------------------------------------------
-
-
-def _read_bytes(path: Path) -> bytes:
-    denied = f"{path} cannot be read (permission denied); give your user read access or copy the file."
-    try:
-        if not path.exists():
-            raise DataError(f"{path}: no such file; check the path or pick the file again.")
-        if path.is_dir():
-            raise DataError(f"{path} is a folder, not a CSV file; choose a .csv file inside it.")
-        if not path.is_file():
-            raise DataError(f"{path} is not a regular file (a device, pipe or socket?); choose a CSV file.")
-        with open(path, "rb") as fh:
-            return fh.read()
-    except PermissionError:
-        raise DataError(denied) from None
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror or exc}); check the file.") from None
-
-
-def _to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
-    """The file as UTF-8 bytes without a byte-order mark, and the encoding it was read as.
-
-    Refuses binary data and unknown encodings. Plain ASCII/UTF-8 (the usual case) is not copied.
-    """
-    head = raw[:HEAD_BYTES]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16").encode("utf-8"), "utf-16"
-        except UnicodeDecodeError:
-            raise DataError(
-                f"{name} starts like UTF-16 text but does not decode; save it again as UTF-8 CSV."
-            ) from None
-    for magic, what in _MAGIC:
-        if head.startswith(magic):
-            raise DataError(f"{name} is {what}.")
-    if b"\x00" in head or sum(head.count(b) for b in _CONTROL_BYTES) > len(head) // 100:
-        raise DataError(f"{name} holds binary data, not text; export the sensor table as a CSV file.")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    if raw.isascii():
-        return raw, "utf-8"
-    try:
-        raw.decode("utf-8")
-        return raw, "utf-8"
-    except UnicodeDecodeError as exc:
-        bad_at = exc.start
-    text = raw.decode("latin-1")
-    # Latin-1 decodes any bytes; accept it only when nothing lands on a control character.
-    if not re.search(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]", text):
-        return text.encode("utf-8"), "latin-1"
-    line = raw[:bad_at].count(b"\n") + 1
-    raise DataError(
-        f"{name} is neither UTF-8 nor Latin-1 text (byte 0x{raw[bad_at]:02x} on line {line}); "
-        "save it again as UTF-8 CSV."
-    )
-
-
-def _check_header_length(data: bytes, name: str) -> None:
-    """The header must end within 1 MiB; pandas copes with long lines further down."""
-    if len(data) > MAX_LINE_BYTES and data.find(b"\n", 0, MAX_LINE_BYTES) < 0:
-        raise DataError(
-            f"{name}: its first line is over 1 MiB long; a sensor CSV starts with a header line naming the columns."
-        )
-
-
-# ---- structure ----------------------------------------------------------------------------
-
-
-def _first_lines(data: bytes, count: int) -> list[str]:
-    """Up to ``count`` non-blank lines from the first 64 KB."""
-    head = data[:65536].decode("utf-8", errors="ignore")
-    return [line for line in re.split(r"\r\n|\r|\n", head) if line.strip()][:count]
-
-
-def _detect_separator(lines: list[str]) -> str | None:
-    """The column separator, or None when no candidate separates the header's columns."""
-    header = lines[0]
-    try:
-        sep = csv.Sniffer().sniff("\n".join(lines), delimiters=SEPARATORS).delimiter
-    except csv.Error:
-        sep = None
-    if sep is not None and sep in header:
-        return sep
-    # The sniffer can pick the decimal comma of a ';' file; the header settles it.
-    counts = {c: header.count(c) for c in SEPARATORS}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else None
-
-
-_DEC_COMMA = re.compile(r"(?:^|;)\s*[+-]?\d+,\d+(?:[eE][+-]?\d+)?\s*(?=;|$)")
-_DEC_POINT = re.compile(r"(?:^|;)\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*(?=;|$)")
-
-
-def _detect_decimal(lines: list[str], sep: str | None) -> str:
-    if sep != ";":
-        return "."
-    data = lines[1:]
-    if any(_DEC_COMMA.search(line) for line in data) and not any(_DEC_POINT.search(line) for line in data):
-        return ","
-    return "."
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_header(header_line: str, sep: str | None, name: str) -> None:
-    fields = next(csv.reader([header_line], delimiter=sep or ","))
-    names = [f.strip() for f in fields]
-    if names and all(_is_number(n.replace(",", ".")) for n in names if n) and any(names):
-        raise DataError(
-            f"{name}: its first line holds numbers ({_short(header_line)}), not column names; "
-            "add a header line naming the columns."
-        )
-    seen: set[str] = set()
-    for n in names:
-        if n and n in seen:
-            raise DataError(
-                f"{name}: column name '{n}' appears more than once in the header; give each column its own name."
-            )
-        seen.add(n)
-
-
-class _Lines:
-    """Maps a data-row position (0-based, file order) to its 1-based line number, on demand."""
-
-    def __init__(self, data: bytes):
-        self._data = data
-        self._numbers: list[int] | None = None
-
-    def __call__(self, row: int) -> int:
-        if self._numbers is None:
-            # Only built when an error is reported; pandas skips blank lines the same way.
-            lines = re.split(rb"\r\n|\r|\n", self._data)
-            self._numbers = [i for i, line in enumerate(lines, 1) if line.strip()]
-        index = row + 1  # skip the header line
-        return self._numbers[index] if index < len(self._numbers) else index + 1
-
-
-def _read_table(data: bytes, sep: str, decimal: str, **extra) -> pd.DataFrame:
-    return pd.read_csv(
-        io.BytesIO(data),
-        encoding="utf-8",
-        sep=sep,
-        decimal=decimal,
-        engine="c",
-        low_memory=False,
-        na_values=EXTRA_NA,
-        keep_default_na=True,
-        skip_blank_lines=True,
-        **extra,
-    )
-
-
-def _parse(data: bytes, sep: str, decimal: str, name: str, notes: list[str]) -> pd.DataFrame:
-    try:
-        frame = _read_table(data, sep, decimal)
-        if not isinstance(frame.index, pd.RangeIndex):
-            # Data rows have more fields than the header, so pandas made the first ones an index.
-            extra = frame.index.nlevels
-            if extra == 1 and len(frame.columns) and frame.iloc[:, -1].isna().all():
-                # Every row ends with a separator the header lacks: drop that empty last field.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", pd.errors.ParserWarning)
-                    frame = _read_table(data, sep, decimal, index_col=False)
-                notes.append("data rows end with an extra separator; ignored")
-            else:
-                count = len(frame.columns)
-                raise DataError(
-                    f"{name}: its data rows have {count + extra} fields but the header names {count} columns; "
-                    "give every column a name in the header."
-                )
-        return frame
-    except pd.errors.ParserError as exc:
-        match = _PARSER_LINE.search(str(exc))
-        if match:
-            want, line, saw = match.groups()
-            raise DataError(
-                f"{name}: line {line} has {saw} fields but the header has {want}; "
-                "fix that row (a stray separator or a missing quote?)."
-            ) from None
-        match = _PARSER_QUOTE.search(str(exc))
-        if match:
-            raise DataError(
-                f"{name}: a quote (\") opened on line {int(match.group(1)) + 1} is never closed; "
-                "remove the stray quote or close it."
-            ) from None
-        raise DataError(f"{name} cannot be read as a table ({_short(exc, 120)}).") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name} has no header line; the first line must name the columns.") from None
-    except (ValueError, MemoryError, OverflowError) as exc:
-        raise DataError(f"{name} cannot be read as a table ({_short(exc, 120)}).") from None
-
-
-# ---- columns ------------------------------------------------------------------------------
-
-
-def _text_cells(col: pd.Series) -> pd.Series:
-    """Non-missing cells of a text column, stripped, with NA spellings removed."""
-    cells = col[col.notna()].astype(str).str.strip()
-    return cells[~cells.str.lower().isin(NA_TEXT)]
-
-
-def _numeric(col: pd.Series, decimal: str) -> tuple[np.ndarray, pd.Series, int]:
-    """(float64 values with NaN for missing, the cells that are not numbers, count of numbers)."""
-    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        return values, col.iloc[:0], int(np.isfinite(values).sum())
-    cells = _text_cells(col)
-    if decimal == ",":
-        cells = cells.str.replace(",", ".", regex=False)
-    numbers = pd.to_numeric(cells, errors="coerce")
-    bad = cells[numbers.isna()]
-    values = np.full(len(col), np.nan)
-    values[col.index.get_indexer(numbers.index)] = numbers.to_numpy(dtype=np.float64)
-    return values, col.loc[bad.index], int(numbers.notna().sum())
-
-
-def _junk_error(name: str, column: str, bad: pd.Series, lines: _Lines) -> DataError:
-    row = int(bad.index[0])
-    return DataError(
-        f"{name}: column '{column}' holds '{_short(str(bad.iloc[0]).strip())}' on line {lines(row)}, "
-        "which is not a number; fix or empty that cell."
-    )
-
-
-def _index_column(frame: pd.DataFrame, excluded: set[str]) -> str | None:
-    first = frame.columns[0]
-    if first in excluded or first.lower() not in INDEX_NAMES or len(frame.columns) < 2:
-        return None
-    col = frame[first]
-    if not pd.api.types.is_integer_dtype(col):
-        return None
-    return first if col.is_unique else None
-
-
-def _looks_like_dates(col: pd.Series) -> bool:
-    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        return False
-    sample = _text_cells(col).head(50)
-    if sample.empty or pd.to_numeric(sample, errors="coerce").notna().any():
-        return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.9)
-
-
-def _time_column(frame: pd.DataFrame, excluded: set[str], taken: set[str]) -> str | None:
-    for column in frame.columns:
-        if column in excluded or column in taken:
-            continue
-        norm = _norm(column)
-        if norm in TIME_NAMES or norm.startswith(("timestamp", "datetime")):
-            return column
-    for column in frame.columns:
-        if column in excluded or column in taken:
-            continue
-        return column if _looks_like_dates(frame[column]) else None
-    return None
-
-
-def _time_of_day_partner(frame: pd.DataFrame, time_col: str, unavailable: set) -> str | None:
-    """For a 'date' column, a text column named 'time' beside it (or the other way round)."""
-    wanted = {"date": "time", "time": "date"}.get(_norm(time_col))
-    if wanted is None:
-        return None
-    for column in frame.columns:
-        if column != time_col and column not in unavailable and _norm(column) == wanted:
-            if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-                return None
-            return column
-    return None
-
-
-def _parse_times(
-    col: pd.Series, column: str, name: str, lines: _Lines, notes: list[str], dayfirst: bool
-) -> np.ndarray:
-    """datetime64[ns] per row, NaT where the cell is empty."""
-    try:
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            numbers = col.astype(np.float64)
-            unit = "ms" if np.fmax.reduce(np.abs(numbers.to_numpy())) > 1e11 else "s"
-            unit_name = "milliseconds" if unit == "ms" else "seconds"
-            notes.append(f"time column '{column}' holds numbers; read as {unit_name} since 1970")
-            times = pd.to_datetime(numbers, unit=unit, errors="coerce")
-        else:
-            cells = col.where(col.notna(), None)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                times = pd.to_datetime(cells, errors="coerce", utc=True, dayfirst=dayfirst)
-                failed = times.isna() & col.notna()
-                if failed.any():  # a second format part-way through: parse cell by cell
-                    times = pd.to_datetime(cells, errors="coerce", utc=True, dayfirst=dayfirst, format="mixed")
-            times = times.dt.tz_localize(None)
-            failed = times.isna() & col.notna()
-            if failed.any():  # cells like " " or "none" are empty, not bad dates
-                failed &= ~col.astype(str).str.strip().str.lower().isin(NA_TEXT)
-            if failed.any():
-                row = int(np.flatnonzero(failed.to_numpy())[0])
-                raise DataError(
-                    f"{name}: time column '{column}' holds '{_short(col.iloc[row])}' on line {lines(row)}, "
-                    "which is not a date or time; fix that cell."
-                )
-        return times.dt.as_unit("ns").to_numpy()  # raises OutOfBoundsDatetime past 2262
-    except DataError:
-        raise
-    except (ValueError, OverflowError, TypeError) as exc:  # OutOfBoundsDatetime is a ValueError
-        raise DataError(
-            f"{name}: time column '{column}' cannot be read as dates between 1677 and 2262 ({_short(exc, 80)})."
-        ) from None
-
-
-def _label_columns(frame: pd.DataFrame, excluded: set[str]) -> tuple[str | None, list[str]]:
-    """(the label column, further label-like columns to drop)."""
-    by_norm = {}
-    extra = []
-    for column in frame.columns:
-        if column in excluded:
-            continue
-        norm = _norm(column)
-        if norm == PUMP_STATUS_COLUMN or norm in LABEL_NAMES:
-            by_norm.setdefault(norm, column)
-            extra.append(column)
-        elif norm in EXTRA_LABEL_NAMES:
-            extra.append(column)
-    main = None
-    for norm in [PUMP_STATUS_COLUMN, *LABEL_NAMES]:
-        if norm in by_norm:
-            main = by_norm[norm]
-            break
-    return main, [c for c in extra if c != main]
-
-
-def _per_distinct(col: pd.Series, normalise) -> np.ndarray:
-    """``normalise`` applied to each distinct cell once (fast on long repetitive columns); None for NA."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=True)
-    mapped = np.array([normalise(u) for u in uniques] + [None], dtype=object)
-    return mapped[codes]  # code -1 (missing) picks the trailing None
-
-
-def _pump_status(col: pd.Series, column: str, name: str, lines: _Lines) -> np.ndarray:
-    status = _per_distinct(col, lambda v: str(v).strip().upper())
-    bad = ~np.isin(status, PUMP_STATUSES)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        what = "is empty" if col.isna().iloc[row] else f"holds '{_short(col.iloc[row])}'"
-        raise DataError(
-            f"{name}: column '{column}' {what} on line {lines(row)}; "
-            f"the pump schema allows only {', '.join(PUMP_STATUSES)}."
-        )
-    return status.astype(str)
-
-
-def _labels(col: pd.Series, column: str, name: str, lines: _Lines) -> np.ndarray:
-    hint = "labels must be 0/1, true/false or normal/abnormal (rename the column if it is not a label)"
-    if pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=np.int8)
-    if pd.api.types.is_numeric_dtype(col):
-        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isin(values, (0.0, 1.0))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            cell = "is empty" if np.isnan(values[row]) else f"holds {values[row]:g}"
-            raise DataError(f"{name}: label column '{column}' {cell} on line {lines(row)}; {hint}.")
-        return values.astype(np.int8)
-    text = _per_distinct(col, lambda v: str(v).strip().lower())
-    ones = np.isin(text, [*LABEL_ONE, "1.0"])
-    bad = ~(ones | np.isin(text, [*LABEL_ZERO, "0.0"]))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        cell = "is empty" if col.isna().iloc[row] else f"holds '{_short(col.iloc[row])}'"
-        raise DataError(f"{name}: label column '{column}' {cell} on line {lines(row)}; {hint}.")
-    return ones.astype(np.int8)
 
 
 # ---- rows ---------------------------------------------------------------------------------
@@ -618,6 +195,100 @@ def _fill_gaps(values: np.ndarray) -> None:
         values[:, j] = col[last]
 
 
+# ---- sensors ------------------------------------------------------------------------------
+
+
+def _quote(values, limit: int = 6) -> str:
+    items = [f"'{v}'" for v in values]
+    if len(items) > limit:
+        items = items[:limit] + [f"... ({len(items) - limit} more)"]
+    return ", ".join(items)
+
+
+def _checked_sensor_list(sensors: list[str] | None, frame: pd.DataFrame, name: str) -> list[str] | None:
+    """The requested sensor list, once it is known to be non-empty, unrepeated and all present."""
+    if sensors is None:
+        return None
+    requested = list(sensors)
+    if not requested:
+        raise DataError(f"{name}: the sensor list to read is empty.")
+    twice = sorted({s for s in requested if requested.count(s) > 1})
+    if twice:
+        raise DataError(f"{name}: the sensor list names {_quote(twice)} more than once.")
+    absent = [s for s in requested if s not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{name} lacks the sensor column(s) {_quote(absent)} that the model or federation expects; "
+            f"its columns are {_quote(list(frame.columns), 8)}."
+        )
+    return requested
+
+
+def _stack(arrays: list[np.ndarray], keep: np.ndarray, n_rows: int) -> np.ndarray:
+    """The kept rows of the sensor arrays as one float64 matrix."""
+    # Column-major while sensors are judged one by one; C order again for the returned values.
+    in_order = len(keep) == n_rows and bool((keep[1:] > keep[:-1]).all())
+    matrix = np.empty((len(keep), len(arrays)), order="F")
+    for j, column_values in enumerate(arrays):
+        matrix[:, j] = column_values if in_order else column_values[keep]
+    return matrix
+
+
+def _used_sensors(
+    matrix: np.ndarray,
+    columns: list[str],
+    fixed: bool,
+    max_missing: float,
+    dropped: dict[str, str],
+    notes: list[str],
+    name: str,
+) -> tuple[list[str], np.ndarray, dict[str, float]]:
+    """(sensors used, their float32 values with gaps filled, missing fraction per used sensor).
+
+    With a ``fixed`` sensor list every column is used (one empty throughout is filled with 0);
+    otherwise empty, too sparse and constant columns are added to ``dropped``.
+    """
+    finite = np.isfinite(matrix)
+    missing = 1.0 - finite.mean(axis=0)
+    for j in np.flatnonzero(missing > 0):
+        matrix[~finite[:, j], j] = np.nan  # infinities count as missing
+    highest, lowest = np.fmax.reduce(matrix, axis=0), np.fmin.reduce(matrix, axis=0)  # NaN-blind
+    use = np.ones(len(columns), dtype=bool)
+    if fixed:
+        for j, column in enumerate(columns):
+            if missing[j] >= 1.0:
+                notes.append(f"sensor '{column}' is empty throughout; filled with 0")
+                matrix[:, j] = 0.0
+    else:
+        spread = highest - lowest
+        for j, column in enumerate(columns):
+            if missing[j] >= 1.0:
+                dropped[column] = "empty throughout"
+            elif missing[j] > max_missing:
+                dropped[column] = f"{missing[j] * 100:.0f} % missing"
+            elif spread[j] == 0:
+                dropped[column] = "constant value"
+            else:
+                continue
+            use[j] = False
+    used = [c for c, u in zip(columns, use) if u]
+    if not used:
+        why = "; ".join(f"'{c}': {r}" for c, r in dropped.items()) or "no columns besides time and labels"
+        raise DataError(
+            f"{name} has no usable numeric sensor column ({shorten(why, 200)}); "
+            "it needs at least one column of readings that varies."
+        )
+    too_big = np.flatnonzero(use & (np.fmax(np.abs(highest), np.abs(lowest)) > np.finfo(np.float32).max))
+    if len(too_big):
+        raise DataError(
+            f"{name}: column '{columns[too_big[0]]}' holds readings too large for 32-bit floats; rescale them."
+        )
+    missing_fraction = {c: float(m) for c, m in zip(used, missing[use])}
+    values = matrix[:, use].astype(np.float32)
+    _fill_gaps(values)
+    return used, np.ascontiguousarray(values), missing_fraction
+
+
 # ---- the loader ---------------------------------------------------------------------------
 
 
@@ -634,121 +305,29 @@ def load_sensor_csv(
     """
     path = Path(path).expanduser()
     name = path.name or str(path)
-    raw = _read_bytes(path)
-    if not raw:
-        raise DataError(f"{name} is empty (0 bytes); choose a CSV with a header line and sensor readings.")
-    data, encoding = _to_utf8(raw, name)
-    del raw
-    if not re.search(rb"\S", data):
-        raise DataError(
-            f"{name} holds only blank lines or spaces; choose a CSV with a header line and sensor readings."
-        )
-    _check_header_length(data, name)
-    start = data[:4096].decode("utf-8", errors="ignore").lstrip()[:2]
-    # "[" opens a JSON array, but also a bracketed column name such as "[time]".
-    if start[:1] == "{" or (start[:1] == "[" and start[1:2] in '{["-0123456789 \t\r\n'):
-        raise DataError(f"{name} looks like JSON, not CSV; export the readings as a CSV table.")
-    if start[:1] == "<":
-        raise DataError(f"{name} looks like HTML or XML, not CSV; export the readings as a CSV table.")
-
     notes: list[str] = []
-    if encoding != "utf-8":
-        notes.append(f"read as {encoding} text")
-    sample = _first_lines(data, SNIFF_LINES)
-    sep = _detect_separator(sample)
-    if sep is None and any(not _is_number(line.strip()) and line.strip().lower() not in NA_TEXT for line in sample[1:]):
-        raise DataError(
-            f"{name} does not look like a CSV table: no comma, semicolon, tab or pipe separates columns "
-            "and its lines are not numbers; export the readings as a CSV."
-        )
-    _check_header(sample[0], sep, name)
-    decimal = _detect_decimal(sample, sep)
-    if decimal == ",":
-        notes.append("numbers use a decimal comma")
-    frame = _parse(data, sep or ",", decimal, name, notes)
-    frame.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(frame.columns)]
+    table = read_csv_table(path, name, notes)
+    frame, lines = table.frame, table.lines
     if frame.empty:
         raise DataError(
             f"{name} has a header line but no data rows; it needs at least {max(min_rows, 1)} rows of readings."
         )
-    lines = _Lines(data)
-
-    requested = list(sensors) if sensors is not None else None
-    if requested is not None:
-        if not requested:
-            raise DataError(f"{name}: the sensor list to read is empty.")
-        twice = sorted({s for s in requested if requested.count(s) > 1})
-        if twice:
-            raise DataError(f"{name}: the sensor list names {_quote(twice)} more than once.")
-        absent = [s for s in requested if s not in frame.columns]
-        if absent:
-            raise DataError(
-                f"{name} lacks the sensor column(s) {_quote(absent)} that the model or federation expects; "
-                f"its columns are {_quote(list(frame.columns), 8)}."
-            )
-    excluded = set(requested or ())
-
-    dropped: dict[str, str] = {}
-    index_col = _index_column(frame, excluded)
-    if index_col:
-        dropped[index_col] = "row index"
-    label_col, extra_labels = _label_columns(frame, excluded)
-    for column in extra_labels:
-        dropped[column] = "label column"
-    taken = set(dropped) | ({label_col} if label_col else set())
-    time_col = _time_column(frame, excluded, taken)
-    time_cells = None
-    if time_col is not None and frame[time_col].isna().all():
-        dropped[time_col] = "empty throughout"
-        time_col = None
-    if time_col is not None:
-        time_cells = frame[time_col]
-        time_of_day = _time_of_day_partner(frame, time_col, excluded | set(dropped) | {label_col})
-        if time_of_day is not None:  # separate date and time columns: read them together
-            joined = frame[time_col].astype(str).str.strip() + " " + frame[time_of_day].astype(str).str.strip()
-            time_cells = joined.where(frame[time_col].notna() & frame[time_of_day].notna())
-            dropped[time_of_day] = f"time of day, joined to '{time_col}'"
+    requested = _checked_sensor_list(sensors, frame, name)
+    roles = find_roles(frame, set(requested or ()))
+    time_col, label_col, dropped = roles.time_column, roles.label_column, roles.dropped
 
     schema = "generic"
-    if label_col and _norm(label_col) == PUMP_STATUS_COLUMN:
+    if roles.pump_status:
         schema = "pump"
     elif set(SKAB_SENSORS) <= set(frame.columns):
         schema = "skab"
 
     # European exports (decimal comma) write day before month: 01.02.2024 is 1 February.
-    times = _parse_times(time_cells, time_col, name, lines, notes, decimal == ",") if time_col else None
+    times = parse_times(roles.time_cells, time_col, name, lines, notes, table.decimal == ",") if time_col else None
     status = labels = None
     if label_col:
-        if schema == "pump":
-            status = _pump_status(frame[label_col], label_col, name, lines)
-            labels = (status != NORMAL).astype(np.int8)
-        else:
-            labels = _labels(frame[label_col], label_col, name, lines)
-
-    # Sensor candidates, in file order (or the requested order).
-    if requested is not None:
-        candidates = requested
-        for column in frame.columns:
-            if column not in excluded and column not in dropped and column not in (time_col, label_col):
-                dropped[column] = "not in the sensor list"
-    else:
-        candidates = [c for c in frame.columns if c not in dropped and c not in (time_col, label_col)]
-    columns: list[str] = []
-    arrays: list[np.ndarray] = []
-    for column in candidates:
-        values, bad, n_numbers = _numeric(frame[column], decimal)
-        if len(bad):
-            if n_numbers >= len(bad):
-                raise _junk_error(name, column, bad, lines)
-            if requested is not None:
-                raise DataError(
-                    f"{name}: sensor column '{column}' holds text such as '{_short(str(bad.iloc[0]).strip())}' "
-                    f"(line {lines(int(bad.index[0]))}), not readings."
-                )
-            dropped[column] = "not numeric"
-            continue
-        columns.append(column)
-        arrays.append(values)
+        status, labels = read_labels(frame[label_col], label_col, schema == "pump", name, lines)
+    columns, arrays = sensor_columns(frame, requested, roles, table.decimal, name, lines)
 
     # Rows: time order, repeated timestamps, minimum count.
     keep = _order_rows(times, time_col, notes) if times is not None else np.arange(len(frame))
@@ -761,55 +340,14 @@ def load_sensor_csv(
     if labels is not None:
         labels = labels[keep]
 
-    # Column-major while sensors are judged one by one; C order again for the returned values.
-    in_order = len(keep) == len(frame) and bool((keep[1:] > keep[:-1]).all())
-    matrix = np.empty((len(keep), len(columns)), order="F")
-    for j, column_values in enumerate(arrays):
-        matrix[:, j] = column_values if in_order else column_values[keep]
-    finite = np.isfinite(matrix)
-    missing = 1.0 - finite.mean(axis=0)
-    for j in np.flatnonzero(missing > 0):
-        matrix[~finite[:, j], j] = np.nan  # infinities count as missing
-    highest, lowest = np.fmax.reduce(matrix, axis=0), np.fmin.reduce(matrix, axis=0)  # NaN-blind
-    use = np.ones(len(columns), dtype=bool)
-    if requested is None:
-        spread = highest - lowest
-        for j, column in enumerate(columns):
-            if missing[j] >= 1.0:
-                dropped[column] = "empty throughout"
-            elif missing[j] > max_missing:
-                dropped[column] = f"{missing[j] * 100:.0f} % missing"
-            elif spread[j] == 0:
-                dropped[column] = "constant value"
-            else:
-                continue
-            use[j] = False
-    else:
-        for j, column in enumerate(columns):
-            if missing[j] >= 1.0:
-                notes.append(f"sensor '{column}' is empty throughout; filled with 0")
-                matrix[:, j] = 0.0
-    used = [c for c, u in zip(columns, use) if u]
-    if not used:
-        why = "; ".join(f"'{c}': {r}" for c, r in dropped.items()) or "no columns besides time and labels"
-        raise DataError(
-            f"{name} has no usable numeric sensor column ({_short(why, 200)}); "
-            "it needs at least one column of readings that varies."
-        )
-    too_big = np.flatnonzero(use & (np.fmax(np.abs(highest), np.abs(lowest)) > np.finfo(np.float32).max))
-    if len(too_big):
-        raise DataError(
-            f"{name}: column '{columns[too_big[0]]}' holds readings too large for 32-bit floats; rescale them."
-        )
-    missing_fraction = {c: float(m) for c, m in zip(used, missing[use])}
-    values = matrix[:, use].astype(np.float32)
-    _fill_gaps(values)
-    values = np.ascontiguousarray(values)
-
+    matrix = _stack(arrays, keep, len(frame))
+    used, values, missing_fraction = _used_sensors(
+        matrix, columns, requested is not None, max_missing, dropped, notes, name
+    )
     data = SensorData(
         path=path,
         schema=schema,
-        separator=sep or ",",
+        separator=table.separator,
         sensors=used,
         values=values,
         timestamps=times,

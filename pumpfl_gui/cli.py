@@ -212,6 +212,171 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# ---- pumpfl server / client / demo -------------------------------------------------------
+
+
+def _event_line(who: str, e) -> str | None:
+    """One human line for a runner event (None: not worth a line)."""
+    k = e.kind
+    if k == "ClientJoined":
+        return f"{who}: {e.name} joined ({e.samples:,} training windows)"
+    if k == "ClientRefused":
+        return f"{who}: refused {e.name}: {e.reason}"
+    if k == "ClientLeft":
+        return f"{who}: {e.name} left"
+    if k == "RoundStarted":
+        return f"{who}: round {e.round}/{e.rounds} with {', '.join(e.participants)}"
+    if k == "RoundFinished":
+        tl = f"{e.train_loss:.4f}" if e.train_loss is not None else "-"
+        el = f"{e.eval_loss:.4f}" if e.eval_loss is not None else "-"
+        return (f"{who}: round {e.round}/{e.rounds} done in {e.seconds:.1f} s  train loss {tl}  eval loss {el}  "
+                f"sent {e.bytes_sent / 1e6:.2f} MB  received {e.bytes_received / 1e6:.2f} MB")
+    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "trusted"):
+        return f"{who}: {e.detail}"
+    if k == "FitResult":
+        return f"{who}: round {e.round} trained on {e.samples:,} windows, loss {e.train_loss:.4f} ({e.seconds:.1f} s)"
+    if k in ("Finished", "Failed"):
+        return f"{who}: {'finished' if k == 'Finished' else 'failed'}: {e.message}"
+    return None
+
+
+def _settings_from(args) -> "FederationSettings":
+    from .fl.protocol import FederationSettings
+
+    try:
+        return FederationSettings(rounds=args.rounds, min_clients=args.min_clients, local_epochs=args.local_epochs,
+                                  lr=args.lr, round_timeout=args.round_timeout)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _run_in_thread(runner, console: Console):
+    """Run a blocking runner; Ctrl+C asks it to stop and waits for it."""
+    import threading
+
+    box = {}
+    def work():
+        try:
+            box["result"] = runner.run()
+        except BaseException as exc:  # handed to the main thread, which reports it
+            box["result"] = exc
+
+    t = threading.Thread(target=work, name="pumpfl-runner")
+    t.start()
+    try:
+        while t.is_alive():
+            t.join(0.2)
+    except KeyboardInterrupt:
+        console.line("stopping …")
+        runner.stop()
+        t.join(30)
+        raise
+    result = box["result"]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def cmd_server(args: argparse.Namespace, console: Console) -> int:
+    from .fl.addresses import check_port_free
+    from .fl.security import normalise_join_code
+    from .fl.server_runner import ServerOptions, ServerRunner
+
+    settings = _settings_from(args)
+    check_port_free(args.port, args.host)
+    code = normalise_join_code(args.join_code) if args.join_code else None
+    out = Path(args.out) if args.out else None
+
+    def on_event(e):
+        if e.kind == "ServerListening":
+            print(f"invite: {e.invite}", flush=True)
+            console.line(f"server: listening on {e.address}; results in {e.out_dir}")
+            console.line("server: give facilities the invite above; waiting for "
+                         f"{settings.min_clients} to join")
+        line = _event_line("server", e)
+        if line:
+            console.line(line)
+
+    runner = ServerRunner(settings, ServerOptions(host=args.host, port=args.port, advertise=args.advertise, out_dir=out,
+                                                  insecure=args.insecure, join_code=code,
+                                                  resume=Path(args.resume) if args.resume else None), on_event)
+    result = _run_in_thread(runner, console)
+    return 0 if result.kind == "Finished" else _fail(result.message)
+
+
+def _fail(message: str) -> int:
+    raise UserError(message)
+
+
+def cmd_client(args: argparse.Namespace, console: Console) -> int:
+    from .fl.addresses import parse_server_address
+    from .fl.client_runner import ClientOptions, ClientRunner
+    from .fl.invite import looks_like_invite, parse_invite
+    from .core.paths import user_data_dir
+    from .fl.security import KnownServers, normalise_join_code
+
+    if looks_like_invite(args.server):
+        invite = parse_invite(args.server)
+        address, code, fp, insecure = invite.address, invite.join_code, invite.fingerprint, invite.insecure
+    else:
+        address, code, fp, insecure = parse_server_address(args.server), "", None, args.insecure
+    if args.join_code:
+        code = normalise_join_code(args.join_code)
+    if not insecure and not code:
+        raise UserError("this server needs a join code: paste the whole invite, or add --join-code CODE (or --insecure for a plain server)")
+    csv = resolve_data(args.data, console)
+    name = args.name or csv.stem
+    out = Path(args.out) if args.out else user_data_dir() / "models" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    options = ClientOptions(insecure=insecure, join_code=code, fingerprint=fp, known_servers=None if insecure else KnownServers(),
+                            name=name, out_dir=out)
+    runner = ClientRunner(csv, address, options, lambda e: (line := _event_line(runner.name, e)) and console.line(line))
+    result = _run_in_thread(runner, console)
+    if result.kind != "Finished":
+        return _fail(result.message)
+    if result.rounds_completed:
+        print(f"final global model with this facility's own threshold saved to {out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    import tempfile
+
+    from .core.simulator import ensure_default_data
+    from .fl.local_demo import LocalFederation
+    from .fl.protocol import FederationSettings
+
+    if args.clients > DEFAULT_CLIENTS:
+        raise UserError(f"the default data has {DEFAULT_CLIENTS} facilities; use --clients 1 to {DEFAULT_CLIENTS}")
+    folder = ensure_default_data(progress=console.progress)
+    csvs = [folder / f"client_{i}.csv" for i in range(args.clients)]
+    try:
+        settings = FederationSettings(rounds=args.rounds, min_clients=args.clients, local_epochs=args.local_epochs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pumpfl-demo-"))
+    console.line(f"demo: a server and {args.clients} facilities on this computer, {args.rounds} rounds; results in {out}")
+    t0 = time.perf_counter()
+    rounds: list = []
+
+    def on_event(who, e):
+        if e.kind == "RoundFinished":
+            rounds.append(e)
+        if e.kind == "EpochLoss":
+            console.progress(f"{who}: round {e.round}, epoch {e.epoch}/{e.epochs}, loss {e.loss:.4f}", -1)
+            return
+        line = _event_line(who, e)
+        if line and (who == "server" or e.kind in ("Failed", "ConnectionState")):
+            console.line(line)
+
+    result = _run_in_thread(LocalFederation(settings, csvs, out, on_event), console)
+    if result.kind != "Finished":
+        return _fail(result.message)
+    print(f"demo finished: {result.rounds_completed} rounds in {time.perf_counter() - t0:.1f} s; global model in {out / 'server' / 'global_model'}")
+    for r in rounds:
+        print(f"round {r.round:2d}: eval loss {r.eval_loss:.4f}  bytes sent {r.bytes_sent:,}  received {r.bytes_received:,}")
+    return 0
+
+
 # ---- parser and entry point --------------------------------------------------------------
 
 
@@ -255,7 +420,45 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", help="write the metrics to this JSON file")
     score.add_argument("--horizon-hours", type=_positive_float, help="how long before a failure an alarm counts as a catch (default: the model's, 24)")
     score.set_defaults(func=cmd_score)
+
+    server = sub.add_parser("server", help="coordinate a federation (waits for facilities, runs FedAvg rounds)")
+    server.add_argument("rounds", nargs="?", type=_positive_int, default=10, help="rounds (default 10)")
+    server.add_argument("min_clients", nargs="?", type=_positive_int, default=2, help="facilities to wait for (default 2)")
+    server.add_argument("--port", type=_port, default=8080)
+    server.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    server.add_argument("--advertise", help="the address facilities use to reach this server, for the invite")
+    server.add_argument("--local-epochs", type=_positive_int, default=3)
+    server.add_argument("--lr", type=_positive_float, default=1e-3)
+    server.add_argument("--round-timeout", type=_positive_float, default=600.0, help="seconds to wait for a facility's answer")
+    server.add_argument("--join-code", help="use this join code instead of a new random one")
+    server.add_argument("--insecure", action="store_true", help="no TLS, no join code (trusted networks only)")
+    server.add_argument("--out", help="folder for history.json and the global model")
+    server.add_argument("--resume", help="continue the run saved in this folder")
+    server.set_defaults(func=cmd_server)
+
+    client = sub.add_parser("client", help="take part in a federation as one facility")
+    client.add_argument("data", help="CSV file, or a default client number 0-4")
+    client.add_argument("server", help="the invite, or HOST[:PORT] (default port 8080)")
+    client.add_argument("--join-code", help="the session's join code (already in an invite)")
+    client.add_argument("--insecure", action="store_true", help="plain connection to an --insecure server")
+    client.add_argument("--name", help="how this facility is shown to the coordinator")
+    client.add_argument("--out", help="where to keep the final model with this facility's threshold")
+    client.set_defaults(func=cmd_client)
+
+    demo = sub.add_parser("demo", help="a server and K default facilities on this computer")
+    demo.add_argument("--rounds", type=_positive_int, default=3)
+    demo.add_argument("--clients", type=_positive_int, default=2)
+    demo.add_argument("--local-epochs", type=_positive_int, default=3)
+    demo.add_argument("--out", help="folder for the run (default: a new temporary folder)")
+    demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (1-65535)")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,6 +90,12 @@ def test_train_then_score_a_default_facility(data_dir, tmp_path):
         (["train", "0", "--out", "m", "--lr", "fast"], "not a number"),
         (["data", "partition", "/nonexistent/sensor.csv", "--out", "x"], "sensor.csv"),
         (["frobnicate"], "invalid choice"),
+        (["client", "0", "bad host:8080"], "contains a space"),
+        (["client", "0", "10.0.0.1:99999"], "port"),
+        (["client", "0", "127.0.0.1:8080"], "needs a join code"),
+        (["client", "0", "pumpfl://127.0.0.1:8080/?code=ABCD-EFGH-JKMN&fp=12"], "fingerprint"),
+        (["server", "--port", "70000"], "not a port"),
+        (["server", "0"], "must be at least 1"),
         ([], "required"),
     ],
 )
@@ -108,3 +114,33 @@ def test_generate_into_a_file_is_refused(tmp_path):
     target.write_text("keep me")
     assert_user_error(pumpfl("data", "generate", "--out", target), "is a file")
     assert target.read_text() == "keep me"  # nothing lost
+
+
+def test_server_on_a_taken_port_names_the_way_out(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = pumpfl("server", "--port", port, "--out", tmp_path / "run")
+    assert_user_error(proc, f"port {port} is already in use")
+    assert "--port" in proc.stderr
+
+
+def test_demo_runs_a_whole_federation_on_this_computer(data_dir, tmp_path):
+    proc = pumpfl("demo", "--rounds", "2", "--clients", "2", "--local-epochs", "1", "--out", tmp_path / "demo",
+                  env_extra={"PUMPFL_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr
+    assert "demo finished: 2 rounds" in proc.stdout
+    assert "round  2: eval loss" in proc.stdout
+    assert (tmp_path / "demo" / "server" / "global_model" / "model.json").is_file()
+    assert (tmp_path / "demo" / "client_1" / "model.json").is_file()
+    # The federation's global model scores a facility's file from the command line.
+    scored = pumpfl("score", "--model", tmp_path / "demo" / "server" / "global_model", "--data", data_dir / "client_0.csv")
+    assert scored.returncode == 0, scored.stderr
+    assert "failures caught before BROKEN" in scored.stdout
+
+
+def test_demo_refuses_more_facilities_than_the_default_data_has(data_dir):
+    assert_user_error(pumpfl("demo", "--clients", "6", env_extra={"PUMPFL_DATA_DIR": str(data_dir)}), "use --clients 1 to 5")

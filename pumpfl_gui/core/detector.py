@@ -34,9 +34,9 @@ from .windows import Scaler, clean_window_starts, window_view
 class Detector:
     spec: ModelSpec
     model: ConvAutoencoder
-    scaler: Scaler
+    scaler: Scaler | None  # None: not yet calibrated to a facility (a federation's global model)
     sensors: list[str]
-    threshold: float
+    threshold: float | None
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     info: dict = field(default_factory=dict)  # provenance: data file, training settings, losses
 
@@ -119,13 +119,29 @@ class ScoreResult:
     metrics: dict  # pointwise / failures / label_events, where labels exist
 
 
+def calibrate(detector: Detector, data: SensorData, state: TaskState | None = None) -> Detector:
+    """Fit the scaler and threshold on ``data``'s own normal rows (for an uncalibrated model)."""
+    check_trainable(data, detector.spec.window)
+    scaler = Scaler.fit(data.values[data.train_mask()])
+    prep = prepare(data, detector.spec.window, scaler)
+    threshold = calibrate_threshold(detector.model, prep, detector.detection, state=state)
+    info = {**detector.info, "calibrated_on": data.path.name}
+    return Detector(detector.spec, detector.model, scaler, detector.sensors, threshold, detector.detection, info)
+
+
 def score_data(detector: Detector, data: SensorData, state: TaskState | None = None) -> ScoreResult:
-    """Score every row of ``data`` (its sensors must be the detector's, in order)."""
+    """Score every row of ``data`` (its sensors must be the detector's, in order).
+
+    An uncalibrated detector (a federation's global model) is first calibrated on ``data``'s
+    own normal rows, as each facility does with the model it receives.
+    """
     if list(data.sensors) != list(detector.sensors):
         raise ValueError("the data's sensors differ from the model's; load it with sensors=detector.sensors")
     w = detector.spec.window
     if data.rows < w:
         raise ValueError(f"{data.path.name} has {data.rows} rows; scoring needs at least {w}")
+    if detector.scaler is None or detector.threshold is None:
+        detector = calibrate(detector, data, state)
     scaled = detector.scaler.transform(data.values)
     view = window_view(scaled, w)
     errs = window_errors(detector.model, view, state=state)

@@ -53,7 +53,8 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
         "app_version": __version__,
         "spec": detector.spec.to_dict(),
         "sensors": list(detector.sensors),
-        "scaler": detector.scaler.to_dict(),
+        # A federation's global model has neither: each facility calibrates it on its own rows.
+        "scaler": detector.scaler.to_dict() if detector.scaler is not None else None,
         "threshold": detector.threshold,
         "detection": detector.detection.to_dict(),
         "parameters": {k: list(v.shape) for k, v in state.items()},
@@ -82,12 +83,12 @@ def load_detector(folder: str | Path) -> Detector:
     try:
         spec = ModelSpec.from_dict(meta["spec"])
         sensors = [str(s) for s in meta["sensors"]]
-        scaler = Scaler.from_dict(meta["scaler"])
-        threshold = float(meta["threshold"])
+        scaler = Scaler.from_dict(meta["scaler"]) if meta["scaler"] is not None else None
+        threshold = float(meta["threshold"]) if meta["threshold"] is not None else None
         detection = DetectionSettings.from_dict(meta.get("detection", {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{meta_path} is incomplete or malformed ({exc})") from None
-    if len(sensors) != spec.sensors or scaler.mean.shape != (spec.sensors,):
+    if len(sensors) != spec.sensors or (scaler is not None and scaler.mean.shape != (spec.sensors,)):
         raise ModelError(f"{meta_path} is inconsistent: sensors, scaler and architecture disagree")
     model = build_model(spec)
     try:

@@ -1,0 +1,71 @@
+"""The server's outputs, written after every round: global model, history, resume state (fl).
+
+``OUT/global_model/`` is an ordinary model folder (``core/model_store.py``) without a scaler
+or threshold: each facility calibrates it on its own normal rows when it scores, so
+``pumpfl score --model OUT/global_model --data CSV`` works on any facility's file.
+``OUT/history.json`` holds one record per round; ``OUT/state.json`` lets ``--resume OUT``
+continue after the last completed round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.detection import DetectionSettings
+from ..core.detector import Detector
+from ..core.errors import UserError
+from ..core.model import ModelSpec, build_model, set_parameters
+from ..core.model_store import load_detector, save_detector
+from ..core.paths import user_data_dir
+
+MODEL_DIR = "global_model"
+HISTORY = "history.json"
+STATE = "state.json"
+
+
+def new_run_dir() -> Path:
+    return user_data_dir() / "runs" / time.strftime("server-%Y%m%d-%H%M%S")
+
+
+def _write_json(path: Path, value) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(value, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def save(out: Path, rnd: int, params: list[np.ndarray], spec: ModelSpec, sensors: list[str], history: list, settings) -> Path:
+    model = build_model(spec)
+    set_parameters(model, params)
+    info = {"trained": "federated", "rounds_completed": rnd, "settings": settings.to_dict()}
+    save_detector(Detector(spec, model, None, list(sensors), None, DetectionSettings(), info), out / MODEL_DIR)
+    _write_json(out / HISTORY, {"rounds": history})
+    _write_json(out / STATE, {"round": rnd, "sensors": list(sensors), "settings": settings.to_dict()})
+    return out / MODEL_DIR
+
+
+@dataclass
+class ResumeState:
+    round: int
+    sensors: list[str]
+    parameters: list[np.ndarray]
+    history: list
+
+
+def load(folder: Path) -> ResumeState:
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / STATE).read_text())
+        history = json.loads((folder / HISTORY).read_text())["rounds"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"cannot resume from {folder}: it holds no finished round of a PumpFL server ({exc})") from None
+    det = load_detector(folder / MODEL_DIR)
+    params = [t.detach().numpy().copy() for t in det.model.state_dict().values()]
+    return ResumeState(round=int(state["round"]), sensors=list(state["sensors"]), parameters=params, history=history)

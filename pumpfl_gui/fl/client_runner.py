@@ -1,0 +1,280 @@
+"""A facility: connects to the coordinator, trains on its own CSV, sends only parameters (fl).
+
+``ClientRunner.run()`` blocks and may be called from any thread; ``stop()`` ends it within
+seconds. Before anything reaches Flower the address is parsed and, with TLS, the server's
+certificate is checked against the invite's fingerprint (or pinned on first use). A server that
+vanishes is reported and retried with growing pauses up to ``max_wait`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from flwr.common import (
+    Code,
+    EvaluateRes,
+    FitRes,
+    GetParametersRes,
+    GetPropertiesRes,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+    serde,
+)
+from flwr.proto.transport_pb2 import ClientMessage
+
+from ..core.dataset import SensorData, load_sensor_csv
+from ..core.errors import UserError
+from ..core.model import ModelSpec, get_parameters
+from ..core.task import Cancelled, TaskState
+from . import protocol as P
+from .addresses import ServerAddress
+from .events import ConnectionState, EpochLoss, Event, EvaluateResult, Failed, Finished, FitResult
+from .facility import Facility
+from .security import FingerprintMismatch, KnownServers, TlsError, fetch_certificate, normalise_fingerprint, fingerprint, join_proof, short_fingerprint, verify_fingerprint
+from .wire import join_stream, open_channel
+
+log = logging.getLogger(__name__)
+_OK = Status(code=Code.OK, message="ok")
+# Messages of errors worth another try: the server may simply not be up (yet, or again).
+_RETRYABLE = ("refused the connection", "did not answer", "cannot reach")
+
+
+@dataclass
+class ClientOptions:
+    insecure: bool = False
+    join_code: str = ""
+    fingerprint: str | None = None  # from the invite; None: trust on first use and pin
+    known_servers: KnownServers | None = None
+    name: str | None = None
+    out_dir: Path | None = None  # where the final model (with the local threshold) goes
+    max_wait: float = 600.0  # give up after this long without a server
+    seed: int = 0
+
+
+def _speaks_tls(server: ServerAddress) -> bool:
+    try:
+        fetch_certificate(server.host, server.port, timeout=3.0)
+        return True
+    except UserError:
+        return False
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Done(Exception):
+    pass
+
+
+class ClientRunner:
+    def __init__(self, csv: Path, server: ServerAddress, options: ClientOptions, on_event: Callable[[Event], None] | None = None) -> None:
+        self.csv = Path(csv)
+        self.server = server
+        self.options = options
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self._task = TaskState()
+        self._channel: grpc.Channel | None = None
+        self.data: SensorData | None = None
+        self.facility: Facility | None = None
+        self.global_params = None
+        self.rounds = 0
+        self._joined = False  # has any session got as far as the server's first message
+
+    def emit(self, event: Event) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                log.exception("event listener failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._task.cancel()
+        if self._channel is not None:
+            self._channel.close()
+
+    @property
+    def name(self) -> str:
+        return self.options.name or self.csv.stem
+
+    # -----------------------------------------------------------------------------------
+
+    def run(self) -> Finished | Failed:
+        self.data = load_sensor_csv(self.csv)  # a DataError surfaces before any connection
+        started = time.monotonic()
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                root = None if self.options.insecure else self._trusted_certificate()
+                self.emit(ConnectionState("connecting", str(self.server)))
+                self._session(root)
+                delay = 1.0
+            except _Done:
+                return self._finish()
+            except _Refused as exc:
+                return self._fail(f"the server refused this facility: {exc}")
+            except (TlsError, UserError) as exc:
+                if not any(m in str(exc) for m in _RETRYABLE):
+                    return self._fail(str(exc))
+                detail = str(exc)
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    break
+                detail = exc.details() if hasattr(exc, "details") else str(exc)
+                if self.options.insecure and _speaks_tls(self.server):
+                    return self._fail(
+                        f"the server at {self.server} uses encryption (TLS) and a join code; "
+                        "connect with its invite instead of --insecure"
+                    )
+            except Cancelled:
+                break
+            waited = time.monotonic() - started
+            if waited > self.options.max_wait:
+                return self._fail(f"no server at {self.server} for {waited:.0f} s ({detail}); check that it runs and the address")
+            what = "lost the server" if self._joined else "cannot reach the server"
+            self.emit(ConnectionState("reconnecting", f"{what} at {self.server} ({detail}); retrying in {delay:.0f} s"))
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, 30.0)
+        result = Finished(rounds_completed=self.rounds, out_dir=str(self.options.out_dir or ""), message="stopped")
+        self.emit(result)
+        return result
+
+    def _fail(self, message: str) -> Failed:
+        result = Failed(message=message)
+        self.emit(result)
+        return result
+
+    def _finish(self) -> Finished:
+        out = self.options.out_dir
+        if out is not None and self.facility is not None and self.global_params is not None:
+            self.facility.save_final(self.global_params, Path(out))
+        result = Finished(rounds_completed=self.rounds, out_dir=str(out or ""), message="the server finished")
+        self.emit(result)
+        return result
+
+    def _trusted_certificate(self) -> bytes:
+        pem = fetch_certificate(self.server.host, self.server.port, timeout=5.0)
+        if self.options.fingerprint:
+            verify_fingerprint(pem, self.options.fingerprint)
+            return pem
+        fp = fingerprint(pem)
+        store = self.options.known_servers
+        known = store.get(self.server) if store is not None else None
+        if known is not None:
+            if normalise_fingerprint(known) != fp:
+                raise FingerprintMismatch(
+                    f"the server at {self.server} shows another certificate ({short_fingerprint(fp)}...) than when this "
+                    f"facility first joined it ({short_fingerprint(known)}...); this may not be your coordinator. Do not "
+                    "proceed unless its operator confirms the change, then connect with their new invite"
+                )
+        else:
+            if store is not None:
+                store.pin(self.server, fp)
+            self.emit(ConnectionState("trusted", f"first connection to {self.server}: trusting certificate {short_fingerprint(fp)}"))
+        return pem
+
+    def _session(self, root: bytes | None) -> None:
+        """One connection; returns when it ends (raises _Done when the server finishes)."""
+        outbox: queue.Queue = queue.Queue()
+        self._channel = open_channel(self.server.target, root)
+        if self._stop.is_set():
+            self._channel.close()
+            return
+        try:
+            stream = join_stream(self._channel, iter(outbox.get, None))
+            for msg in stream:
+                self._joined = True
+                field = msg.WhichOneof("msg")
+                if field == "reconnect_ins":
+                    outbox.put(None)
+                    raise _Done()
+                reply, refused = self._handle(field, msg)
+                outbox.put(reply)
+                if refused:
+                    time.sleep(0.2)  # let the reply go out so the server logs a clean goodbye
+                    raise _Refused(refused)
+        finally:
+            outbox.put(None)
+            self._channel.close()
+
+    def _handle(self, field: str, msg) -> tuple[ClientMessage, str | None]:
+        if field == "get_properties_ins":
+            config = dict(serde.get_properties_ins_from_proto(msg.get_properties_ins).config)
+            if P.HELLO_REFUSED in config:
+                return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), str(config[P.HELLO_REFUSED])
+            props = self._hello(config)
+            self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
+            return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, props))), None
+        if field == "fit_ins":
+            ins = serde.fit_ins_from_proto(msg.fit_ins)
+            rnd = int(ins.config[P.CFG_ROUND])
+            self.emit(ConnectionState("training", f"round {rnd}"))
+            params, n, metrics = self.facility.fit(
+                parameters_to_ndarrays(ins.parameters),
+                ins.config,
+                self._task,
+                lambda r: self.emit(EpochLoss(round=rnd, epoch=r.epoch, epochs=r.epochs, loss=r.loss)),
+            )
+            metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
+            self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"]))
+            res = FitRes(_OK, ndarrays_to_parameters(params), n, metrics)
+            return ClientMessage(fit_res=serde.fit_res_to_proto(res)), None
+        if field == "evaluate_ins":
+            ins = serde.evaluate_ins_from_proto(msg.evaluate_ins)
+            rnd = int(ins.config.get(P.CFG_ROUND, 0))
+            self.emit(ConnectionState("evaluating", f"round {rnd}"))
+            self.global_params = parameters_to_ndarrays(ins.parameters)
+            loss, n = self.facility.evaluate(self.global_params, self._task)
+            self.rounds = max(self.rounds, rnd)
+            self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n))
+            res = EvaluateRes(_OK, loss, n, {"eval_loss": loss})
+            return ClientMessage(evaluate_res=serde.evaluate_res_to_proto(res)), None
+        if field == "get_parameters_ins":
+            params = get_parameters(self.facility.model) if self.facility else []
+            res = GetParametersRes(_OK, ndarrays_to_parameters(params))
+            return ClientMessage(get_parameters_res=serde.get_parameters_res_to_proto(res)), None
+        raise grpc.RpcError(f"unexpected message {field!r} from the server")
+
+    def _hello(self, config: dict) -> dict:
+        """Answer the server's handshake: proof of the join code, sensor names, sample count."""
+        problem = ""
+        data = self.data
+        announced = str(config.get(P.HELLO_SENSORS, ""))
+        if announced:
+            wanted = json.loads(announced)
+            if list(data.sensors) != wanted:
+                try:
+                    data = load_sensor_csv(self.csv, sensors=wanted)
+                except UserError as exc:
+                    problem = f"{self.name}'s data does not fit the federation: {exc}"
+        spec_cfg = json.loads(str(config.get(P.HELLO_SPEC, "{}")) or "{}")
+        samples = 0
+        if not problem:
+            try:
+                spec = ModelSpec(sensors=len(data.sensors), window=int(spec_cfg.get("window", 32)), channels=tuple(spec_cfg.get("channels", (16, 4))))
+                self.facility = Facility(data, spec, self.name, self.options.seed)
+                samples = self.facility.samples
+            except ValueError as exc:
+                problem = f"{self.name}: {exc}"
+        nonce = bytes.fromhex(str(config.get(P.HELLO_NONCE, "")))
+        proof = join_proof(self.options.join_code, nonce) if self.options.join_code else ""
+        return {
+            P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,
+            P.REPLY_PROOF: proof,
+            P.REPLY_NAME: self.name,
+            P.REPLY_SENSORS: P.dumps(list(data.sensors)),
+            P.REPLY_SAMPLES: samples,
+            P.REPLY_PROBLEM: problem,
+        }

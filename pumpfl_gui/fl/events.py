@@ -1,0 +1,115 @@
+"""Plain event objects that runners report (fl layer; no Qt).
+
+The CLI prints them, the GUI re-emits them as Qt signals, tests collect them. Each is a small
+frozen dataclass; ``kind`` names it for logs and JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Event:
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class ServerListening(Event):
+    address: str
+    invite: str
+    out_dir: str
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientJoined(Event):
+    cid: str
+    name: str
+    peer: str
+    samples: int
+
+
+@dataclass(frozen=True)
+class ClientRefused(Event):
+    peer: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClientLeft(Event):
+    cid: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RoundStarted(Event):
+    round: int
+    rounds: int
+    participants: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EpochLoss(Event):
+    round: int
+    epoch: int
+    epochs: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class FitResult(Event):
+    round: int
+    name: str
+    samples: int
+    train_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RoundFinished(Event):
+    round: int
+    rounds: int
+    train_loss: float | None
+    eval_loss: float | None
+    per_client: dict = field(default_factory=dict)  # name -> {"train_loss", "eval_loss", "samples"}
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvaluateResult(Event):
+    round: int
+    eval_loss: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    round: int
+    path: str
+
+
+@dataclass(frozen=True)
+class ConnectionState(Event):
+    state: str  # connecting | connected | waiting | training | evaluating | reconnecting | refused
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    rounds_completed: int
+    out_dir: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    message: str

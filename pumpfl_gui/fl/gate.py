@@ -1,0 +1,156 @@
+"""Who may take part: the server's client manager with a join handshake (fl layer; no Qt).
+
+A facility that connects is only *pending*. A side thread asks it, through Flower's
+``get_properties``, to prove it holds the session's join code (an HMAC of a fresh nonce — the
+code itself never travels) and to state its sensor columns. Only then is it registered with
+Flower's manager, so only then can it be sampled, receive global parameters or count in an
+average. A refused facility is told why before the server lets it go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+
+from flwr.common import GetPropertiesIns
+from flwr.server.client_manager import SimpleClientManager
+from flwr.server.client_proxy import ClientProxy
+
+from . import protocol as P
+from .events import ClientJoined, ClientLeft, ClientRefused, Event
+from .security import check_join_proof
+
+log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT = 60.0
+
+
+class GatedClientManager(SimpleClientManager):
+    def __init__(
+        self,
+        join_code: str | None,
+        window: int,
+        channels: tuple[int, int],
+        emit: Callable[[Event], None],
+        sensors: list[str] | None = None,
+        default_wait: float = 600.0,
+    ) -> None:
+        super().__init__()
+        # Flower's sampling waits a whole day by default for missing facilities; PumpFL waits
+        # one round timeout, then the server ends the run with a message.
+        self.default_wait = default_wait
+        self.join_code = join_code  # None: --insecure, no join code asked
+        self.window = window
+        self.channels = channels
+        self.sensors = sensors  # the federation's columns; the first facility sets them if None
+        self.names: dict[str, str] = {}
+        self.samples: dict[str, int] = {}
+        self.stopping = threading.Event()
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+
+    # -- Flower's hooks -------------------------------------------------------------------
+
+    def register(self, client: ClientProxy) -> bool:
+        if self.stopping.is_set():
+            return False
+        with self._lock:
+            self._pending.add(client.cid)
+        threading.Thread(target=self._handshake, args=(client,), name=f"pumpfl-hello-{client.cid[:6]}", daemon=True).start()
+        return True
+
+    def unregister(self, client: ClientProxy) -> None:
+        with self._lock:
+            self._pending.discard(client.cid)
+            was_member = client.cid in self.clients
+        super().unregister(client)
+        if was_member:
+            self._emit(ClientLeft(cid=client.cid, name=self.names.get(client.cid, client.cid[:8])))
+
+    def wait_for(self, num_clients: int, timeout: float | None = None) -> bool:
+        timeout = self.default_wait if timeout is None else timeout
+        with self._cv:
+            self._cv.wait_for(lambda: len(self.clients) >= num_clients or self.stopping.is_set(), timeout=timeout)
+            return len(self.clients) >= num_clients and not self.stopping.is_set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self._cv:
+            self._cv.notify_all()
+
+    # -- the handshake ----------------------------------------------------------------------
+
+    def _hello(self, nonce: str) -> dict:
+        with self._lock:
+            sensors = P.dumps(self.sensors) if self.sensors is not None else ""
+        return {
+            P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,
+            P.HELLO_NONCE: nonce,
+            P.HELLO_SENSORS: sensors,
+            P.HELLO_SPEC: P.dumps({"window": self.window, "channels": list(self.channels)}),
+        }
+
+    def _handshake(self, client: ClientProxy) -> None:
+        nonce = secrets.token_hex(16)
+        try:
+            res = client.get_properties(GetPropertiesIns(self._hello(nonce)), timeout=HANDSHAKE_TIMEOUT, group_id=None)
+        except Exception as exc:  # the facility vanished or never answered
+            log.info("handshake with %s failed: %s", client.cid, exc)
+            with self._lock:
+                self._pending.discard(client.cid)
+            return
+        props = dict(res.properties)
+        name = str(props.get(P.REPLY_NAME, "") or client.cid[:8])
+        reason = self._judge(props, nonce, name)
+        if reason is None:
+            with self._lock:
+                still_here = client.cid in self._pending
+                self._pending.discard(client.cid)
+            if not still_here:
+                return
+            self.names[client.cid] = name
+            self.samples[client.cid] = int(props.get(P.REPLY_SAMPLES, 0))
+            super().register(client)
+            self._emit(ClientJoined(cid=client.cid, name=name, peer=client.cid[:8], samples=self.samples[client.cid]))
+            return
+        self._emit(ClientRefused(peer=client.cid[:8], name=name, reason=reason))
+        try:
+            client.get_properties(GetPropertiesIns({P.HELLO_REFUSED: reason}), timeout=10, group_id=None)
+        except Exception:
+            pass
+        with self._lock:
+            self._pending.discard(client.cid)
+
+    def _judge(self, props: dict, nonce: str, name: str) -> str | None:
+        """None when the facility may join, else the reason it may not, in words."""
+        if int(props.get(P.HELLO_PROTOCOL, -1)) != P.PROTOCOL_VERSION:
+            return "this facility runs an incompatible PumpFL version; install the same version as the server"
+        if self.join_code is not None and not check_join_proof(self.join_code, bytes.fromhex(nonce), str(props.get(P.REPLY_PROOF, ""))):
+            return "wrong join code; ask the coordinator for the current invite"
+        problem = str(props.get(P.REPLY_PROBLEM, ""))
+        if problem:
+            return problem
+        try:
+            theirs = json.loads(str(props.get(P.REPLY_SENSORS, "")))
+        except json.JSONDecodeError:
+            return "this facility sent no sensor list"
+        with self._lock:
+            if self.sensors is None:
+                self.sensors = list(theirs)  # the first facility defines the federation's columns
+                return None
+            ours = self.sensors
+        if theirs != ours:
+            missing = [s for s in ours if s not in theirs]
+            extra = [s for s in theirs if s not in ours]
+            detail = []
+            if missing:
+                detail.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+            if extra:
+                detail.append(f"extra {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
+            if not detail:
+                detail.append("same sensors in another order")
+            return f"{name}'s sensor columns do not match the federation's ({'; '.join(detail)}); every facility needs the same {len(ours)} sensors"
+        return None

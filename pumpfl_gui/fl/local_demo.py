@@ -1,0 +1,84 @@
+"""A whole federation on this computer: one server and K facilities on loopback (fl layer).
+
+For learning, demos and benchmarks: ``pumpfl demo`` and the app's "Try it on this computer"
+both use it. It runs the same server and client runners as a real deployment, TLS and join
+code included; only the address is loopback.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .addresses import find_free_port
+from .client_runner import ClientOptions, ClientRunner
+from .events import Event, Failed, Finished
+from .protocol import FederationSettings
+from .server_runner import ServerOptions, ServerRunner
+
+
+class LocalFederation:
+    def __init__(
+        self,
+        settings: FederationSettings,
+        csvs: list[Path],
+        out_dir: Path,
+        on_event: Callable[[str, Event], None] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.csvs = [Path(c) for c in csvs]
+        self.out_dir = Path(out_dir)
+        self._on_event = on_event or (lambda who, e: None)
+        self.port = port or find_free_port(8080, "127.0.0.1") or find_free_port(20000, "127.0.0.1")
+        self.server = ServerRunner(
+            settings, ServerOptions(host="127.0.0.1", port=self.port, out_dir=self.out_dir / "server"), lambda e: self._on_event("server", e)
+        )
+        self.clients: list[ClientRunner] = []
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.server.stop()
+        for c in self.clients:
+            c.stop()
+
+    def run(self) -> Finished | Failed:
+        results: dict[str, object] = {}
+        threads = [self._start("server", self.server.run, results)]
+        try:
+            while not self.server.ready.wait(0.2):
+                if not threads[0].is_alive():
+                    return results.get("server") or Failed(message="the server did not start")
+            invite = self.server.invite
+            for csv in self.csvs:
+                name = csv.stem
+                options = ClientOptions(
+                    join_code=invite.join_code, fingerprint=invite.fingerprint, name=name, out_dir=self.out_dir / name, max_wait=60
+                )
+                runner = ClientRunner(csv, invite.address, options, lambda e, name=name: self._on_event(name, e))
+                self.clients.append(runner)
+                if self._stopped.is_set():
+                    runner.stop()
+                threads.append(self._start(name, runner.run, results))
+            for t in threads:
+                t.join()
+        except BaseException:
+            self.stop()
+            for t in threads:
+                t.join(30)
+            raise
+        return results["server"]
+
+    @staticmethod
+    def _start(name: str, work, results: dict) -> threading.Thread:
+        def target():
+            try:
+                results[name] = work()
+            except Exception as exc:  # e.g. a facility's file could not be read
+                results[name] = Failed(message=str(exc))
+
+        t = threading.Thread(target=target, name=f"pumpfl-demo-{name}")
+        t.start()
+        return t

@@ -1,0 +1,93 @@
+"""What server and facilities say to each other, beyond Flower's own framing (fl layer; no Qt).
+
+Everything a facility may send is listed here: model parameters (arrays of the model's shapes)
+and the scalar metrics in the whitelists below. The privacy test checks every outgoing message
+against exactly these lists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from ..core.model import ModelSpec
+from ..core.training import TrainSettings
+
+PROTOCOL_VERSION = 1
+
+# Server -> facility, in each round's config.
+CFG_ROUND = "round"
+CFG_EPOCHS = "local_epochs"
+CFG_LR = "lr"
+CFG_BATCH = "batch_size"
+CFG_STRIDE = "stride"
+
+# Facility -> server: the only scalar metrics ever sent.
+FIT_METRICS = frozenset({"train_loss", "epochs", "seconds"})
+EVAL_METRICS = frozenset({"eval_loss"})
+
+# Handshake (get_properties). Server asks with these keys ...
+HELLO_PROTOCOL = "pumpfl_protocol"
+HELLO_NONCE = "nonce"  # hex; the facility answers with HMAC(join code, nonce), never the code
+HELLO_SENSORS = "sensors"  # JSON list the federation uses ("" while the first facility defines it)
+HELLO_SPEC = "spec"  # JSON of the model spec ("" likewise)
+HELLO_REFUSED = "refused"  # set when the server turns a facility away: the reason, in words
+# ... and the facility answers with these (names and counts only — never a reading).
+REPLY_PROOF = "proof"
+REPLY_NAME = "name"
+REPLY_SENSORS = "sensors"
+REPLY_SAMPLES = "samples"
+REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
+PROPERTY_KEYS = frozenset({REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, HELLO_PROTOCOL})
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    """What the coordinator decides for everyone (the facilities learn it from the server)."""
+
+    rounds: int = 10
+    min_clients: int = 2
+    local_epochs: int = 3
+    lr: float = 1e-3
+    batch_size: int = 256
+    stride: int = 4
+    window: int = 32
+    channels: tuple[int, int] = (16, 4)
+    round_timeout: float = 600.0  # seconds a round may wait for a facility's answer
+    join_timeout: float = 3600.0  # seconds the server waits for the minimum of facilities
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.min_clients < 1 or self.local_epochs < 1:
+            raise ValueError("rounds, minimum clients and local epochs must be at least 1")
+        TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride)
+
+    def spec_for(self, sensors: int) -> ModelSpec:
+        return ModelSpec(sensors=sensors, window=self.window, channels=self.channels)
+
+    def round_config(self, server_round: int) -> dict:
+        return {
+            CFG_ROUND: server_round,
+            CFG_EPOCHS: self.local_epochs,
+            CFG_LR: self.lr,
+            CFG_BATCH: self.batch_size,
+            CFG_STRIDE: self.stride,
+        }
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+
+def train_settings_from_config(config: dict, seed: int = 0) -> TrainSettings:
+    return TrainSettings(
+        epochs=int(config[CFG_EPOCHS]),
+        lr=float(config[CFG_LR]),
+        batch_size=int(config[CFG_BATCH]),
+        stride=int(config[CFG_STRIDE]),
+        seed=seed + int(config[CFG_ROUND]),
+    )
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"))

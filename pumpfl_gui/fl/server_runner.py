@@ -1,0 +1,256 @@
+"""The coordinator: waits for facilities, runs FedAvg rounds, saves model and history (fl layer).
+
+``ServerRunner.run()`` blocks and may be called from any thread (Flower's ``start_server()``
+may not: it installs signal handlers); ``stop()`` from another thread ends it within seconds
+and frees the port. Progress goes out as plain events (``events.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server import Server
+from flwr.server.strategy import FedAvg
+
+from ..core.model import build_model, get_parameters
+from ..core.runtime import seed_everything
+from .addresses import check_port_free
+from .events import CheckpointSaved, Event, Failed, Finished, RoundFinished, RoundStarted, ServerListening
+from .gate import GatedClientManager
+from .invite import Invite
+from .addresses import ServerAddress
+from .protocol import FederationSettings
+from .security import fingerprint, load_or_make_identity, new_join_code
+from ..core.paths import user_data_dir
+from .wire import WireCounter, start_flower_server
+from . import checkpoint
+
+log = logging.getLogger(__name__)
+# Flower logs every sampling step at INFO; PumpFL reports rounds through its own events.
+logging.getLogger("flwr").setLevel(logging.WARNING)
+
+
+@dataclass
+class ServerOptions:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    advertise: str | None = None  # the address facilities should use, for the invite
+    out_dir: Path | None = None
+    insecure: bool = False
+    join_code: str | None = None
+    resume: Path | None = None
+    seed: int = 0
+    identity_dir: Path | None = None  # lasting certificate + key (default: in the user data folder)
+
+
+class _Stopped(Exception):
+    pass
+
+
+class ServerRunner:
+    def __init__(
+        self,
+        settings: FederationSettings,
+        options: ServerOptions,
+        on_event: Callable[[Event], None] | None = None,
+        tap=None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self.counter = WireCounter(tap)
+        self.manager: GatedClientManager | None = None
+        self.invite: Invite | None = None
+        self.ready = threading.Event()  # set once the port listens
+
+    def emit(self, event: Event) -> None:
+        log.info("%s", event)
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # a broken listener must not break the federation
+                log.exception("event listener failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.manager is not None:
+            self.manager.stop()
+
+    # -----------------------------------------------------------------------------------
+
+    def run(self) -> Finished | Failed:
+        opts, s = self.options, self.settings
+        out = Path(opts.out_dir) if opts.out_dir else checkpoint.new_run_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        check_port_free(opts.port, opts.host)
+        state = checkpoint.load(opts.resume) if opts.resume else None
+        certificate = None
+        join_code = None
+        fp = None
+        if not opts.insecure:
+            certificate = load_or_make_identity(opts.identity_dir or user_data_dir() / "server-identity")
+            fp = fingerprint(certificate[0])
+            (out / "server.crt").write_bytes(certificate[0])
+            join_code = opts.join_code or new_join_code()
+        self.manager = GatedClientManager(
+            join_code, s.window, s.channels, self.emit, sensors=state.sensors if state else None, default_wait=s.round_timeout
+        )
+        if self._stop.is_set():
+            self.manager.stop()
+        bind = f"[{opts.host}]:{opts.port}" if ":" in opts.host else f"{opts.host}:{opts.port}"
+        grpc_server = start_flower_server(self.manager, bind, self.counter, certificate)
+        try:
+            advertise_addr = ServerAddress(opts.advertise or "127.0.0.1", opts.port)
+            self.invite = Invite(advertise_addr, join_code or "", fp)
+            (out / "invite.txt").write_text(self.invite.to_text() + "\n")
+            self.ready.set()
+            self.emit(ServerListening(address=bind, invite=self.invite.to_text(), out_dir=str(out), fingerprint=fp))
+            return self._rounds(out, state)
+        except _Stopped:
+            result = Finished(rounds_completed=self._completed, out_dir=str(out), message="stopped before the last round")
+            self.emit(result)
+            return result
+        except Exception as exc:
+            log.exception("server failed")
+            result = Failed(message=str(exc) or type(exc).__name__)
+            self.emit(result)
+            return result
+        finally:
+            self.manager.stop()
+            self._disconnect_all()
+            grpc_server.stop(grace=1)
+
+    _completed = 0
+
+    def _disconnect_all(self) -> None:
+        from flwr.common import ReconnectIns
+
+        for client in list(self.manager.all().values()):
+            threading.Thread(target=_quietly, args=(client.reconnect, ReconnectIns(seconds=None), 3, None), daemon=True).start()
+        time.sleep(0.2)
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped()
+
+    def _rounds(self, out: Path, state) -> Finished | Failed:
+        s = self.settings
+        manager = self.manager
+        if not manager.wait_for(s.min_clients, timeout=s.join_timeout):
+            self._check_stop()
+            raise RuntimeError(f"only {manager.num_available()} of {s.min_clients} facilities joined within {s.join_timeout:.0f} s")
+        spec = s.spec_for(len(manager.sensors))
+        if state is not None:
+            params = state.parameters
+            history = state.history
+            start = state.round + 1
+        else:
+            seed_everything(self.options.seed)
+            params = get_parameters(build_model(spec))
+            history = []
+            start = 1
+        self._completed = start - 1
+        strategy = FedAvg(
+            fraction_fit=1.0,
+            fraction_evaluate=1.0,
+            min_fit_clients=s.min_clients,
+            min_evaluate_clients=1,
+            min_available_clients=s.min_clients,
+            on_fit_config_fn=s.round_config,
+            on_evaluate_config_fn=s.round_config,
+            initial_parameters=ndarrays_to_parameters(params),
+            accept_failures=True,
+            fit_metrics_aggregation_fn=_no_metrics,
+            evaluate_metrics_aggregation_fn=_no_metrics,
+        )
+        server = Server(client_manager=manager, strategy=strategy)
+        server.parameters = ndarrays_to_parameters(params)
+        for rnd in range(start, s.rounds + 1):
+            self._check_stop()
+            if not manager.wait_for(s.min_clients, timeout=s.round_timeout):
+                self._check_stop()
+                raise RuntimeError(
+                    f"round {rnd}: only {manager.num_available()} of {s.min_clients} facilities are connected "
+                    f"after waiting {s.round_timeout:.0f} s; the run ends here (resume later with --resume {out})"
+                )
+            names = [manager.names.get(c, c[:8]) for c in manager.all()]
+            self.emit(RoundStarted(round=rnd, rounds=s.rounds, participants=names))
+            t0 = time.perf_counter()
+            sent0, recv0 = self.counter.snapshot()
+            fit = server.fit_round(server_round=rnd, timeout=s.round_timeout)
+            self._check_stop()
+            per_client: dict[str, dict] = {}
+            if fit is None:
+                raise RuntimeError(f"round {rnd}: no facility returned an update")
+            new_params, _, (results, failures) = fit
+            if not results:
+                raise RuntimeError(f"round {rnd}: every facility failed ({len(failures)} failure(s))")
+            if new_params is not None:
+                server.parameters = new_params
+            for proxy, res in results:
+                name = manager.names.get(proxy.cid, proxy.cid[:8])
+                per_client[name] = {"samples": res.num_examples, "train_loss": float(res.metrics.get("train_loss", np.nan))}
+            evaluated = server.evaluate_round(server_round=rnd, timeout=s.round_timeout)
+            eval_loss = None
+            if evaluated is not None:
+                eval_loss, _, (eres, _) = evaluated
+                for proxy, res in eres:
+                    name = manager.names.get(proxy.cid, proxy.cid[:8])
+                    per_client.setdefault(name, {})["eval_loss"] = float(res.loss)
+                    per_client[name]["eval_samples"] = res.num_examples
+            sent1, recv1 = self.counter.snapshot()
+            total = sum(c.get("samples", 0) for c in per_client.values())
+            train_loss = (
+                sum(c["samples"] * c["train_loss"] for c in per_client.values() if "train_loss" in c) / total if total else None
+            )
+            record = {
+                "round": rnd,
+                "participants": sorted(per_client),
+                "per_client": per_client,
+                "train_loss": train_loss,
+                "eval_loss": None if eval_loss is None else float(eval_loss),
+                "failures": len(failures),
+                "bytes_sent": sent1 - sent0,
+                "bytes_received": recv1 - recv0,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+            history.append(record)
+            path = checkpoint.save(out, rnd, parameters_to_ndarrays(server.parameters), spec, manager.sensors, history, s)
+            self._completed = rnd
+            self.emit(CheckpointSaved(round=rnd, path=str(path)))
+            self.emit(
+                RoundFinished(
+                    round=rnd,
+                    rounds=s.rounds,
+                    train_loss=train_loss,
+                    eval_loss=record["eval_loss"],
+                    per_client=per_client,
+                    bytes_sent=record["bytes_sent"],
+                    bytes_received=record["bytes_received"],
+                    seconds=record["seconds"],
+                )
+            )
+        result = Finished(rounds_completed=self._completed, out_dir=str(out), message="all rounds completed")
+        self.emit(result)
+        return result
+
+
+def _no_metrics(_results) -> dict:
+    return {}  # per-facility figures are recorded individually in the history
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        pass

@@ -1,0 +1,382 @@
+"""Real federations on loopback: a Flower server runner and facility runners in threads."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pumpfl_gui.core.dataset import load_sensor_csv
+from pumpfl_gui.core.detector import score_data
+from pumpfl_gui.core.model_store import load_detector
+from pumpfl_gui.core.simulator import generate
+from pumpfl_gui.fl.addresses import ServerAddress, check_port_free, find_free_port
+from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
+from pumpfl_gui.fl.invite import parse_invite
+from pumpfl_gui.fl.protocol import FederationSettings
+from pumpfl_gui.fl.server_runner import ServerOptions, ServerRunner
+
+FAST = dict(local_epochs=1, join_timeout=60, round_timeout=60)
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plant")
+    generate(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_behind():
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"threads left behind: {[t.name for t in extra]}")
+
+
+class Run:
+    """A server and its facilities, each in its own thread, with every event recorded."""
+
+    def __init__(self, tmp: Path, settings: FederationSettings, insecure=False):
+        self.tmp = tmp
+        self.port = find_free_port(19000 + (hash(tmp) % 2000), "127.0.0.1")
+        self.events: list = []
+        self.server = ServerRunner(
+            settings,
+            ServerOptions(host="127.0.0.1", port=self.port, out_dir=tmp / "server", insecure=insecure),
+            on_event=lambda e: self.events.append(("server", e)),
+        )
+        self.threads = [threading.Thread(target=self._run_server, name="test-server")]
+        self.threads[0].start()
+        assert self.server.ready.wait(20)
+        self.invite = parse_invite((tmp / "server" / "invite.txt").read_text())
+        self.results: dict = {}
+        self.clients: dict = {}
+
+    def _run_server(self):
+        self.results["server"] = self.server.run()
+
+    def add(self, name: str, csv: Path, **option_overrides):
+        options = dict(
+            insecure=self.invite.insecure,
+            join_code=self.invite.join_code,
+            fingerprint=self.invite.fingerprint,
+            out_dir=self.tmp / name,
+            name=name,
+            max_wait=20,
+        )
+        options.update(option_overrides)
+        runner = ClientRunner(csv, ServerAddress("127.0.0.1", self.port), ClientOptions(**options), on_event=lambda e: self.events.append((name, e)))
+        self.clients[name] = runner
+        t = threading.Thread(target=lambda: self.results.__setitem__(name, runner.run()), name=f"test-{name}")
+        self.threads.append(t)
+        t.start()
+
+    def join(self, timeout=240):
+        for t in self.threads:
+            t.join(timeout)
+            assert not t.is_alive(), f"{t.name} did not finish"
+
+    def of(self, who, kind):
+        return [e for w, e in self.events if w == who and e.kind == kind]
+
+
+def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=3, min_clients=2, **FAST))
+    assert run.invite.fingerprint and run.invite.join_code
+    run.add("small", plant / "client_0.csv")
+    run.add("large", plant / "client_2.csv")
+    run.join()
+    assert run.results["server"].kind == "Finished" and run.results["server"].rounds_completed == 3
+    rounds = run.of("server", "RoundFinished")
+    assert [r.round for r in rounds] == [1, 2, 3]
+    losses = [r.eval_loss for r in rounds]
+    assert losses[2] < losses[0], losses
+    assert all(set(r.per_client) == {"small", "large"} for r in rounds)
+    history = json.loads((tmp_path / "server" / "history.json").read_text())["rounds"]
+    assert [h["round"] for h in history] == [1, 2, 3]
+    first = history[0]
+    assert first["per_client"]["large"]["samples"] > first["per_client"]["small"]["samples"]
+    assert first["bytes_sent"] > 0 and first["bytes_received"] > 0 and first["seconds"] > 0
+    # The global model scores any facility's file, calibrated on that file's own normal rows.
+    model = load_detector(tmp_path / "server" / "global_model")
+    assert model.scaler is None and model.threshold is None
+    result = score_data(model, load_sensor_csv(plant / "client_0.csv", sensors=model.sensors))
+    assert np.isfinite(result.threshold) and result.metrics["failures"]["failures"] == 1
+    # Each facility keeps the final global model with its own threshold.
+    for name in ("small", "large"):
+        assert run.results[name].kind == "Finished" and run.results[name].rounds_completed == 3
+        mine = load_detector(tmp_path / name)
+        assert mine.threshold is not None and mine.scaler is not None
+    assert [e.epoch for e in run.of("small", "EpochLoss")] == [1, 1, 1]
+    check_port_free(run.port, "127.0.0.1")  # the port is free again
+
+
+def test_wrong_join_code_is_refused_while_the_others_train(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=2, min_clients=2, **FAST))
+    run.add("intruder", plant / "client_4.csv", join_code="AAAA-BBBB-CCCC")
+    run.add("a", plant / "client_0.csv")
+    run.add("b", plant / "client_0.csv")
+    run.join()
+    refused = run.of("server", "ClientRefused")
+    assert [r.name for r in refused] == ["intruder"] and "wrong join code" in refused[0].reason
+    assert run.results["intruder"].kind == "Failed" and "wrong join code" in run.results["intruder"].message
+    assert not run.of("intruder", "FitResult") and not run.of("intruder", "EvaluateResult")  # never got parameters
+    assert all(set(r.per_client) == {"a", "b"} for r in run.of("server", "RoundFinished"))
+    assert run.results["server"].rounds_completed == 2
+
+
+def test_a_facility_with_other_sensors_is_refused_on_both_sides(plant, tmp_path):
+    frame = pd.read_csv(plant / "client_0.csv").drop(columns=["sensor_01", "sensor_02"])
+    odd = tmp_path / "odd.csv"
+    frame.to_csv(odd, index=False)
+    run = Run(tmp_path, FederationSettings(rounds=1, min_clients=2, **FAST))
+    run.add("a", plant / "client_0.csv")
+    while not run.of("server", "ClientJoined"):
+        time.sleep(0.05)  # "a" defines the federation's sensors
+    run.add("odd", odd)
+    run.add("b", plant / "client_0.csv")
+    run.join()
+    reason = run.of("server", "ClientRefused")[0].reason
+    assert "odd" in reason and "sensor_01" in reason
+    assert run.results["odd"].kind == "Failed" and "sensor_01" in run.results["odd"].message
+    assert run.results["server"].rounds_completed == 1
+
+
+def test_a_plaintext_client_cannot_join_a_tls_server(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=1, min_clients=1, **FAST))
+    run.add("plain", plant / "client_0.csv", insecure=True, join_code="", fingerprint=None)
+    deadline = time.monotonic() + 30
+    while "plain" not in run.results and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.results["plain"].kind == "Failed"
+    assert "uses encryption (TLS)" in run.results["plain"].message
+    assert not run.of("server", "ClientJoined")
+    run.server.stop()
+    run.join()
+
+
+def test_stop_mid_round_leaves_no_thread_and_frees_the_port(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=50, min_clients=2, local_epochs=3, join_timeout=60, round_timeout=60))
+    run.add("a", plant / "client_2.csv")
+    run.add("b", plant / "client_0.csv")
+    deadline = time.monotonic() + 60
+    while not run.of("a", "EpochLoss") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    run.server.stop()
+    for c in run.clients.values():
+        c.stop()
+    run.join(timeout=20)
+    assert time.monotonic() - t0 < 15
+    assert run.results["server"].kind == "Finished" and "stopped" in run.results["server"].message
+    check_port_free(run.port, "127.0.0.1")
+
+
+def _client_process(csv: Path, invite: str, *extra) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pumpfl_gui", "client", str(csv), invite, *map(str, extra)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_a_facility_killed_mid_round_does_not_stop_the_others(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=3, min_clients=2, local_epochs=3, join_timeout=120, round_timeout=120))
+    victim = _client_process(plant / "client_2.csv", run.invite.to_text(), "--name", "victim")
+    try:
+        deadline = time.monotonic() + 60
+        while not run.of("server", "ClientJoined") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the victim is in before the rounds can start
+        run.add("a", plant / "client_0.csv")
+        run.add("b", plant / "client_0.csv")
+        deadline = time.monotonic() + 120
+        while not [e for e in run.of("server", "RoundStarted") if e.round == 2] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "victim" in run.of("server", "RoundStarted")[-1].participants
+        time.sleep(0.3)  # inside round 2's training
+        victim.send_signal(signal.SIGKILL)
+        run.join()
+    finally:
+        victim.kill()
+        victim.communicate()
+    assert run.results["server"].kind == "Finished" and run.results["server"].rounds_completed == 3
+    assert [e.name for e in run.of("server", "ClientLeft")][0] == "victim"
+    last = run.of("server", "RoundFinished")[-1]
+    assert set(last.per_client) == {"a", "b"}
+
+
+def test_a_facility_says_so_when_the_server_vanishes(plant, tmp_path):
+    port = find_free_port(21000, "127.0.0.1")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pumpfl_gui", "server", "50", "1", "--host", "127.0.0.1", "--port", str(port), "--out", str(tmp_path / "srv")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        invite = parse_invite(server.stdout.readline())
+        events = []
+        runner = ClientRunner(plant / "client_0.csv", invite.address, ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=6), events.append)
+        t = threading.Thread(target=runner.run)
+        t.start()
+        deadline = time.monotonic() + 60
+        while not any(e.kind == "EvaluateResult" for e in events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        while not any(e.kind == "ConnectionState" and e.state == "reconnecting" for e in events):
+            assert time.monotonic() - killed < 12, "the facility did not notice within about 10 s"
+            time.sleep(0.05)
+        lost = next(e for e in events if e.kind == "ConnectionState" and e.state == "reconnecting")
+        assert "lost the server" in lost.detail and "retrying" in lost.detail
+        t.join(60)
+        assert not t.is_alive()
+        assert events[-1].kind == "Failed" and "no server at" in events[-1].message
+    finally:
+        server.kill()
+        server.communicate()
+
+
+def test_resume_continues_after_the_last_saved_round(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=2, min_clients=1, **FAST))
+    run.add("a", plant / "client_0.csv")
+    run.join()
+    first = json.loads((tmp_path / "server" / "history.json").read_text())["rounds"]
+    assert [h["round"] for h in first] == [1, 2]
+    again = tmp_path / "again"
+    again.mkdir()
+    events = []
+    port = find_free_port(22000, "127.0.0.1")
+    server = ServerRunner(
+        FederationSettings(rounds=4, min_clients=1, **FAST),
+        ServerOptions(host="127.0.0.1", port=port, out_dir=tmp_path / "server", resume=tmp_path / "server"),
+        on_event=events.append,
+    )
+    st = threading.Thread(target=server.run)
+    st.start()
+    assert server.ready.wait(20)
+    inv = server.invite
+    client = ClientRunner(plant / "client_0.csv", inv.address, ClientOptions(join_code=inv.join_code, fingerprint=inv.fingerprint, name="a", max_wait=20))
+    ct = threading.Thread(target=client.run)
+    ct.start()
+    st.join(120)
+    ct.join(60)
+    assert [e.round for e in events if e.kind == "RoundStarted"] == [3, 4]
+    history = json.loads((tmp_path / "server" / "history.json").read_text())["rounds"]
+    assert [h["round"] for h in history] == [1, 2, 3, 4]
+    assert history[0] == first[0]  # the earlier rounds are kept as they were
+
+
+def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_path):
+    from flwr.common import parameters_to_ndarrays, serde
+
+    from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
+    from pumpfl_gui.fl import protocol as P
+
+    seen = []
+    port = find_free_port(23000, "127.0.0.1")
+    server = ServerRunner(
+        FederationSettings(rounds=2, min_clients=1, **FAST),
+        ServerOptions(host="127.0.0.1", port=port, out_dir=tmp_path / "server"),
+        tap=seen.append,
+    )
+    st = threading.Thread(target=server.run)
+    st.start()
+    assert server.ready.wait(20)
+    inv = server.invite
+    csv = plant / "client_0.csv"
+    client = ClientRunner(csv, inv.address, ClientOptions(join_code=inv.join_code, fingerprint=inv.fingerprint, max_wait=20))
+    ct = threading.Thread(target=client.run)
+    ct.start()
+    st.join(120)
+    ct.join(60)
+    data = load_sensor_csv(csv)
+    shapes = [p.shape for p in get_parameters(build_model(ModelSpec(sensors=len(data.sensors))))]
+    readings = set(np.round(data.values[:, :5].ravel(), 3).tolist())
+    kinds = [m.WhichOneof("msg") for m in seen]
+    assert kinds.count("fit_res") == 2 and kinds.count("evaluate_res") == 2 and "get_properties_res" in kinds
+    for msg in seen:
+        kind = msg.WhichOneof("msg")
+        if kind == "fit_res":
+            res = serde.fit_res_from_proto(msg.fit_res)
+            assert [a.shape for a in parameters_to_ndarrays(res.parameters)] == shapes
+            assert set(res.metrics) <= P.FIT_METRICS
+            scalars = list(res.metrics.values()) + [res.num_examples]
+        elif kind == "evaluate_res":
+            res = serde.evaluate_res_from_proto(msg.evaluate_res)
+            assert set(res.metrics) <= P.EVAL_METRICS
+            scalars = list(res.metrics.values()) + [res.loss, res.num_examples]
+        elif kind == "get_properties_res":
+            res = serde.get_properties_res_from_proto(msg.get_properties_res)
+            assert set(res.properties) <= P.PROPERTY_KEYS
+            assert json.loads(res.properties[P.REPLY_SENSORS]) == data.sensors  # names, not values
+            scalars = [v for v in res.properties.values() if isinstance(v, (int, float))]
+        else:
+            raise AssertionError(f"a facility sent an unexpected {kind}")
+        assert all(isinstance(v, (int, float)) for v in scalars)
+        assert not {round(float(v), 3) for v in scalars} & readings - {0.0, 1.0, 2.0, 3.0}
+
+
+def test_trust_on_first_use_pins_the_server_and_catches_a_changed_one(plant, tmp_path):
+    from pumpfl_gui.fl.security import KnownServers
+
+    known = KnownServers(tmp_path / "known.json")
+    port = find_free_port(24000, "127.0.0.1")
+
+    def one_run(folder):
+        events = []
+        server = ServerRunner(FederationSettings(rounds=1, min_clients=1, **FAST),
+                              ServerOptions(host="127.0.0.1", port=port, out_dir=folder, identity_dir=folder / "identity"))
+        st = threading.Thread(target=server.run)
+        st.start()
+        assert server.ready.wait(20)
+        client = ClientRunner(plant / "client_0.csv", ServerAddress("127.0.0.1", port),
+                              ClientOptions(join_code=server.invite.join_code, known_servers=known, max_wait=10), events.append)
+        result = client.run()
+        server.stop()
+        st.join(30)
+        return result, events, server.invite
+
+    result, events, invite = one_run(tmp_path / "first")
+    assert result.kind == "Finished"
+    trusted = [e for e in events if e.kind == "ConnectionState" and e.state == "trusted"]
+    assert len(trusted) == 1 and invite.fingerprint[:11] in trusted[0].detail
+    assert known.get(ServerAddress("127.0.0.1", port)) == invite.fingerprint
+    # A new server on the same address has a new certificate: refused, never trusted silently.
+    result, events, _ = one_run(tmp_path / "second")
+    assert result.kind == "Failed" and "another certificate" in result.message
+
+
+def test_insecure_mode_runs_without_tls_or_join_code(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=1, min_clients=2, **FAST), insecure=True)
+    assert run.invite.insecure and run.invite.fingerprint is None and run.invite.join_code == ""
+    assert not (tmp_path / "server" / "server.crt").exists()
+    run.add("a", plant / "client_0.csv")
+    run.add("b", plant / "client_0.csv")
+    run.join()
+    assert run.results["server"].rounds_completed == 1
+
+
+def test_the_server_keeps_its_certificate_across_restarts(plant, tmp_path):
+    fingerprints = []
+    for attempt in range(2):
+        server = ServerRunner(FederationSettings(rounds=1, min_clients=1, join_timeout=1),
+                              ServerOptions(host="127.0.0.1", port=find_free_port(25000, "127.0.0.1"), out_dir=tmp_path / f"run{attempt}",
+                                            identity_dir=tmp_path / "identity"))
+        st = threading.Thread(target=server.run)
+        st.start()
+        assert server.ready.wait(20)
+        fingerprints.append(server.invite.fingerprint)
+        server.stop()
+        st.join(30)
+    assert fingerprints[0] == fingerprints[1]
+    assert oct((tmp_path / "identity" / "server.key").stat().st_mode & 0o777) == "0o600"

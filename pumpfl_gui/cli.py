@@ -240,7 +240,7 @@ def _event_line(who: str, e) -> str | None:
     return None
 
 
-def _settings_from(args) -> "FederationSettings":
+def _settings_from(args):
     from .fl.protocol import FederationSettings
 
     try:

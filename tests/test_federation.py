@@ -32,19 +32,6 @@ def plant(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(autouse=True)
-def no_threads_left_behind():
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"threads left behind: {[t.name for t in extra]}")
-
-
 class Run:
     """A server and its facilities, each in its own thread, with every event recorded."""
 

@@ -8,7 +8,6 @@ import re
 import socket
 import ssl
 import threading
-import time
 from concurrent import futures
 
 import grpc
@@ -39,16 +38,6 @@ from pumpfl_gui.fl.security import (
     short_fingerprint,
     verify_fingerprint,
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_threads():
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3
-    while (extra := [t for t in threading.enumerate() if t not in before and t.is_alive()]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not extra, f"test left threads running: {extra}"
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ and frees the port. Progress goes out as plain events (``events.py``).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable

@@ -245,7 +245,7 @@ def _settings_from(args):
 
     try:
         return FederationSettings(rounds=args.rounds, min_clients=args.min_clients, local_epochs=args.local_epochs,
-                                  lr=args.lr, round_timeout=args.round_timeout)
+                                  lr=args.lr, batch_size=args.batch_size, round_timeout=args.round_timeout)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -283,6 +283,10 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
     from .fl.server_runner import ServerOptions, ServerRunner
 
     settings = _settings_from(args)
+    if args.advertise:
+        from .fl.addresses import parse_server_address
+
+        parse_server_address(args.advertise, default_port=args.port)  # a typo is caught before the server starts
     check_port_free(args.port, args.host)
     code = normalise_join_code(args.join_code) if args.join_code else None
     out = Path(args.out) if args.out else None
@@ -293,6 +297,13 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
             console.line(f"server: listening on {e.address}; results in {e.out_dir}")
             console.line("server: give facilities the invite above; waiting for "
                          f"{settings.min_clients} to join")
+            if not args.advertise and args.host in ("0.0.0.0", "::"):
+                from .fl.addresses import local_addresses
+
+                shown = ", ".join(f"{a.ip} ({a.interface}, {a.kind})" for a in local_addresses() if a.kind != "loopback")
+                console.line(f"server: this computer's addresses: {shown or 'none but loopback'}")
+                console.line("server: sites on other networks need a VPN (Tailscale, ZeroTier) or tunnel address: "
+                             "restart with --advertise THAT_ADDRESS so the invite carries it")
         line = _event_line("server", e)
         if line:
             console.line(line)
@@ -426,9 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("min_clients", nargs="?", type=_positive_int, default=2, help="facilities to wait for (default 2)")
     server.add_argument("--port", type=_port, default=8080)
     server.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
-    server.add_argument("--advertise", help="the address facilities use to reach this server, for the invite")
+    server.add_argument("--advertise", metavar="HOST[:PORT]", help="the address facilities use to reach this server (a VPN or tunnel address), for the invite")
     server.add_argument("--local-epochs", type=_positive_int, default=3)
     server.add_argument("--lr", type=_positive_float, default=1e-3)
+    server.add_argument("--batch-size", type=_positive_int, default=256)
     server.add_argument("--round-timeout", type=_positive_float, default=600.0, help="seconds to wait for a facility's answer")
     server.add_argument("--join-code", help="use this join code instead of a new random one")
     server.add_argument("--insecure", action="store_true", help="no TLS, no join code (trusted networks only)")

@@ -96,6 +96,7 @@ def test_train_then_score_a_default_facility(data_dir, tmp_path):
         (["client", "0", "pumpfl://127.0.0.1:8080/?code=ABCD-EFGH-JKMN&fp=12"], "fingerprint"),
         (["server", "--port", "70000"], "not a port"),
         (["server", "0"], "must be at least 1"),
+        (["server", "--advertise", "2.tcp.example.io:0"], "port"),
         ([], "required"),
     ],
 )

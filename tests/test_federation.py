@@ -367,3 +367,81 @@ def test_the_server_keeps_its_certificate_across_restarts(plant, tmp_path):
         st.join(30)
     assert fingerprints[0] == fingerprints[1]
     assert oct((tmp_path / "identity" / "server.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_invite_carries_a_tunnel_address_when_told(tmp_path):
+    server = ServerRunner(FederationSettings(rounds=1, min_clients=1, join_timeout=1),
+                          ServerOptions(host="127.0.0.1", port=find_free_port(26000, "127.0.0.1"), out_dir=tmp_path,
+                                        advertise="2.tcp.example.io:15432", identity_dir=tmp_path / "id"))
+    st = threading.Thread(target=server.run)
+    st.start()
+    assert server.ready.wait(20)
+    server.stop()
+    st.join(30)
+    invite = parse_invite((tmp_path / "invite.txt").read_text())
+    assert invite.address == ServerAddress("2.tcp.example.io", 15432)
+
+
+def _server_process(port, out, *args):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pumpfl_gui", "server", *map(str, args), "--host", "127.0.0.1", "--port", str(port), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    return proc, parse_invite(proc.stdout.readline())
+
+
+def test_a_restarted_server_resumes_and_the_facility_comes_back(plant, tmp_path):
+    port = find_free_port(27000, "127.0.0.1")
+    out = tmp_path / "run"
+    first, invite = _server_process(port, out, 4, 1, "--local-epochs", "1")
+    events = []
+    runner = ClientRunner(plant / "client_0.csv", invite.address,
+                          ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=90, out_dir=tmp_path / "mine"),
+                          events.append)
+    t = threading.Thread(target=runner.run)
+    t.start()
+    second = None
+    try:
+        deadline = time.monotonic() + 90
+        while not (out / "state.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+        saved = json.loads((out / "state.json").read_text())["round"]
+        second, again = _server_process(port, out, 4, 1, "--local-epochs", "1", "--resume", out)
+        assert again.join_code == invite.join_code and again.fingerprint == invite.fingerprint
+        t.join(120)
+        assert not t.is_alive()
+        assert second.wait(60) == 0
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None and not proc.stdout.closed:
+                proc.communicate()
+    assert any(e.kind == "ConnectionState" and e.state == "reconnecting" for e in events)
+    assert events[-1].kind == "Finished" and events[-1].rounds_completed == 4
+    history = json.loads((out / "history.json").read_text())["rounds"]
+    assert [h["round"] for h in history] == [1, 2, 3, 4]
+    assert saved >= 1
+
+
+def test_too_few_facilities_left_ends_the_run_with_a_clear_message(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=5, min_clients=2, local_epochs=1, join_timeout=60, round_timeout=3))
+    victim = _client_process(plant / "client_0.csv", run.invite.to_text(), "--name", "victim")
+    try:
+        deadline = time.monotonic() + 60
+        while not run.of("server", "ClientJoined") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.add("a", plant / "client_0.csv")
+        while not run.of("server", "RoundFinished") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        run.join()
+    finally:
+        victim.kill()
+        victim.communicate()
+    result = run.results["server"]
+    assert result.kind == "Failed"
+    assert "only 1 of 2 facilities are connected after waiting 3 s" in result.message and "--resume" in result.message
+    assert (tmp_path / "server" / "state.json").exists()  # what was done is kept

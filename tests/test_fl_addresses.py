@@ -264,3 +264,13 @@ def test_resolve_unknown_name_is_a_user_error():
     with pytest.raises(AddressError, match="cannot find server 'no-such-host.invalid'") as info:
         resolve(ServerAddress("no-such-host.invalid", 8080), timeout=10)
     assert "use its IP address" in str(info.value)
+
+
+def test_local_addresses_are_classified_and_the_invite_address_is_one_of_them():
+    from pumpfl_gui.fl.addresses import local_addresses, primary_address
+
+    found = local_addresses()
+    assert any(a.kind == "loopback" and a.ip == "127.0.0.1" for a in found)
+    assert all(a.kind in {"LAN", "VPN", "public", "loopback"} for a in found)
+    assert primary_address() in {a.ip for a in found}
+    assert primary_address("127.0.0.1") == "127.0.0.1"  # a specific bind address is used as is

@@ -315,3 +315,57 @@ def resolve(address: ServerAddress, timeout: float = 5.0) -> list[str]:
         if ip not in ips:
             ips.append(ip)
     return ips
+
+
+@dataclass(frozen=True)
+class LocalAddress:
+    interface: str
+    ip: str
+    kind: str  # "LAN" | "VPN" | "loopback" | "public"
+
+
+_TAILSCALE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT range Tailscale uses
+_VPN_INTERFACES = ("tailscale", "zt", "utun", "wg", "tun", "ppp")
+
+
+def local_addresses() -> list[LocalAddress]:
+    """This machine's IPv4 and global IPv6 addresses on interfaces that are up, with their kind."""
+    import psutil
+
+    stats = psutil.net_if_stats()
+    found = []
+    for name, addrs in psutil.net_if_addrs().items():
+        if name in stats and not stats[name].isup:
+            continue
+        for a in addrs:
+            if a.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                ip = ipaddress.ip_address(a.address.split("%")[0])
+            except ValueError:
+                continue
+            if ip.is_link_local:
+                continue
+            if ip.is_loopback:
+                kind = "loopback"
+            elif ip in _TAILSCALE or name.lower().startswith(_VPN_INTERFACES):
+                kind = "VPN"
+            elif ip.is_private:
+                kind = "LAN"
+            else:
+                kind = "public"
+            found.append(LocalAddress(name, str(ip), kind))
+    order = {"LAN": 0, "VPN": 1, "public": 2, "loopback": 3}
+    return sorted(found, key=lambda x: (order[x.kind], x.ip.count(":") > 0, x.interface))
+
+
+def primary_address(bind_host: str = "0.0.0.0") -> str:
+    """The address to put in an invite: the bind address if specific, else the best local one.
+
+    A LAN IPv4 address first, then VPN, then public, then loopback. Sites on other networks
+    need a tunnel or VPN address instead, given with ``--advertise``.
+    """
+    if bind_host not in ("0.0.0.0", "::", ""):
+        return bind_host
+    addresses = local_addresses()
+    return addresses[0].ip if addresses else "127.0.0.1"

@@ -57,6 +57,7 @@ class ResumeState:
     sensors: list[str]
     parameters: list[np.ndarray]
     history: list
+    join_code: str | None = None
 
 
 def load(folder: Path) -> ResumeState:
@@ -68,4 +69,13 @@ def load(folder: Path) -> ResumeState:
         raise UserError(f"cannot resume from {folder}: it holds no finished round of a PumpFL server ({exc})") from None
     det = load_detector(folder / MODEL_DIR)
     params = [t.detach().numpy().copy() for t in det.model.state_dict().values()]
-    return ResumeState(round=int(state["round"]), sensors=list(state["sensors"]), parameters=params, history=history)
+    join_code = None
+    invite_file = folder / "invite.txt"
+    if invite_file.is_file():
+        from .invite import parse_invite
+
+        try:
+            join_code = parse_invite(invite_file.read_text()).join_code or None
+        except UserError:
+            pass  # a damaged invite file only costs the old join code
+    return ResumeState(int(state["round"]), list(state["sensors"]), params, history, join_code)

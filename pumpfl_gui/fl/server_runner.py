@@ -20,17 +20,16 @@ from flwr.server import Server
 from flwr.server.strategy import FedAvg
 
 from ..core.model import build_model, get_parameters
+from ..core.paths import user_data_dir
 from ..core.runtime import seed_everything
-from .addresses import check_port_free
+from . import checkpoint
+from .addresses import ServerAddress, check_port_free, parse_server_address, primary_address
 from .events import CheckpointSaved, Event, Failed, Finished, RoundFinished, RoundStarted, ServerListening
 from .gate import GatedClientManager
 from .invite import Invite
-from .addresses import ServerAddress
 from .protocol import FederationSettings
 from .security import fingerprint, load_or_make_identity, new_join_code
-from ..core.paths import user_data_dir
 from .wire import WireCounter, start_flower_server
-from . import checkpoint
 
 log = logging.getLogger(__name__)
 # Flower logs every sampling step at INFO; PumpFL reports rounds through its own events.
@@ -41,7 +40,7 @@ logging.getLogger("flwr").setLevel(logging.WARNING)
 class ServerOptions:
     host: str = "0.0.0.0"
     port: int = 8080
-    advertise: str | None = None  # the address facilities should use, for the invite
+    advertise: str | None = None  # HOST[:PORT] facilities should use (a tunnel's, a VPN's), for the invite
     out_dir: Path | None = None
     insecure: bool = False
     join_code: str | None = None
@@ -70,6 +69,7 @@ class ServerRunner:
         self.manager: GatedClientManager | None = None
         self.invite: Invite | None = None
         self.ready = threading.Event()  # set once the port listens
+        self._completed = 0  # rounds finished (and saved) so far
 
     def emit(self, event: Event) -> None:
         log.info("%s", event)
@@ -99,7 +99,8 @@ class ServerRunner:
             certificate = load_or_make_identity(opts.identity_dir or user_data_dir() / "server-identity")
             fp = fingerprint(certificate[0])
             (out / "server.crt").write_bytes(certificate[0])
-            join_code = opts.join_code or new_join_code()
+            # A resumed run keeps its join code, so facilities still retrying get back in.
+            join_code = opts.join_code or (state.join_code if state else None) or new_join_code()
         self.manager = GatedClientManager(
             join_code, s.window, s.channels, self.emit, sensors=state.sensors if state else None, default_wait=s.round_timeout
         )
@@ -108,7 +109,11 @@ class ServerRunner:
         bind = f"[{opts.host}]:{opts.port}" if ":" in opts.host else f"{opts.host}:{opts.port}"
         grpc_server = start_flower_server(self.manager, bind, self.counter, certificate)
         try:
-            advertise_addr = ServerAddress(opts.advertise or "127.0.0.1", opts.port)
+            advertise_addr = (
+                parse_server_address(opts.advertise, default_port=opts.port)
+                if opts.advertise
+                else ServerAddress(primary_address(opts.host), opts.port)
+            )
             self.invite = Invite(advertise_addr, join_code or "", fp)
             (out / "invite.txt").write_text(self.invite.to_text() + "\n")
             self.ready.set()
@@ -127,8 +132,6 @@ class ServerRunner:
             self.manager.stop()
             self._disconnect_all()
             grpc_server.stop(grace=1)
-
-    _completed = 0
 
     def _disconnect_all(self) -> None:
         from flwr.common import ReconnectIns

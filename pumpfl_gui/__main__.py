@@ -1,7 +1,7 @@
-"""``python -m pumpfl_gui`` runs the command line (the desktop app takes over in a later issue)."""
+"""``python -m pumpfl_gui`` opens the desktop app; the command line is ``pumpfl`` (or ``python -m pumpfl_gui.cli``)."""
 
 import sys
 
-from .cli import main
+from .gui.app import main
 
 sys.exit(main())

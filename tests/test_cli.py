@@ -14,7 +14,7 @@ SKAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "skab"
 
 def pumpfl(*args, env_extra=None, cwd=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "pumpfl_gui", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    return subprocess.run([sys.executable, "-m", "pumpfl_gui.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
 def assert_user_error(proc, fragment):

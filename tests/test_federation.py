@@ -173,7 +173,7 @@ def test_stop_mid_round_leaves_no_thread_and_frees_the_port(plant, tmp_path):
 
 def _client_process(csv: Path, invite: str, *extra) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui", "client", str(csv), invite, *map(str, extra)],
+        [sys.executable, "-m", "pumpfl_gui.cli", "client", str(csv), invite, *map(str, extra)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -206,7 +206,7 @@ def test_a_facility_killed_mid_round_does_not_stop_the_others(plant, tmp_path):
 def test_a_facility_says_so_when_the_server_vanishes(plant, tmp_path):
     port = find_free_port(21000, "127.0.0.1")
     server = subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui", "server", "50", "1", "--host", "127.0.0.1", "--port", str(port), "--out", str(tmp_path / "srv")],
+        [sys.executable, "-m", "pumpfl_gui.cli", "server", "50", "1", "--host", "127.0.0.1", "--port", str(port), "--out", str(tmp_path / "srv")],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -384,7 +384,7 @@ def test_the_invite_carries_a_tunnel_address_when_told(tmp_path):
 
 def _server_process(port, out, *args):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui", "server", *map(str, args), "--host", "127.0.0.1", "--port", str(port), "--out", str(out)],
+        [sys.executable, "-m", "pumpfl_gui.cli", "server", *map(str, args), "--host", "127.0.0.1", "--port", str(port), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     return proc, parse_invite(proc.stdout.readline())
@@ -445,3 +445,18 @@ def test_too_few_facilities_left_ends_the_run_with_a_clear_message(plant, tmp_pa
     assert result.kind == "Failed"
     assert "only 1 of 2 facilities are connected after waiting 3 s" in result.message and "--resume" in result.message
     assert (tmp_path / "server" / "state.json").exists()  # what was done is kept
+
+
+def test_a_join_code_probe_is_answered_but_never_enrolled(plant, tmp_path):
+    from pumpfl_gui.fl.join_probe import probe_join_code
+    from pumpfl_gui.fl.security import fetch_certificate
+
+    run = Run(tmp_path, FederationSettings(rounds=1, min_clients=1, **FAST))
+    root = fetch_certificate("127.0.0.1", run.port)
+    address = ServerAddress("127.0.0.1", run.port)
+    assert probe_join_code(address, root, run.invite.join_code) == (True, "the server accepted the join code")
+    accepted, detail = probe_join_code(address, root, "AAAA-BBBB-CCCC")
+    assert not accepted and "wrong join code" in detail
+    assert not run.of("server", "ClientJoined") and not run.of("server", "ClientRefused")
+    run.server.stop()
+    run.join()

@@ -228,7 +228,8 @@ class ClientRunner:
                 lambda r: self.emit(EpochLoss(round=rnd, epoch=r.epoch, epochs=r.epochs, loss=r.loss)),
             )
             metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
-            self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"]))
+            total = int(ins.config.get(P.CFG_ROUNDS, 0))
+            self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"], rounds=total))
             res = FitRes(_OK, ndarrays_to_parameters(params), n, metrics)
             return ClientMessage(fit_res=serde.fit_res_to_proto(res)), None
         if field == "evaluate_ins":
@@ -238,7 +239,7 @@ class ClientRunner:
             self.global_params = parameters_to_ndarrays(ins.parameters)
             loss, n = self.facility.evaluate(self.global_params, self._task)
             self.rounds = max(self.rounds, rnd)
-            self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n))
+            self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=int(ins.config.get(P.CFG_ROUNDS, 0))))
             res = EvaluateRes(_OK, loss, n, {"eval_loss": loss})
             return ClientMessage(evaluate_res=serde.evaluate_res_to_proto(res)), None
         if field == "get_parameters_ins":

@@ -70,6 +70,7 @@ class FitResult(Event):
     samples: int
     train_loss: float
     seconds: float
+    rounds: int = 0  # rounds in the run, when the server said
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class EvaluateResult(Event):
     round: int
     eval_loss: float
     samples: int
+    rounds: int = 0
 
 
 @dataclass(frozen=True)

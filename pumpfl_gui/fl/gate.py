@@ -104,6 +104,9 @@ class GatedClientManager(SimpleClientManager):
             return
         props = dict(res.properties)
         name = str(props.get(P.REPLY_NAME, "") or client.cid[:8])
+        if int(props.get(P.REPLY_PROBE, 0)):
+            self._answer_probe(client, props, nonce)
+            return
         reason = self._judge(props, nonce, name)
         if reason is None:
             with self._lock:
@@ -124,12 +127,29 @@ class GatedClientManager(SimpleClientManager):
         with self._lock:
             self._pending.discard(client.cid)
 
-    def _judge(self, props: dict, nonce: str, name: str) -> str | None:
-        """None when the facility may join, else the reason it may not, in words."""
+    def _answer_probe(self, client: ClientProxy, props: dict, nonce: str) -> None:
+        """A "Test connection" probe: say whether the join code is right; never enrol it."""
+        reason = self._check_code(props, nonce)
+        answer = {P.HELLO_PROBE_OK: 1} if reason is None else {P.HELLO_REFUSED: reason}
+        try:
+            client.get_properties(GetPropertiesIns(answer), timeout=10, group_id=None)
+        except Exception:
+            pass
+        with self._lock:
+            self._pending.discard(client.cid)
+
+    def _check_code(self, props: dict, nonce: str) -> str | None:
         if int(props.get(P.HELLO_PROTOCOL, -1)) != P.PROTOCOL_VERSION:
             return "this facility runs an incompatible PumpFL version; install the same version as the server"
         if self.join_code is not None and not check_join_proof(self.join_code, bytes.fromhex(nonce), str(props.get(P.REPLY_PROOF, ""))):
             return "wrong join code; ask the coordinator for the current invite"
+        return None
+
+    def _judge(self, props: dict, nonce: str, name: str) -> str | None:
+        """None when the facility may join, else the reason it may not, in words."""
+        code_problem = self._check_code(props, nonce)
+        if code_problem is not None:
+            return code_problem
         problem = str(props.get(P.REPLY_PROBLEM, ""))
         if problem:
             return problem

@@ -17,6 +17,7 @@ PROTOCOL_VERSION = 1
 
 # Server -> facility, in each round's config.
 CFG_ROUND = "round"
+CFG_ROUNDS = "rounds"  # how many rounds the run has, for the facility's progress bar
 CFG_EPOCHS = "local_epochs"
 CFG_LR = "lr"
 CFG_BATCH = "batch_size"
@@ -38,7 +39,9 @@ REPLY_NAME = "name"
 REPLY_SENSORS = "sensors"
 REPLY_SAMPLES = "samples"
 REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
-PROPERTY_KEYS = frozenset({REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, HELLO_PROTOCOL})
+REPLY_PROBE = "probe"  # 1: only checking the join code ("Test connection"); do not enrol me
+PROPERTY_KEYS = frozenset({REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE, HELLO_PROTOCOL})
+HELLO_PROBE_OK = "probe_ok"  # the server's answer to a probe whose join code is right
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class FederationSettings:
     def round_config(self, server_round: int) -> dict:
         return {
             CFG_ROUND: server_round,
+            CFG_ROUNDS: self.rounds,
             CFG_EPOCHS: self.local_epochs,
             CFG_LR: self.lr,
             CFG_BATCH: self.batch_size,

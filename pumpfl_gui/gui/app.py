@@ -1,0 +1,159 @@
+"""``pumpfl-gui``: start the desktop app (gui layer).
+
+Sets up logging to a rotating file in the user log folder, an exception hook that shows a
+dialog instead of dying, the Fusion style (which follows the system's light or dark scheme),
+and the headless smoke mode used by CI and for screenshots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import platformdirs
+
+from .. import __version__
+from ..core.paths import APP_NAME
+
+log = logging.getLogger(__name__)
+
+
+def log_file() -> Path:
+    folder = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "pumpfl.log"
+
+
+def setup_logging() -> Path:
+    path = log_file()
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+def install_excepthook(path: Path) -> None:
+    """An unexpected error is logged and shown; the app stays open."""
+
+    def hook(kind, value, tb):
+        log.error("uncaught error", exc_info=(kind, value, tb))
+        from PySide6.QtWidgets import QApplication, QMessageBox
+
+        if QApplication.instance() is not None:
+            QMessageBox.critical(None, "PumpFL: something went wrong",
+                                 f"{value}\n\nThe details are in the log file:\n{path}\n\nThe app keeps running.")
+        else:
+            traceback.print_exception(kind, value, tb)
+
+    sys.excepthook = hook
+
+
+class StallMeter:
+    """Longest gap the Qt event loop went unserved, measured with a 10 ms heartbeat timer."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.max_gap_ms = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._beat)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        self.max_gap_ms = max(self.max_gap_ms, (now - self._last) * 1000 - 10)
+        self._last = now
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="pumpfl-gui", description="PumpFL desktop app")
+    p.add_argument("--version", action="version", version=f"PumpFL {__version__}")
+    p.add_argument("--demo", action="store_true", help="start 'Try it on this computer' right away")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--clients", type=int, default=2)
+    p.add_argument("--local-epochs", type=int, default=3)
+    p.add_argument("--screenshot", help="with --demo: save PNG screenshots and a JSON summary here")
+    p.add_argument("--quit-when-done", action="store_true", help="with --demo: quit when the run is over")
+    p.add_argument("--settings", help=argparse.SUPPRESS)  # a private settings file (tests)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    path = setup_logging()
+    install_excepthook(path)
+    from PySide6.QtWidgets import QApplication
+
+    from .assets import app_icon
+    from .main_window import MainWindow
+    from .settings import AppSettings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setStyle("Fusion")
+    app.setWindowIcon(app_icon())
+    window = MainWindow(AppSettings(args.settings))
+    window.show()
+    if args.demo:
+        run_smoke(window, args)
+    code = app.exec()
+    del window
+    return code
+
+
+def run_smoke(window, args) -> None:
+    """Drive the real window through a local run; optionally screenshot and quit."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    meter = StallMeter()
+    window.resize(1600, 1000)
+    window.show_role("demo")
+    demo = window.demo_page
+
+    def finish() -> None:
+        history = demo.server.history
+        summary = {
+            "rounds_completed": len(history),
+            "final_eval_loss": history[-1].eval_loss if history else None,
+            "max_ui_stall_ms": round(meter.max_gap_ms, 1),
+            "clients": len(demo.clients),
+        }
+        if args.screenshot:
+            shot = Path(args.screenshot)
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            demo.server.grab().save(str(shot))
+            for i, page in enumerate(demo.clients):
+                demo.tabs.setCurrentIndex(i)
+                page.grab().save(str(shot.with_name(f"{shot.stem}-client-{i}.png")))
+            shot.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary))
+        if args.quit_when_done:
+            QTimer.singleShot(0, QApplication.instance().quit)
+
+    def watch(e) -> None:  # the stall is measured while the federation trains
+        if e.kind == "RoundStarted" and e.round == 1:
+            meter.start()
+        elif e.kind in ("Finished", "Failed"):
+            meter.stop()
+
+    demo.server.sig_event.connect(watch)
+    demo.sig_all_done.connect(finish)
+    QTimer.singleShot(0, lambda: demo.start(args.clients, args.rounds, args.local_epochs))

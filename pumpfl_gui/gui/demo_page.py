@@ -1,0 +1,120 @@
+"""“Try it on this computer”: a server and 2–5 default facilities on loopback, side by side (gui).
+
+It drives the same Server and Client pages a real deployment uses — only the address is
+127.0.0.1 — so what people learn here is what they will see at their sites.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from ..fl.addresses import find_free_port
+from ..fl.security import KnownServers
+from .client_page import ClientPage
+from .server_page import ServerPage
+
+
+class DemoPage(QWidget):
+    sig_all_done = Signal()
+    """The server finished and every facility has shown its anomaly view (or failed)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.clients_box = QSpinBox(minimum=2, maximum=5, value=2, prefix="facilities: ")
+        self.rounds_box = QSpinBox(minimum=1, maximum=100, value=5, prefix="rounds: ")
+        self.epochs_box = QSpinBox(minimum=1, maximum=20, value=3, prefix="local epochs: ")
+        self.go = QPushButton("Start the demo")
+        self.go.setDefault(True)
+        intro = QLabel("A server and a few facilities from the built-in pump data train together on this "
+                       "computer, exactly as they would across sites. Nothing leaves this computer.")
+        intro.setWordWrap(True)
+        bar = QHBoxLayout()
+        for w in (self.clients_box, self.rounds_box, self.epochs_box, self.go):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        self.server = ServerPage()
+        self.server.host = "127.0.0.1"
+        self.server.advertise.setPlaceholderText("127.0.0.1 (this computer only)")
+        self.tabs = QTabWidget()
+        self.clients: list[ClientPage] = []
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.server)
+        split.addWidget(self.tabs)
+        split.setSizes([900, 700])
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(bar)
+        layout.addWidget(split, 1)
+        self._known = KnownServers(Path(tempfile.mkdtemp(prefix="pumpfl-demo-")) / "known.json")
+        self._pending: set[int] = set()
+        self._server_done = False
+        self.go.clicked.connect(lambda: self.start())
+        self.server.sig_finished.connect(self._server_finished)
+        self.server.invite.textChanged.connect(self._invite_ready)
+
+    def start(self, clients: int | None = None, rounds: int | None = None, epochs: int | None = None) -> bool:
+        if self.server.is_running() or any(c.is_running() for c in self.clients):
+            return False
+        clients = clients or self.clients_box.value()
+        self.server.rounds.setValue(rounds or self.rounds_box.value())
+        self.server.epochs.setValue(epochs or self.epochs_box.value())
+        self.server.min_clients.setValue(clients)
+        self.server.port.setValue(find_free_port(18080, "127.0.0.1") or 18080)
+        while self.tabs.count():
+            self.tabs.removeTab(0)
+        for page in self.clients:
+            page.deleteLater()
+        self.clients = []
+        for i in range(clients):
+            page = ClientPage(known_servers=self._known)
+            page.load_default(i)
+            page.sig_finished.connect(lambda r, i=i: self._client_finished(i, r))
+            page.sig_scored.connect(lambda i=i: self._client_scored(i))
+            self.clients.append(page)
+            self.tabs.addTab(page, f"Facility {i}")
+        self._pending = set(range(clients))
+        self._server_done = False
+        self.go.setEnabled(False)
+        return self.server.start_server(Path(tempfile.mkdtemp(prefix="pumpfl-demo-run-")))
+
+    def stop(self) -> None:
+        self.server.stop_server()
+        for c in self.clients:
+            c.stop_client()
+
+    def _invite_ready(self, text: str) -> None:
+        if not text:
+            return
+        for page in self.clients:
+            page.address.setText(text)
+            self._start_when_loaded(page)
+
+    def _start_when_loaded(self, page: ClientPage) -> None:
+        if page.data is not None:
+            page.start_client()
+        else:  # the default data is still being read: try again shortly
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(200, lambda: self._start_when_loaded(page) if self.server.is_running() else None)
+
+    def _server_finished(self, _result) -> None:
+        self._server_done = True
+        self._check_done()
+
+    def _client_finished(self, i: int, result) -> None:
+        if isinstance(result, Exception) or result.kind != "Finished" or not result.rounds_completed:
+            self._pending.discard(i)
+            self._check_done()
+
+    def _client_scored(self, i: int) -> None:
+        self._pending.discard(i)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self._server_done and not self._pending:
+            self.go.setEnabled(True)
+            self.sig_all_done.emit()

@@ -1,0 +1,126 @@
+"""The one window: choose a role, then its page (gui layer)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+
+from .. import __version__
+from ..fl.security import KnownServers
+from .assets import app_icon
+from .client_page import ClientPage
+from .demo_page import DemoPage
+from .server_page import ServerPage
+
+ROLES = ("start", "server", "client", "demo")
+
+
+class StartPage(QWidget):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        title = QLabel("<h1>PumpFL</h1><p>Train one pump anomaly detector with other sites — "
+                       "your readings never leave this computer.</p>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title.setWordWrap(True)
+        self.server = QPushButton("&Server — coordinate the training\n(one site runs this and invites the others)")
+        self.client = QPushButton("&Client — join with this site's data\n(paste the invite you were sent)")
+        self.demo = QPushButton("&Try it on this computer\n(a server and a few example sites, here)")
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        for b in (self.server, self.client, self.demo):
+            b.setMinimumHeight(72)
+            b.setMaximumWidth(560)
+            layout.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("PumpFL")
+        self.setWindowIcon(app_icon())
+        known = KnownServers()
+        self.start_page = StartPage()
+        self.server_page = ServerPage(settings)
+        self.client_page = ClientPage(settings, known_servers=known)
+        self.demo_page = DemoPage()
+        self.stack = QStackedWidget()
+        for page in (self.start_page, self.server_page, self.client_page, self.demo_page):
+            self.stack.addWidget(page)
+        self.setCentralWidget(self.stack)
+        self.start_page.server.clicked.connect(lambda: self.show_role("server"))
+        self.start_page.client.clicked.connect(lambda: self.show_role("client"))
+        self.start_page.demo.clicked.connect(lambda: self.show_role("demo"))
+
+        menu = self.menuBar().addMenu("&PumpFL")
+        back = QAction("&Choose role…", self, shortcut=QKeySequence("Ctrl+Home"))
+        back.triggered.connect(lambda: self.show_role("start"))
+        quit_ = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_.triggered.connect(self.close)
+        menu.addAction(back)
+        menu.addAction(quit_)
+        help_ = self.menuBar().addMenu("&Help")
+        about = QAction("&About PumpFL", self)
+        about.triggered.connect(self.about)
+        help_.addAction(about)
+
+        geometry = settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        role = settings.get("app/role", "start", str)
+        self.show_role(role if role in ROLES and role != "demo" else "start")
+
+    def show_role(self, role: str) -> None:
+        page = {"start": self.start_page, "server": self.server_page, "client": self.client_page, "demo": self.demo_page}[role]
+        self.stack.setCurrentWidget(page)
+        titles = {"start": "", "server": " — Server", "client": " — Client", "demo": " — Try it on this computer"}
+        self.setWindowTitle("PumpFL" + titles[role])
+        self.settings.set("app/role", role)
+        if role == "client" and self.client_page.data is None and not self.client_page.is_running():
+            self.client_page.load_default(self.client_page.source.currentIndex() if self.client_page.source.currentIndex() < 5 else 0)
+
+    def role(self) -> str:
+        return {self.start_page: "start", self.server_page: "server", self.client_page: "client", self.demo_page: "demo"}[self.stack.currentWidget()]
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About PumpFL", f"<h3>PumpFL {__version__}</h3><p>Federated pump-sensor anomaly detection with "
+                          "Flower. Each site trains on its own readings and shares only model parameters, "
+                          "over an encrypted connection.</p>")
+
+    def busy(self) -> bool:
+        return (self.server_page.is_running() or self.client_page.is_running() or self.demo_page.server.is_running()
+                or any(c.is_running() for c in self.demo_page.clients))
+
+    def stop_everything(self) -> None:
+        self.server_page.stop_server()
+        self.client_page.stop_client()
+        self.demo_page.stop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Keep the window responsive while workers wind down; True once none is left."""
+        import time
+
+        from PySide6.QtWidgets import QApplication
+
+        deadline = time.monotonic() + timeout
+        while self.busy() and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.02)
+        return not self.busy()
+
+    def closeEvent(self, event) -> None:
+        if self.busy():
+            answer = QMessageBox.question(self, "Training is running", "Stop the training and quit?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.stop_everything()
+            self.wait_idle(20.0)
+        self.settings.set_geometry(self.saveGeometry())
+        self.settings.sync()
+        super().closeEvent(event)

@@ -1,0 +1,415 @@
+"""The coordinator's page: network, settings, Start/Stop, facilities, loss curves, log (gui)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import UserError
+from ..fl.addresses import check_port_free, local_addresses
+from ..fl.protocol import FederationSettings
+from ..fl.server_runner import ServerOptions, ServerRunner
+from .plots import LossPlot
+from .widgets import LogView, row
+from .worker import RunnerWorker, start_worker
+
+COLUMNS = ["Facility", "Samples", "State", "Train loss", "Eval loss", "Rounds"]
+ADVICE = (
+    "Facilities on this network paste the invite as it is. Sites elsewhere cannot reach a LAN "
+    "address: put this computer on a VPN such as Tailscale or ZeroTier (then use its 100.x or VPN "
+    "address below), forward the port on your router, use a tunnel (e.g. ngrok tcp 8080) or run the "
+    "server on a cloud machine — and enter that address under “Address in the invite”."
+)
+
+
+class ServerPage(QWidget):
+    sig_finished = Signal(object)
+    """The run ended: the server's Finished or Failed event (or an exception)."""
+    sig_event = Signal(object)
+    """Every event of the running server, after the page has shown it."""
+
+    def __init__(self, settings=None, parent=None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.worker: RunnerWorker | None = None
+        self.thread = None
+        self.out_dir: Path | None = None
+        self.history: list = []
+        self.rows: dict[str, int] = {}
+        self.per_client_eval: dict[str, tuple[list, list]] = {}
+        self._started_at = 0.0
+        self.host = "0.0.0.0"
+        self._run_over = False
+
+        # -- network ------------------------------------------------------------------
+        net = QGroupBox("Network")
+        self.addresses = QLabel()
+        self.addresses.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.addresses.setWordWrap(True)
+        self.port = QSpinBox(minimum=1, maximum=65535, value=8080)
+        self.port_state = QLabel()
+        self.advertise = QLineEdit(placeholderText="automatic (this computer's LAN address)")
+        self.invite = QLineEdit(readOnly=True, placeholderText="the invite appears here once the server runs")
+        self.copy = QPushButton("Copy invite")
+        self.copy.setEnabled(False)
+        advice = QLabel(ADVICE)
+        advice.setWordWrap(True)
+        advice.setStyleSheet("color: palette(mid);")
+        form = QFormLayout(net)
+        form.addRow("This computer", self.addresses)
+        form.addRow("Port", row(self.port, self.port_state, None))
+        form.addRow("Address in the invite", self.advertise)
+        form.addRow("Invite", row(self.invite, self.copy))
+        form.addRow(advice)
+
+        # -- settings -----------------------------------------------------------------
+        box = QGroupBox("Training settings")
+        self.rounds = QSpinBox(minimum=1, maximum=1000, value=10)
+        self.min_clients = QSpinBox(minimum=1, maximum=100, value=2)
+        self.epochs = QSpinBox(minimum=1, maximum=100, value=3)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0005, value=0.001)
+        self.batch = QSpinBox(minimum=1, maximum=65536, value=256)
+        self.timeout = QSpinBox(minimum=5, maximum=86400, value=600, suffix=" s")
+        self.insecure = QCheckBox("Insecure: no encryption, no join code (trusted networks only)")
+        sform = QFormLayout(box)
+        sform.addRow("Rounds", self.rounds)
+        sform.addRow("Minimum facilities", self.min_clients)
+        sform.addRow("Local epochs per round", self.epochs)
+        sform.addRow("Learning rate", self.lr)
+        sform.addRow("Batch size", self.batch)
+        sform.addRow("Round timeout", self.timeout)
+        sform.addRow(self.insecure)
+        self.start = QPushButton("Start server")
+        self.start.setDefault(True)
+        self.stop = QPushButton("Stop")
+        self.stop.setEnabled(False)
+
+        left = QVBoxLayout()
+        left.addWidget(net)
+        left.addWidget(box)
+        left.addLayout(row(self.start, self.stop, None))
+        left.addStretch(1)
+        left_w = QWidget()
+        left_w.setLayout(left)
+        left_w.setMaximumWidth(520)
+
+        # -- run view -----------------------------------------------------------------
+        self.status = QLabel("Not running.")
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setFormat("round %v of %m")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.loss_plot = LossPlot("Global model: loss per round")
+        self.client_plot = LossPlot("Each facility: eval loss per round")
+        self.log = LogView()
+        self.save_model = QPushButton("Save global model…")
+        self.export = QPushButton("Export history as CSV…")
+        self.save_model.setEnabled(False)
+        self.export.setEnabled(False)
+        plots = QSplitter(Qt.Orientation.Horizontal)
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.client_plot)
+        right = QSplitter(Qt.Orientation.Vertical)
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.status)
+        tl.addWidget(self.progress)
+        tl.addWidget(self.table)
+        right.addWidget(top)
+        right.addWidget(plots)
+        right.addWidget(self.log)
+        right.setSizes([220, 320, 160])
+        rlayout = QVBoxLayout()
+        rlayout.addWidget(right)
+        rlayout.addLayout(row(self.save_model, self.export, None))
+        right_w = QWidget()
+        right_w.setLayout(rlayout)
+
+        # The controls scroll and the halves split, so the page fits small or half screens too.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(left_w)
+        scroll.setMinimumWidth(300)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(right_w)
+        split.setStretchFactor(1, 1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(split)
+
+        self._port_timer = QTimer(self, singleShot=True, interval=300)
+        self._port_timer.timeout.connect(self._check_port)
+        self.port.valueChanged.connect(lambda _v: self._port_timer.start())
+        self.copy.clicked.connect(self._copy_invite)
+        self.start.clicked.connect(self.start_server)
+        self.stop.clicked.connect(self.stop_server)
+        self.save_model.clicked.connect(self._save_model)
+        self.export.clicked.connect(self._export_history)
+        self._load_settings()
+        self.refresh_network()
+
+    # -- settings ---------------------------------------------------------------------
+
+    def _load_settings(self) -> None:
+        if self.settings is None:
+            return
+        self.port.setValue(self.settings.get("server/port", 8080, int))
+        self.rounds.setValue(self.settings.get("server/rounds", 10, int))
+        self.min_clients.setValue(self.settings.get("server/min_clients", 2, int))
+        self.advertise.setText(self.settings.get("server/advertise", "", str))
+
+    def _save_settings(self) -> None:
+        if self.settings is None:
+            return
+        self.settings.set("server/port", self.port.value())
+        self.settings.set("server/rounds", self.rounds.value())
+        self.settings.set("server/min_clients", self.min_clients.value())
+        self.settings.set("server/advertise", self.advertise.text().strip())
+
+    # -- network ----------------------------------------------------------------------
+
+    def refresh_network(self) -> None:
+        lines = [f"{a.ip}  —  {a.interface}, {a.kind}" for a in local_addresses() if a.kind != "loopback"]
+        self.addresses.setText("\n".join(lines) or "only this computer (loopback); connect to a network first")
+        self._check_port()
+
+    def _check_port(self) -> bool:
+        if self.worker is not None:
+            return True
+        try:
+            check_port_free(self.port.value(), self.host)
+        except UserError as exc:
+            self.port_state.setText("<span style='color:#cc3333'>in use</span>")
+            self.port_state.setToolTip(str(exc))
+            return False
+        self.port_state.setText("<span style='color:#2e9d4a'>free</span>")
+        self.port_state.setToolTip("")
+        return True
+
+    def _copy_invite(self) -> None:
+        QGuiApplication.clipboard().setText(self.invite.text())
+        self.log.add("invite copied to the clipboard")
+
+    # -- run --------------------------------------------------------------------------
+
+    def federation_settings(self) -> FederationSettings:
+        return FederationSettings(
+            rounds=self.rounds.value(),
+            min_clients=self.min_clients.value(),
+            local_epochs=self.epochs.value(),
+            lr=self.lr.value(),
+            batch_size=self.batch.value(),
+            round_timeout=float(self.timeout.value()),
+        )
+
+    def start_server(self, out_dir: Path | None = None) -> bool:
+        """Validate, then run the server in a worker thread. False (with a dialog) if invalid."""
+        if self.worker is not None:
+            return False
+        try:
+            settings = self.federation_settings()
+            if self.advertise.text().strip():
+                from ..fl.addresses import parse_server_address
+
+                parse_server_address(self.advertise.text().strip(), default_port=self.port.value())
+            check_port_free(self.port.value(), self.host)
+        except (UserError, ValueError) as exc:
+            QMessageBox.warning(self, "Cannot start the server", str(exc))
+            return False
+        self._save_settings()
+        options = ServerOptions(
+            host=self.host,
+            port=self.port.value(),
+            advertise=self.advertise.text().strip() or None,
+            out_dir=out_dir if isinstance(out_dir, Path) else None,
+            insecure=self.insecure.isChecked(),
+        )
+        self._reset_view(settings)
+        self.worker = RunnerWorker(lambda emit: ServerRunner(settings, options, emit))
+        self.worker.sig_event.connect(self._on_event)
+        self.worker.sig_done.connect(self._on_done)
+        self.thread = start_worker(self.worker, self)
+        self.start.setEnabled(False)
+        self.stop.setEnabled(True)
+        self.status.setText("Starting…")
+        return True
+
+    def stop_server(self) -> None:
+        if self.worker is not None:
+            self.log.add("stopping …")
+            self.status.setText("Stopping…")
+            self.stop.setEnabled(False)
+            self.worker.stop()
+
+    def is_running(self) -> bool:
+        return self.worker is not None
+
+    def _reset_view(self, settings: FederationSettings) -> None:
+        self.history.clear()
+        self.rows.clear()
+        self.per_client_eval.clear()
+        self.table.setRowCount(0)
+        self.loss_plot.clear()
+        self.client_plot.clear()
+        self.progress.setRange(0, settings.rounds)
+        self.progress.setValue(0)
+        self.invite.clear()
+        self.copy.setEnabled(False)
+        self._started_at = time.monotonic()
+        self._run_over = False
+
+    def _row_for(self, name: str) -> int:
+        if name not in self.rows:
+            r = self.table.rowCount()
+            self.table.insertRow(r)
+            self.rows[name] = r
+            self.table.setItem(r, 0, QTableWidgetItem(name))
+            for c in range(1, len(COLUMNS)):
+                self.table.setItem(r, c, QTableWidgetItem(""))
+        return self.rows[name]
+
+    def _set(self, name: str, column: str, value) -> None:
+        self.table.item(self._row_for(name), COLUMNS.index(column)).setText(str(value))
+
+    @Slot(object)
+    def _on_event(self, e) -> None:
+        k = e.kind
+        if k == "ServerListening":
+            self.out_dir = Path(e.out_dir)
+            self.invite.setText(e.invite)
+            self.copy.setEnabled(True)
+            self.status.setText(f"Waiting for {self.min_clients.value()} facilities. Give them the invite.")
+            self.log.add(f"listening on {e.address}; results in {e.out_dir}")
+        elif k == "ClientJoined":
+            self._set(e.name, "Samples", f"{e.samples:,}")
+            self._set(e.name, "State", "connected")
+            self.log.add(f"{e.name} joined")
+        elif k == "ClientRefused":
+            self._set(e.name, "State", "refused")
+            self.table.item(self._row_for(e.name), 2).setToolTip(e.reason)
+            self.log.add(f"refused {e.name}: {e.reason}")
+        elif k == "ClientLeft":
+            if not self._run_over:  # leaving after the last round is the normal goodbye
+                self._set(e.name, "State", "dropped")
+            self.log.add(f"{e.name} left")
+        elif k == "Finished":
+            self._run_over = True
+        elif k == "RoundStarted":
+            for name in e.participants:
+                self._set(name, "State", "training")
+            self.status.setText(f"Round {e.round} of {e.rounds}: facilities are training.")
+            self.log.add(f"round {e.round}/{e.rounds} with {', '.join(e.participants)}")
+        elif k == "RoundFinished":
+            self._round_finished(e)
+        elif k == "Failed":
+            self._run_over = True
+            self.log.add(f"failed: {e.message}")
+        self.sig_event.emit(e)
+
+    def _round_finished(self, e) -> None:
+        self.history.append(e)
+        rounds = [h.round for h in self.history]
+        self.loss_plot.set_series("train (weighted)", rounds, [h.train_loss for h in self.history])
+        self.loss_plot.set_series("eval (weighted)", rounds, [h.eval_loss for h in self.history])
+        for name, c in e.per_client.items():
+            self._set(name, "State", "done")
+            if "train_loss" in c:
+                self._set(name, "Train loss", f"{c['train_loss']:.4f}")
+            if "eval_loss" in c:
+                self._set(name, "Eval loss", f"{c['eval_loss']:.4f}")
+                xs, ys = self.per_client_eval.setdefault(name, ([], []))
+                xs.append(e.round)
+                ys.append(c["eval_loss"])
+                self.client_plot.set_series(name, xs, ys)
+            row_ = self._row_for(name)
+            done = self.table.item(row_, COLUMNS.index("Rounds")).text()
+            self._set(name, "Rounds", int(done or 0) + 1)
+        self.progress.setValue(e.round)
+        elapsed = time.monotonic() - self._started_at
+        per_round = sum(h.seconds for h in self.history) / len(self.history)
+        left = per_round * (e.rounds - e.round)
+        self.progress.setFormat(f"round %v of %m — about {left:.0f} s left" if e.round < e.rounds else "round %v of %m")
+        self.log.add(
+            f"round {e.round}/{e.rounds}: eval loss {e.eval_loss:.4f}, {e.seconds:.1f} s, "
+            f"sent {e.bytes_sent / 1e6:.2f} MB, received {e.bytes_received / 1e6:.2f} MB ({elapsed:.0f} s so far)"
+        )
+
+    @Slot(object)
+    def _on_done(self, result) -> None:
+        self.worker = None
+        self.thread = None
+        self.start.setEnabled(True)
+        self.stop.setEnabled(False)
+        self.copy.setEnabled(False)
+        if isinstance(result, Exception):
+            self.status.setText(f"Could not run: {result}")
+            QMessageBox.warning(self, "Server stopped", str(result))
+        elif result.kind == "Failed":
+            self.status.setText(f"Stopped: {result.message}")
+            QMessageBox.warning(self, "Server stopped", result.message)
+        else:
+            last = self.history[-1] if self.history else None
+            summary = f"Finished {result.rounds_completed} round(s)"
+            if last is not None and self.history[0].eval_loss:
+                summary += (f": eval loss {self.history[0].eval_loss:.4f} → {last.eval_loss:.4f} "
+                            f"with {len(last.per_client)} facilities")
+            self.status.setText(summary + f". Results in {result.out_dir}")
+            self.log.add(summary)
+        has_model = self.out_dir is not None and (self.out_dir / "global_model" / "model.json").exists()
+        self.save_model.setEnabled(has_model)
+        self.export.setEnabled(bool(self.history))
+        self._check_port()
+        self.sig_finished.emit(result)
+
+    def _save_model(self) -> None:
+        target = QFileDialog.getExistingDirectory(self, "Save the global model into folder")
+        if target:
+            dest = Path(target) / "pumpfl-global-model"
+            shutil.copytree(self.out_dir / "global_model", dest, dirs_exist_ok=True)
+            self.log.add(f"global model saved to {dest}")
+
+    def _export_history(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export history", "pumpfl-history.csv", "CSV (*.csv)")
+        if path:
+            export_history_csv(Path(path), self.history)
+            self.log.add(f"history exported to {path}")
+
+
+def export_history_csv(path: Path, history: list) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["round", "facility", "samples", "train_loss", "eval_loss", "round_train_loss", "round_eval_loss", "bytes_sent", "bytes_received", "seconds"])
+        for h in history:
+            for name, c in sorted(h.per_client.items()):
+                w.writerow([h.round, name, c.get("samples", ""), c.get("train_loss", ""), c.get("eval_loss", ""),
+                            h.train_loss, h.eval_loss, h.bytes_sent, h.bytes_received, h.seconds])

@@ -1,0 +1,89 @@
+"""Small reusable widgets: a searchable log and a list of check results (gui layer)."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QTextCursor
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPlainTextEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+MAX_LOG_LINES = 5000
+
+
+class LogView(QWidget):
+    """Time-stamped lines with a filter box; keeps the last few thousand lines."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._lines: list[str] = []
+        self.search = QLineEdit(placeholderText="Search the log…")
+        self.search.setClearButtonEnabled(True)
+        self.text = QPlainTextEdit(readOnly=True)
+        self.text.setMaximumBlockCount(MAX_LOG_LINES)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search)
+        layout.addWidget(self.text)
+        self.search.textChanged.connect(self._refilter)
+
+    def add(self, line: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')}  {line}"
+        self._lines.append(stamped)
+        del self._lines[:-MAX_LOG_LINES]
+        needle = self.search.text().strip().lower()
+        if not needle or needle in stamped.lower():
+            self.text.appendPlainText(stamped)
+            self.text.moveCursor(QTextCursor.MoveOperation.End)
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+    def _refilter(self, needle: str) -> None:
+        needle = needle.strip().lower()
+        shown = [l for l in self._lines if needle in l.lower()] if needle else self._lines
+        self.text.setPlainText("\n".join(shown))
+
+
+STATUS_COLOURS = {"ok": "#2e9d4a", "warning": "#d08b00", "failed": "#cc3333", "skipped": "#888888", "running": "#4a7fb5"}
+STATUS_MARKS = {"ok": "✔", "warning": "!", "failed": "✘", "skipped": "–", "running": "…"}
+
+
+class CheckList(QTreeWidget):
+    """One row per connection-test step: a coloured mark, the step, what was seen, the fix."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setColumnCount(3)
+        self.setHeaderLabels(["", "Step", "Result"])
+        self.setRootIsDecorated(False)
+        self.setWordWrap(True)
+        self.setColumnWidth(0, 28)
+        self.setColumnWidth(1, 260)
+        self.setUniformRowHeights(False)
+        self.setAlternatingRowColors(True)
+
+    def add_result(self, status: str, step: str, detail: str, fix: str = "") -> QTreeWidgetItem:
+        text = detail + (f"\nWhat to do: {fix}" if fix else "")
+        item = QTreeWidgetItem(["", step, text])
+        item.setText(0, STATUS_MARKS.get(status, "?"))
+        colour = QColor(STATUS_COLOURS.get(status, "#888888"))
+        item.setForeground(0, colour)
+        item.setForeground(1, colour)
+        item.setData(0, Qt.ItemDataRole.UserRole, status)
+        item.setToolTip(2, text)
+        self.addTopLevelItem(item)
+        return item
+
+    def statuses(self) -> list[str]:
+        return [self.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole) for i in range(self.topLevelItemCount())]
+
+
+def row(*widgets) -> QHBoxLayout:
+    layout = QHBoxLayout()
+    for w in widgets:
+        if w is None:
+            layout.addStretch(1)
+        else:
+            layout.addWidget(w)
+    return layout

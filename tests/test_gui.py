@@ -1,0 +1,189 @@
+"""The desktop app driven like a person would: real pages, real runners on loopback (pytest-qt)."""
+
+import os
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from pumpfl_gui.core.simulator import generate
+from pumpfl_gui.fl.addresses import find_free_port
+from pumpfl_gui.fl.security import KnownServers
+from pumpfl_gui.gui.client_page import ClientPage
+from pumpfl_gui.gui.main_window import MainWindow
+from pumpfl_gui.gui.server_page import ServerPage
+from pumpfl_gui.gui.settings import AppSettings
+
+
+
+@pytest.fixture(scope="module")
+def default_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gui-data")
+    generate(folder)
+    old = os.environ.get("PUMPFL_DATA_DIR")
+    os.environ["PUMPFL_DATA_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("PUMPFL_DATA_DIR", None)
+    else:
+        os.environ["PUMPFL_DATA_DIR"] = old
+
+
+class DialogCatcher:
+    """Closes each modal dialog as a person would, keeping its title and text."""
+
+    def __init__(self, qtbot):
+        self.seen: list[tuple[str, str]] = []
+        self.timer = QTimer()
+        self.timer.setInterval(50)
+        self.timer.timeout.connect(self._close_modal)
+        self.timer.start()
+
+    def _close_modal(self):
+        w = QApplication.activeModalWidget()
+        if isinstance(w, QMessageBox):
+            self.seen.append((w.windowTitle(), w.text()))
+            w.accept()
+
+    def stop(self):
+        self.timer.stop()
+
+
+@pytest.fixture()
+def dialogs(qtbot):
+    catcher = DialogCatcher(qtbot)
+    yield catcher
+    catcher.stop()
+
+
+def wait_until(qtbot, condition, timeout=120_000):
+    qtbot.waitUntil(condition, timeout=timeout)
+
+
+def server_page(qtbot, rounds=2):
+    page = ServerPage()
+    page.host = "127.0.0.1"
+    qtbot.addWidget(page)
+    page.port.setValue(find_free_port(30000, "127.0.0.1"))
+    page.rounds.setValue(rounds)
+    page.epochs.setValue(1)
+    page.min_clients.setValue(2)
+    return page
+
+
+def client_page(qtbot, tmp_path, index):
+    page = ClientPage(known_servers=KnownServers(tmp_path / "known.json"))
+    qtbot.addWidget(page)
+    page.load_default(index)
+    wait_until(qtbot, lambda: page.data is not None, 60_000)
+    return page
+
+
+def test_a_server_page_and_two_client_pages_complete_a_run(qtbot, tmp_path, default_data):
+    server = server_page(qtbot)
+    qtbot.mouseClick(server.start, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: server.invite.text().startswith("pumpfl://"), 30_000)
+    clients = [client_page(qtbot, tmp_path, i) for i in (0, 1)]
+    for page in clients:
+        qtbot.keyClicks(page.address, server.invite.text())
+        qtbot.mouseClick(page.start, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignals([c.sig_scored for c in clients], timeout=180_000):
+        pass
+    wait_until(qtbot, lambda: not server.is_running(), 30_000)
+    assert server.table.rowCount() == 2
+    states = {server.table.item(r, 0).text(): server.table.item(r, 2).text() for r in range(2)}
+    assert states == {"client_0": "done", "client_1": "done"}
+    assert [h.round for h in server.history] == [1, 2]
+    xs, ys = server.loss_plot.curve("eval (weighted)").getData()
+    assert list(xs) == [1, 2] and len(ys) == 2
+    assert set(server.client_plot.series_names()) == {"client_0", "client_1"}
+    for page in clients:
+        assert page.progress.value() == 2
+        assert page.score is not None and page.tabs.currentIndex() == 1
+        assert "failure" in page.figures.text().lower()
+    assert server.export.isEnabled() and server.save_model.isEnabled()
+    for page in [server, *clients]:
+        assert not page.is_running()
+
+
+def test_test_connection_is_red_with_a_fix_on_a_closed_port_and_green_on_a_server(qtbot, tmp_path, default_data):
+    page = client_page(qtbot, tmp_path, 0)
+    port = find_free_port(31000, "127.0.0.1")
+    page.address.setText(f"127.0.0.1:{port}")
+    page.join_code.setText("AAAA-BBBB-CCCC")
+    qtbot.mouseClick(page.test, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: page.test.isEnabled() and page.checks.topLevelItemCount() >= 3, 30_000)
+    statuses = page.checks.statuses()
+    assert "failed" in statuses
+    tcp = next(page.checks.topLevelItem(i) for i in range(page.checks.topLevelItemCount()) if "TCP" in page.checks.topLevelItem(i).text(1))
+    assert "What to do:" in tcp.text(2)
+
+    server = server_page(qtbot, rounds=1)
+    server.port.setValue(port)
+    qtbot.mouseClick(server.start, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: server.invite.text().startswith("pumpfl://"), 30_000)
+    page.address.setText(server.invite.text())
+    qtbot.mouseClick(page.test, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: page.test.isEnabled() and page.checks.topLevelItemCount() >= 5, 30_000)
+    statuses = page.checks.statuses()
+    assert "failed" not in statuses and statuses[-1] == "ok", statuses
+    assert not server.table.rowCount()  # a test never takes a seat
+    server.stop_server()
+    wait_until(qtbot, lambda: not server.is_running(), 30_000)
+
+
+def test_a_broken_csv_gives_a_dialog_and_the_page_stays_usable(qtbot, tmp_path, default_data, dialogs):
+    bad = tmp_path / "export.csv"
+    bad.write_text("timestamp,flow\n2024-01-01 00:00:00,1.0\n2024-01-01 00:00:01,ERR\n")
+    page = client_page(qtbot, tmp_path, 0)
+    page.load_data(bad)
+    wait_until(qtbot, lambda: bool(dialogs.seen), 30_000)
+    title, text = dialogs.seen[0]
+    assert title == "This file cannot be used" and "'flow'" in text
+    assert "Cannot use this file" in page.data_info.text()
+    page.load_data(default_data / "client_2.csv")  # still usable
+    wait_until(qtbot, lambda: page.csv_path == default_data / "client_2.csv", 30_000)
+    assert page.data.rows == 44_160
+
+
+def test_stop_mid_round_leaves_no_thread_behind(qtbot, tmp_path, default_data):
+    server = server_page(qtbot, rounds=50)
+    server.epochs.setValue(3)
+    qtbot.mouseClick(server.start, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: server.invite.text().startswith("pumpfl://"), 30_000)
+    clients = [client_page(qtbot, tmp_path, i) for i in (1, 2)]
+    for page in clients:
+        page.address.setText(server.invite.text())
+        page.start_client()
+    wait_until(qtbot, lambda: len(clients[0]._train_x) >= 1, 120_000)
+    threads = [server.thread, clients[0]._thread, clients[1]._thread]
+    qtbot.mouseClick(server.stop, Qt.MouseButton.LeftButton)
+    for page in clients:
+        qtbot.mouseClick(page.stop, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: not server.is_running() and not any(c.is_running() for c in clients), 30_000)
+    for t in threads:
+        assert t.wait(10_000) and t.isFinished()
+
+
+def test_settings_survive_a_restart_of_the_window(qtbot, tmp_path, default_data):
+    ini = str(tmp_path / "settings.ini")
+    window = MainWindow(AppSettings(ini))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.show_role("server")
+    window.server_page.port.setValue(8181)
+    window.server_page._save_settings()
+    window.client_page.address.setText("192.168.1.100:8181")
+    window.client_page._save_settings()
+    window.resize(1300, 760)
+    closed_at = window.geometry()
+    window.close()
+    again = MainWindow(AppSettings(ini))
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    assert again.role() == "server"
+    assert again.server_page.port.value() == 8181
+    assert again.client_page.address.text() == "192.168.1.100:8181"
+    assert again.geometry().size() == closed_at.size()

@@ -223,3 +223,25 @@ def test_metadata_matches_the_files(generated):
             modes.add(failure["mode"])
             previous_end = recovered
     assert len(modes) == 2, "one facility should fail differently"
+
+
+def test_two_facilities_asking_at_once_get_one_complete_data_set(tmp_path):
+    import threading
+
+    from pumpfl_gui.core.simulator import ensure_default_data
+
+    results, errors = [], []
+
+    def ask():
+        try:
+            results.append(ensure_default_data(tmp_path / "data"))
+        except Exception as exc:  # pragma: no cover - the failure this test exists to catch
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 2
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [f"client_{i}.csv" for i in range(5)] + ["metadata.json"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,9 @@ def generate(
     return metadata
 
 
+_ENSURE_LOCK = threading.Lock()
+
+
 def ensure_default_data(
     data_dir: Path | None = None,
     progress: Callable[[str, float], None] | None = None,
@@ -203,9 +207,11 @@ def ensure_default_data(
     change to the simulator reaches existing checkouts.
     """
     data_dir = default_data_dir() if data_dir is None else Path(data_dir)
-    missing = [i for i in range(len(CLIENT_ROWS)) if not (data_dir / f"client_{i}.csv").is_file()]
-    if missing or _stale_version(data_dir / "metadata.json"):
-        generate(data_dir, progress=progress)
+    # Several facilities of one app ("Try it on this computer") may ask at once: make it once.
+    with _ENSURE_LOCK:
+        missing = [i for i in range(len(CLIENT_ROWS)) if not (data_dir / f"client_{i}.csv").is_file()]
+        if missing or _stale_version(data_dir / "metadata.json"):
+            generate(data_dir, progress=progress)
     return data_dir
 
 

@@ -111,31 +111,59 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     window = MainWindow(AppSettings(args.settings))
     window.show()
-    if args.demo:
-        run_smoke(window, args)
+    smoke = run_smoke(window, args) if args.demo else {}
     code = app.exec()
     del window
-    return code
+    return code or (1 if smoke.get("failed") else 0)
 
 
-def run_smoke(window, args) -> None:
-    """Drive the real window through a local run; optionally screenshot and quit."""
+def run_smoke(window, args) -> dict:
+    """Drive the real window through a local run; optionally screenshot and quit.
+
+    Returns a dict whose "failed" is set when the run ends without its rounds or with a dialog.
+    """
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     meter = StallMeter()
+    dialogs: list[str] = []
+    state = {"finished": False, "failed": False}
+
+    def close_dialogs() -> None:
+        # Nobody is there to click: a dialog in smoke mode is a failure to report, not to wait on.
+        w = QApplication.activeModalWidget()
+        if isinstance(w, QMessageBox):
+            dialogs.append(f"{w.windowTitle()}: {w.text()}")
+            log.error("smoke run: dialog %s", dialogs[-1])
+            w.accept()
+
+    def give_up() -> None:
+        dialogs.append(f"the run did not finish within {limit_s} s")
+        finish()
+
+    watcher = QTimer(window)
+    watcher.timeout.connect(close_dialogs)
+    watcher.start(200)
+    limit_s = 120 + 60 * args.rounds * max(1, args.local_epochs)
+    QTimer.singleShot(limit_s * 1000, give_up)
     window.resize(1600, 1000)
     window.show_role("demo")
     demo = window.demo_page
 
     def finish() -> None:
+        if state["finished"]:
+            return
+        state["finished"] = True
+        demo.stop()
         history = demo.server.history
         summary = {
             "rounds_completed": len(history),
             "final_eval_loss": history[-1].eval_loss if history else None,
             "max_ui_stall_ms": round(meter.max_gap_ms, 1),
             "clients": len(demo.clients),
+            "dialogs": dialogs,
         }
+        state["failed"] = bool(dialogs) or len(history) < args.rounds
         if args.screenshot:
             shot = Path(args.screenshot)
             shot.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +174,7 @@ def run_smoke(window, args) -> None:
             shot.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary))
         if args.quit_when_done:
-            QTimer.singleShot(0, QApplication.instance().quit)
+            QTimer.singleShot(0, lambda: (window.wait_idle(30.0), QApplication.instance().quit()))
 
     def watch(e) -> None:  # the stall is measured while the federation trains
         if e.kind == "RoundStarted" and e.round == 1:
@@ -157,3 +185,4 @@ def run_smoke(window, args) -> None:
     demo.server.sig_event.connect(watch)
     demo.sig_all_done.connect(finish)
     QTimer.singleShot(0, lambda: demo.start(args.clients, args.rounds, args.local_epochs))
+    return state

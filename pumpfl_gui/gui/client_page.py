@@ -13,13 +13,11 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -36,7 +34,7 @@ from ..fl.client_runner import ClientOptions, ClientRunner
 from ..fl.invite import looks_like_invite, parse_invite
 from ..fl.security import KnownServers, normalise_join_code
 from .plots import AnomalyView, LossPlot, SensorPreview, figures_text
-from .widgets import CheckList, LogView, row
+from .widgets import CheckList, LogView, page_layout, row
 from .worker import RunnerWorker, call_in_thread, start_worker
 
 PREVIEW_SENSORS = 4
@@ -136,17 +134,7 @@ class ClientPage(QWidget):
         right_w = QWidget()
         right_w.setLayout(right)
 
-        # The controls scroll and the halves split, so the page fits small or half screens too.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left_w)
-        scroll.setMinimumWidth(300)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right_w)
-        split.setStretchFactor(1, 1)
-        layout = QHBoxLayout(self)
-        layout.addWidget(split)
+        page_layout(self, left_w, right_w)
 
         self.source.currentIndexChanged.connect(self._source_changed)
         self.pick.clicked.connect(self._pick_file)

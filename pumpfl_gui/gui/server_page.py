@@ -15,14 +15,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -35,7 +33,7 @@ from ..fl.addresses import check_port_free, local_addresses
 from ..fl.protocol import FederationSettings
 from ..fl.server_runner import ServerOptions, ServerRunner
 from .plots import LossPlot
-from .widgets import LogView, row
+from .widgets import LogView, page_layout, row
 from .worker import RunnerWorker, start_worker
 
 COLUMNS = ["Facility", "Samples", "State", "Train loss", "Eval loss", "Rounds"]
@@ -155,17 +153,7 @@ class ServerPage(QWidget):
         right_w = QWidget()
         right_w.setLayout(rlayout)
 
-        # The controls scroll and the halves split, so the page fits small or half screens too.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(left_w)
-        scroll.setMinimumWidth(300)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right_w)
-        split.setStretchFactor(1, 1)
-        layout = QHBoxLayout(self)
-        layout.addWidget(split)
+        page_layout(self, left_w, right_w)
 
         self._port_timer = QTimer(self, singleShot=True, interval=300)
         self._port_timer.timeout.connect(self._check_port)

@@ -6,7 +6,17 @@ import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QTextCursor
-from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPlainTextEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QScrollArea,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 MAX_LOG_LINES = 5000
 
@@ -87,3 +97,20 @@ def row(*widgets) -> QHBoxLayout:
         else:
             layout.addWidget(w)
     return layout
+
+
+def page_layout(page: QWidget, controls: QWidget, view: QWidget) -> None:
+    """Controls on the left, the run on the right.
+
+    The controls scroll and the halves split, so a page fits small or half screens too.
+    """
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(controls)
+    scroll.setMinimumWidth(300)
+    split = QSplitter(Qt.Orientation.Horizontal)
+    split.addWidget(scroll)
+    split.addWidget(view)
+    split.setStretchFactor(1, 1)
+    layout = QHBoxLayout(page)
+    layout.addWidget(split)

@@ -37,3 +37,20 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def warm_up() -> None:
+    """Run one tiny training step so torch's lazy imports (hundreds of modules on the first
+    optimiser step, ~2 s here) happen now rather than in the middle of the first round.
+
+    The desktop app calls it in a background thread at start-up, while people choose a role.
+    """
+    from torch import nn
+
+    _configure_threads()
+    model = nn.Sequential(nn.Conv1d(2, 2, 3, padding=1), nn.ConvTranspose1d(2, 2, 3, padding=1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.zeros(1, 2, 8)
+    loss = ((model(x) - x) ** 2).mean()
+    loss.backward()
+    opt.step()

@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     path = setup_logging()
     install_excepthook(path)
+    import threading
+
+    from ..core.runtime import warm_up
+
+    threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
     from PySide6.QtWidgets import QApplication
 
     from .assets import app_icon

@@ -9,8 +9,7 @@ folder can at worst be refused — never execute anything (unlike ``torch.load``
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import io
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .. import __version__
 from .detection import DetectionSettings
 from .detector import Detector
 from .errors import ModelError
+from .files import write_atomic
 from .model import ModelSpec, build_model
 from .windows import Scaler
 
@@ -28,17 +28,6 @@ FORMAT = "pumpfl-model"
 FORMAT_VERSION = 1
 META_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_detector(detector: Detector, folder: str | Path) -> Path:
@@ -60,8 +49,10 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
         "parameters": {k: list(v.shape) for k, v in state.items()},
         "info": detector.info,
     }
-    _atomic_write(folder / WEIGHTS_FILE, lambda fh: np.savez(fh, **state))
-    _atomic_write(folder / META_FILE, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    weights = io.BytesIO()
+    np.savez(weights, **state)
+    write_atomic(folder / WEIGHTS_FILE, weights.getvalue())
+    write_atomic(folder / META_FILE, json.dumps(meta, indent=2).encode())
     return folder
 
 

@@ -15,12 +15,12 @@ import pandas as pd
 
 from pumpfl_gui.core.dataset import BROKEN, PUMP_STATUS_COLUMN, RECOVERING
 from pumpfl_gui.core.errors import DataError
+from pumpfl_gui.core.files import write_atomic
 from pumpfl_gui.core.simulator import (
     CLIENT_ROWS,
     STATUSES,
     TIMESTAMP_FORMAT,
     metadata_bytes,
-    write_bytes_atomic,
 )
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def partition_public_csv(src: Path, out_dir: Path, clients: int = 5) -> dict:
         block = table.iloc[start:end]
         name = f"client_{client_id}.csv"
         text = block.to_csv(index=False, lineterminator="\n", date_format=TIMESTAMP_FORMAT)
-        write_bytes_atomic(out_dir / name, text.encode("utf-8"))
+        write_atomic(out_dir / name, text.encode("utf-8"))
         records.append(_describe_block(client_id, name, block))
         start = end
     metadata = {
@@ -85,7 +85,7 @@ def partition_public_csv(src: Path, out_dir: Path, clients: int = 5) -> dict:
             "status_counts": {s: sum(r["status_counts"].get(s, 0) for r in records) for s in STATUSES},
         },
     }
-    write_bytes_atomic(out_dir / "metadata.json", metadata_bytes(metadata))
+    write_atomic(out_dir / "metadata.json", metadata_bytes(metadata))
     log.info("partitioned %s (%d rows) into %d clients in %s", src, rows, clients, out_dir)
     return metadata
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pumpfl_gui.core.dataset import BROKEN, NORMAL, PUMP_STATUS_COLUMN, RECOVERING
+from pumpfl_gui.core.files import write_atomic
 from pumpfl_gui.core.paths import default_data_dir
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def generate(
     for client_id, (rows, facility, rng) in enumerate(zip(CLIENT_ROWS, FACILITIES, rngs, strict=True)):
         scaled, status, failures = _simulate_facility(rng, rows, facility)
         name = f"client_{client_id}.csv"
-        write_bytes_atomic(out_dir / name, _csv_bytes(scaled, status))
+        write_atomic(out_dir / name, _csv_bytes(scaled, status))
         stamps = _timestamps(np.array([0, rows - 1]))
         clients.append({
             "client": client_id,
@@ -190,7 +190,7 @@ def generate(
             "status_counts": {s: sum(c["status_counts"][s] for c in clients) for s in STATUSES},
         },
     }
-    write_bytes_atomic(out_dir / "metadata.json", metadata_bytes(metadata))
+    write_atomic(out_dir / "metadata.json", metadata_bytes(metadata))
     return metadata
 
 
@@ -213,16 +213,6 @@ def ensure_default_data(
         if missing or _stale_version(data_dir / "metadata.json"):
             generate(data_dir, progress=progress)
     return data_dir
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path`` and rename, so no half-written file is left."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def metadata_bytes(metadata: dict) -> bytes:

@@ -10,8 +10,6 @@ continue after the last completed round.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 from ..core.detection import DetectionSettings
 from ..core.detector import Detector
 from ..core.errors import UserError
+from ..core.files import write_atomic
 from ..core.model import ModelSpec, build_model, set_parameters
 from ..core.model_store import load_detector, save_detector
 from ..core.paths import user_data_dir
@@ -34,20 +33,13 @@ def new_run_dir() -> Path:
     return user_data_dir() / "runs" / time.strftime("server-%Y%m%d-%H%M%S")
 
 
-def _write_json(path: Path, value) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(value, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def save(out: Path, rnd: int, params: list[np.ndarray], spec: ModelSpec, sensors: list[str], history: list, settings) -> Path:
     model = build_model(spec)
     set_parameters(model, params)
     info = {"trained": "federated", "rounds_completed": rnd, "settings": settings.to_dict()}
     save_detector(Detector(spec, model, None, list(sensors), None, DetectionSettings(), info), out / MODEL_DIR)
-    _write_json(out / HISTORY, {"rounds": history})
-    _write_json(out / STATE, {"round": rnd, "sensors": list(sensors), "settings": settings.to_dict()})
+    write_atomic(out / HISTORY, json.dumps({"rounds": history}, indent=2).encode())
+    write_atomic(out / STATE, json.dumps({"round": rnd, "sensors": list(sensors), "settings": settings.to_dict()}, indent=2).encode())
     return out / MODEL_DIR
 
 

@@ -108,17 +108,20 @@ def run_checks(
     def stopped() -> bool:
         return should_stop is not None and should_stop()
 
+    def skip(steps, why: str) -> list[CheckResult]:
+        """Report the remaining steps as skipped (unless asked to stop) and finish."""
+        for step in steps:
+            if stopped():
+                break
+            report(CheckResult(step, SKIPPED, why))
+        return results
+
     if stopped():
         return results
     ips, name_result = _check_name(address, timeout)
     report(name_result)
     if not ips:
-        why = "not checked because the server's name did not resolve"
-        for step in step_titles(address)[1:]:
-            if stopped():
-                return results
-            report(CheckResult(step, SKIPPED, why))
-        return results
+        return skip(step_titles(address)[1:], "not checked because the server's name did not resolve")
 
     if stopped():
         return results
@@ -128,21 +131,14 @@ def run_checks(
         return results
     tcp = report(_check_tcp(address, timeout))
     if tcp.status == FAILED:
-        why = f"not checked because nothing answered on port {address.port}"
-        for step in (STEP_TLS, STEP_JOIN):
-            if stopped():
-                return results
-            report(CheckResult(step, SKIPPED, why))
-        return results
+        return skip((STEP_TLS, STEP_JOIN), f"not checked because nothing answered on port {address.port}")
 
     if stopped():
         return results
     root_cert, tls = _check_tls(address, insecure, fingerprint, known_servers, timeout)
     report(tls)
     if tls.status == FAILED:
-        if not stopped():
-            report(CheckResult(STEP_JOIN, SKIPPED, "not checked because the encryption check failed"))
-        return results
+        return skip((STEP_JOIN,), "not checked because the encryption check failed")
 
     if stopped():
         return results

@@ -17,7 +17,6 @@ import os
 import secrets
 import socket
 import ssl
-import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pumpfl_gui.core.errors import UserError
+from pumpfl_gui.core.files import write_atomic
 
 #: The DNS name every PumpFL certificate carries; clients pass it as gRPC's
 #: ``grpc.ssl_target_name_override`` so any address (IP, tunnel, VPN name) checks out.
@@ -301,16 +301,7 @@ class KnownServers:
     def _write(self, servers: dict[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": 1, "servers": servers}, indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".known_servers-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.path, (text + "\n").encode("utf-8"))
 
 
 def load_or_make_identity(folder: str | os.PathLike[str]) -> tuple[bytes, bytes]:

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtGui import QColor, QImage, QPalette
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import fit_detector, score_data
 from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.training import TrainSettings
-from pumpfl_gui.gui.plots import MAX_SPANS, SYMBOLS_BELOW, AnomalyView, LossPlot, SensorPreview, figures_text
+from pumpfl_gui.gui.plots import (MAX_SPANS, SYMBOLS_BELOW, AnomalyView, LossPlot, SensorPreview, _RedrawPacer,
+                                   apply_pending_updates, figures_text)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -47,6 +49,7 @@ def screenshot(widget, name: str) -> np.ndarray:
     widget.resize(*SIZE)
     widget.show()
     SHOTS.mkdir(parents=True, exist_ok=True)
+    apply_pending_updates()
     image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
     assert image.save(str(SHOTS / f"{name}.png"))
     pixels = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes())
@@ -85,6 +88,7 @@ def test_loss_series_are_created_once_and_updated_in_place(qtbot):
 
     xs = np.arange(SYMBOLS_BELOW + 10) / 3 + 1  # epochs within rounds: fractional rounds
     plot.set_series("train (weighted)", xs, np.exp(-xs))
+    assert plot.curve("train (weighted)") is train  # reading the plot applies what is pending
     assert train.opts["symbol"] is None
     assert np.allclose(train.getData()[0], xs)
     screenshot(plot, "test_loss_light")
@@ -96,6 +100,7 @@ def test_loss_plot_clear_starts_over_and_follows_the_palette(qtbot):
     for i in range(5):
         rounds = np.arange(1, 11)
         plot.set_series(f"facility {i}", rounds, 0.3 * np.exp(-rounds / (2 + i)) + 0.02 * i)
+    assert len(plot.series_names()) == 5
     assert len(legend_names(plot.legend)) == 5
     screenshot(plot, "test_loss_facilities_light")
     dark(plot)
@@ -107,7 +112,35 @@ def test_loss_plot_clear_starts_over_and_follows_the_palette(qtbot):
     assert plot.series_names() == [] and legend_names(plot.legend) == []
     assert plot.plot.listDataItems() == []
     plot.set_series("facility 9", [1, 2], [0.2, 0.1])
+    assert plot.series_names() == ["facility 9"]
     assert legend_names(plot.legend) == ["facility 9"]
+
+
+def test_plots_changed_together_are_redrawn_in_turn(qtbot):
+    """Several plots updated at once (a round's results) get one event-loop turn each, so the
+    window never spends several repaints in one turn; every update still lands."""
+    apply_pending_updates()
+    qtbot.wait(3 * _RedrawPacer.TICK_MS)  # let an earlier test's pacer run out
+    window = QWidget()
+    qtbot.addWidget(window)
+    layout = QVBoxLayout(window)
+    plots = [LossPlot(f"plot {i}") for i in range(4)]
+    for p in plots:
+        layout.addWidget(p)
+    window.resize(600, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    for i, p in enumerate(plots):
+        p.set_series("eval", [1, 2, 3], [0.5, 0.4, 0.3 - i / 100])
+
+    drawn = [len(p.plot.listDataItems()) for p in plots]
+    assert drawn == [1, 0, 0, 0]  # the first at once, the rest wait their turn
+    plots[2].setParent(None)
+    plots[2].deleteLater()  # a plot that goes away while waiting is skipped, not an error
+    qtbot.waitUntil(lambda: not any(p.has_pending() for p in (plots[1], plots[3])), timeout=2000)
+    for p in (plots[0], plots[1], plots[3]):
+        y = p.plot.listDataItems()[0].getData()[1]
+        assert y[-1] == pytest.approx(0.3 - plots.index(p) / 100)
 
 
 # ---- AnomalyView -----------------------------------------------------------------------------

@@ -90,6 +90,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--local-epochs", type=int, default=3)
     p.add_argument("--screenshot", help="with --demo: save PNG screenshots and a JSON summary here")
     p.add_argument("--quit-when-done", action="store_true", help="with --demo: quit when the run is over")
+    p.add_argument("--theme", choices=("system", "light", "dark"), help="light or dark look (remembered; default: as last time)")
     p.add_argument("--settings", help=argparse.SUPPRESS)  # a private settings file (tests)
     return p.parse_args(argv)
 
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setStyle("Fusion")
     app.setWindowIcon(app_icon())
     window = MainWindow(AppSettings(args.settings))
+    if args.theme:
+        window.set_theme(args.theme)
     window.show()
     smoke = run_smoke(window, args) if args.demo else {}
     code = app.exec()
@@ -129,6 +132,8 @@ def run_smoke(window, args) -> dict:
     """
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from .plots import apply_pending_updates
 
     meter = StallMeter()
     dialogs: list[str] = []
@@ -172,6 +177,7 @@ def run_smoke(window, args) -> dict:
         if args.screenshot:
             shot = Path(args.screenshot)
             shot.parent.mkdir(parents=True, exist_ok=True)
+            apply_pending_updates()
             demo.server.grab().save(str(shot))
             for i, page in enumerate(demo.clients):
                 demo.tabs.setCurrentIndex(i)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from ..fl.client_runner import ClientOptions, ClientRunner
 from ..fl.invite import looks_like_invite, parse_invite
 from ..fl.security import KnownServers, normalise_join_code
 from .plots import AnomalyView, LossPlot, SensorPreview, figures_text
+from .theme import coloured
 from .widgets import CheckList, LogView, page_layout, row
 from .worker import RunnerWorker, call_in_thread, start_worker
 
@@ -65,7 +67,7 @@ class ClientPage(QWidget):
         data_box = QGroupBox("Your data")
         self.source = QComboBox()
         self.source.addItems([f"Default facility {i}" for i in range(5)] + ["A CSV file of your own…"])
-        self.pick = QPushButton("Choose file…")
+        self.pick = QPushButton("Choose &file…")
         self.data_info = QLabel("No data loaded.")
         self.data_info.setWordWrap(True)
         self.data_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -81,7 +83,7 @@ class ClientPage(QWidget):
         self.address = QLineEdit(placeholderText="paste the invite, or type host:port")
         self.join_code = QLineEdit(placeholderText="join code (already in an invite)")
         self.insecure = QCheckBox("Insecure server (no encryption)")
-        self.test = QPushButton("Test connection")
+        self.test = QPushButton("Test &connection")
         self.checks = CheckList()
         self.checks.setMinimumHeight(150)
         sf = QFormLayout(server_box)
@@ -90,9 +92,9 @@ class ClientPage(QWidget):
         sf.addRow(self.insecure)
         sf.addRow(row(self.test, None))
 
-        self.start = QPushButton("Join and train")
+        self.start = QPushButton("&Join and train")
         self.start.setDefault(True)
-        self.stop = QPushButton("Stop")
+        self.stop = QPushButton("S&top")
         self.stop.setEnabled(False)
         left = QVBoxLayout()
         left.addWidget(data_box, 1)
@@ -113,7 +115,7 @@ class ClientPage(QWidget):
         self.figures = QLabel("Train first: the anomaly view appears after the last round.")
         self.figures.setWordWrap(True)
         self.figures.setTextFormat(Qt.TextFormat.RichText)
-        self.export = QPushButton("Export flagged windows as CSV…")
+        self.export = QPushButton("&Export flagged windows as CSV…")
         self.export.setEnabled(False)
         training = QSplitter(Qt.Orientation.Vertical)
         training.addWidget(self.loss_plot)
@@ -212,7 +214,7 @@ class ClientPage(QWidget):
 
     def _data_failed(self, exc, path: Path | None = None) -> None:
         message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        self.data_info.setText(f"<span style='color:#cc3333'>Cannot use this file: {message}</span>")
+        self.data_info.setText(coloured(html.escape(f"Cannot use this file: {message}"), "failed", self))
         QMessageBox.warning(self, "This file cannot be used", message)
 
     def _run_job(self, fn, on_done, on_event=None) -> None:
@@ -306,7 +308,11 @@ class ClientPage(QWidget):
             self.worker.stop()
 
     def is_running(self) -> bool:
+        """Training, or loading / scoring data in the background."""
         return self.worker is not None or bool(self._jobs)
+
+    def is_training(self) -> bool:
+        return self.worker is not None
 
     @Slot(object)
     def _on_event(self, e) -> None:

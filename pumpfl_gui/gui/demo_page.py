@@ -27,7 +27,7 @@ class DemoPage(QWidget):
         self.clients_box = QSpinBox(minimum=2, maximum=5, value=2, prefix="facilities: ")
         self.rounds_box = QSpinBox(minimum=1, maximum=100, value=5, prefix="rounds: ")
         self.epochs_box = QSpinBox(minimum=1, maximum=20, value=3, prefix="local epochs: ")
-        self.go = QPushButton("Start the demo")
+        self.go = QPushButton("&Start the demo")
         self.go.setDefault(True)
         intro = QLabel("A server and a few facilities from the built-in pump data train together on this "
                        "computer, exactly as they would across sites. Nothing leaves this computer.")

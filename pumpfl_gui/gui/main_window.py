@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from .. import __version__
 from ..fl.security import KnownServers
@@ -12,6 +12,7 @@ from .assets import app_icon
 from .client_page import ClientPage
 from .demo_page import DemoPage
 from .server_page import ServerPage
+from .theme import THEMES, apply_theme
 
 ROLES = ("start", "server", "client", "demo")
 
@@ -40,6 +41,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings) -> None:
         super().__init__()
         self.settings = settings
+        apply_theme(QApplication.instance(), settings.get("app/theme", "system", str), startup=True)
         self.setWindowTitle("PumpFL")
         self.setWindowIcon(app_icon())
         known = KnownServers()
@@ -62,6 +64,15 @@ class MainWindow(QMainWindow):
         quit_.triggered.connect(self.close)
         menu.addAction(back)
         menu.addAction(quit_)
+        view = self.menuBar().addMenu("&View")
+        appearance = view.addMenu("&Appearance")
+        self.theme_actions = QActionGroup(self)
+        chosen = settings.get("app/theme", "system", str)
+        for theme, label in zip(THEMES, ("Follow the &system", "&Light", "&Dark")):
+            action = QAction(label, self, checkable=True, checked=theme == chosen)
+            action.triggered.connect(lambda _=False, t=theme: self.set_theme(t))
+            self.theme_actions.addAction(action)
+            appearance.addAction(action)
         help_ = self.menuBar().addMenu("&Help")
         about = QAction("&About PumpFL", self)
         about.triggered.connect(self.about)
@@ -84,6 +95,13 @@ class MainWindow(QMainWindow):
         if role == "client" and self.client_page.data is None and not self.client_page.is_running():
             self.client_page.load_default(self.client_page.source.currentIndex() if self.client_page.source.currentIndex() < 5 else 0)
 
+    def set_theme(self, theme: str) -> None:
+        """Light, dark or the system's; remembered for the next start."""
+        apply_theme(QApplication.instance(), theme)
+        self.settings.set("app/theme", theme)
+        for action, name in zip(self.theme_actions.actions(), THEMES):
+            action.setChecked(name == theme)
+
     def role(self) -> str:
         return {self.start_page: "start", self.server_page: "server", self.client_page: "client", self.demo_page: "demo"}[self.stack.currentWidget()]
 
@@ -92,7 +110,13 @@ class MainWindow(QMainWindow):
                           "Flower. Each site trains on its own readings and shares only model parameters, "
                           "over an encrypted connection.</p>")
 
+    def training(self) -> bool:
+        """A federation is running on some page (quitting would cut it off)."""
+        return (self.server_page.is_running() or self.client_page.is_training() or self.demo_page.server.is_running()
+                or any(c.is_training() for c in self.demo_page.clients))
+
     def busy(self) -> bool:
+        """Anything still working in the background, training or loading / scoring data."""
         return (self.server_page.is_running() or self.client_page.is_running() or self.demo_page.server.is_running()
                 or any(c.is_running() for c in self.demo_page.clients))
 
@@ -114,13 +138,13 @@ class MainWindow(QMainWindow):
         return not self.busy()
 
     def closeEvent(self, event) -> None:
-        if self.busy():
+        if self.training():
             answer = QMessageBox.question(self, "Training is running", "Stop the training and quit?")
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
             self.stop_everything()
-            self.wait_idle(20.0)
+        self.wait_idle(20.0)  # training winding down, or a file still loading: seconds at most
         self.settings.set_geometry(self.saveGeometry())
         self.settings.sync()
         super().closeEvent(event)

@@ -33,6 +33,7 @@ from ..fl.addresses import check_port_free, local_addresses
 from ..fl.protocol import FederationSettings
 from ..fl.server_runner import ServerOptions, ServerRunner
 from .plots import LossPlot
+from .theme import coloured
 from .widgets import LogView, page_layout, row
 from .worker import RunnerWorker, start_worker
 
@@ -73,11 +74,10 @@ class ServerPage(QWidget):
         self.port_state = QLabel()
         self.advertise = QLineEdit(placeholderText="automatic (this computer's LAN address)")
         self.invite = QLineEdit(readOnly=True, placeholderText="the invite appears here once the server runs")
-        self.copy = QPushButton("Copy invite")
+        self.copy = QPushButton("&Copy invite")
         self.copy.setEnabled(False)
         advice = QLabel(ADVICE)
         advice.setWordWrap(True)
-        advice.setStyleSheet("color: palette(mid);")
         form = QFormLayout(net)
         form.addRow("This computer", self.addresses)
         form.addRow("Port", row(self.port, self.port_state, None))
@@ -102,9 +102,9 @@ class ServerPage(QWidget):
         sform.addRow("Batch size", self.batch)
         sform.addRow("Round timeout", self.timeout)
         sform.addRow(self.insecure)
-        self.start = QPushButton("Start server")
+        self.start = QPushButton("&Start server")
         self.start.setDefault(True)
-        self.stop = QPushButton("Stop")
+        self.stop = QPushButton("S&top")
         self.stop.setEnabled(False)
 
         left = QVBoxLayout()
@@ -129,8 +129,8 @@ class ServerPage(QWidget):
         self.loss_plot = LossPlot("Global model: loss per round")
         self.client_plot = LossPlot("Each facility: eval loss per round")
         self.log = LogView()
-        self.save_model = QPushButton("Save global model…")
-        self.export = QPushButton("Export history as CSV…")
+        self.save_model = QPushButton("Save global &model…")
+        self.export = QPushButton("&Export history as CSV…")
         self.save_model.setEnabled(False)
         self.export.setEnabled(False)
         plots = QSplitter(Qt.Orientation.Horizontal)
@@ -197,10 +197,10 @@ class ServerPage(QWidget):
         try:
             check_port_free(self.port.value(), self.host)
         except UserError as exc:
-            self.port_state.setText("<span style='color:#cc3333'>in use</span>")
+            self.port_state.setText(coloured("in use", "failed", self))
             self.port_state.setToolTip(str(exc))
             return False
-        self.port_state.setText("<span style='color:#2e9d4a'>free</span>")
+        self.port_state.setText(coloured("free", "ok", self))
         self.port_state.setToolTip("")
         return True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -12,11 +12,14 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QScrollArea,
     QSplitter,
+    QStyledItemDelegate,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+
+from .theme import status_colour
 
 MAX_LOG_LINES = 5000
 
@@ -55,8 +58,20 @@ class LogView(QWidget):
         self.text.setPlainText("\n".join(shown))
 
 
-STATUS_COLOURS = {"ok": "#2e9d4a", "warning": "#d08b00", "failed": "#cc3333", "skipped": "#888888", "running": "#4a7fb5"}
 STATUS_MARKS = {"ok": "✔", "warning": "!", "failed": "✘", "skipped": "–", "running": "…"}
+
+
+class _WrappingRows(QStyledItemDelegate):
+    """Row heights that fit wrapped text: Qt sizes rows for at most two lines of a wrapped cell
+    and elides the rest, which cut the "What to do" advice off mid-sentence."""
+
+    def sizeHint(self, option, index):  # noqa: N802 (Qt's name)
+        hint = super().sizeHint(option, index)
+        view = self.parent()
+        width = max(40, view.columnWidth(index.column()) - 10)
+        text = str(index.data() or "")
+        needed = option.fontMetrics.boundingRect(QRect(0, 0, width, 1_000_000), Qt.TextFlag.TextWordWrap, text)
+        return QSize(hint.width(), max(hint.height(), needed.height() + 6))
 
 
 class CheckList(QTreeWidget):
@@ -72,12 +87,14 @@ class CheckList(QTreeWidget):
         self.setColumnWidth(1, 260)
         self.setUniformRowHeights(False)
         self.setAlternatingRowColors(True)
+        self.setItemDelegate(_WrappingRows(self))
+        self.header().sectionResized.connect(lambda *_: self.scheduleDelayedItemsLayout())
 
     def add_result(self, status: str, step: str, detail: str, fix: str = "") -> QTreeWidgetItem:
         text = detail + (f"\nWhat to do: {fix}" if fix else "")
         item = QTreeWidgetItem(["", step, text])
         item.setText(0, STATUS_MARKS.get(status, "?"))
-        colour = QColor(STATUS_COLOURS.get(status, "#888888"))
+        colour = QColor(status_colour(status, self))
         item.setForeground(0, colour)
         item.setForeground(1, colour)
         item.setData(0, Qt.ItemDataRole.UserRole, status)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from .dataset import BROKEN, NORMAL
 
@@ -42,6 +41,11 @@ class DetectionSettings:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
+
+def _roc_auc(labels, scores) -> float:
+    from sklearn.metrics import roc_auc_score  # imported here: scikit-learn takes seconds to load
+
+    return float(roc_auc_score(labels, scores))
 
 def threshold_from_errors(train_errors: np.ndarray, settings: DetectionSettings) -> float:
     if len(train_errors) == 0:
@@ -104,7 +108,7 @@ def pointwise_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray)
         "f1": tp / (tp + (fp + fn) / 2) if tp + fp + fn else 0.0,
         "far_pct": 100.0 * fp / (fp + tn) if fp + tn else 0.0,
         "mar_pct": 100.0 * fn / (fn + tp) if fn + tp else 0.0,
-        "roc_auc": float(roc_auc_score(y, scores[scored])) if both else None,
+        "roc_auc": _roc_auc(y, scores[scored]) if both else None,
     }
 
 

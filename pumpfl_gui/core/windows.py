@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.preprocessing import StandardScaler
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,8 @@ class Scaler:
     def fit(cls, values: np.ndarray) -> "Scaler":
         if len(values) == 0:
             raise ValueError("cannot fit a scaler on zero rows")
+        from sklearn.preprocessing import StandardScaler  # imported here: scikit-learn takes seconds to load
+
         sk = StandardScaler().fit(values)
         # A sensor that is constant in the training rows has scale 1 (StandardScaler's rule),
         # so any later movement still shows up in the reconstruction error.

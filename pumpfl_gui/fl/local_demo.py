@@ -37,6 +37,7 @@ class LocalFederation:
         )
         self.clients: list[ClientRunner] = []
         self._stopped = threading.Event()
+        self._failure: Failed | None = None  # the first facility that could not take part
 
     def stop(self) -> None:
         self._stopped.set()
@@ -69,15 +70,22 @@ class LocalFederation:
             for t in threads:
                 t.join(30)
             raise
+        if self._failure is not None:
+            return self._failure
         return results["server"]
 
-    @staticmethod
-    def _start(name: str, work, results: dict) -> threading.Thread:
+    def _start(self, name: str, work, results: dict) -> threading.Thread:
         def target():
             try:
                 results[name] = work()
             except Exception as exc:  # e.g. a facility's file could not be read
                 results[name] = Failed(message=str(exc))
+            # On one computer every facility is ours: one that cannot take part ends the run
+            # now, with its reason, rather than leaving the server waiting for it.
+            result = results[name]
+            if name != "server" and result.kind == "Failed" and not self._stopped.is_set():
+                self._failure = Failed(message=f"{name}: {result.message}")
+                self.stop()
 
         t = threading.Thread(target=target, name=f"pumpfl-demo-{name}")
         t.start()

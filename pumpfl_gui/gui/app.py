@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--screenshot", help="with --demo: save PNG screenshots and a JSON summary here")
     p.add_argument("--quit-when-done", action="store_true", help="with --demo: quit when the run is over")
     p.add_argument("--theme", choices=("system", "light", "dark"), help="light or dark look (remembered; default: as last time)")
+    p.add_argument("--self-test", action="store_true",
+                   help="no window: check that every part works (a 2-round federation on this computer) and exit")
+    p.add_argument("--startup-time", action="store_true", help=argparse.SUPPRESS)  # print ms to the first window drawn
     p.add_argument("--settings", help=argparse.SUPPRESS)  # a private settings file (tests)
     return p.parse_args(argv)
 
@@ -98,10 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     path = setup_logging()
+    if args.self_test:
+        from .self_test import main as self_test
+
+        return self_test()
     install_excepthook(path)
     import threading
-
-    from ..core.runtime import warm_up
 
     threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
     from PySide6.QtWidgets import QApplication
@@ -119,10 +124,48 @@ def main(argv: list[str] | None = None) -> int:
     if args.theme:
         window.set_theme(args.theme)
     window.show()
+    if args.startup_time:
+        report_first_paint(window)
     smoke = run_smoke(window, args) if args.demo else {}
     code = app.exec()
     del window
     return code or (1 if smoke.get("failed") else 0)
+
+
+def report_first_paint(window) -> None:
+    """Print the time from process start to the window's first paint, then quit."""
+    import psutil
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    started = psutil.Process().create_time()
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Paint and not self.property("seen"):
+                self.setProperty("seen", True)
+                QTimer.singleShot(0, self.report)
+            return False
+
+        def report(self):
+            print(f"first window drawn {1000 * (time.time() - started):.0f} ms after the process started", flush=True)
+            QApplication.instance().quit()
+
+    watcher = FirstPaint(window)
+    window.installEventFilter(watcher)
+
+
+def warm_up() -> None:
+    """In the background while the window opens and people choose a role: import what the role
+    pages need (torch, Flower, pandas: seconds) and run torch's first training step."""
+    try:
+        from ..core import detector  # noqa: F401  (torch, pandas)
+        from ..core.runtime import warm_up as warm_up_torch
+        from ..fl import client_runner, server_runner  # noqa: F401  (Flower, gRPC)
+
+        warm_up_torch()
+    except Exception:  # only a head start: the page that needs a module imports it anyway
+        log.exception("warm-up failed")
 
 
 def run_smoke(window, args) -> dict:

@@ -1,4 +1,9 @@
-"""The one window: choose a role, then its page (gui layer)."""
+"""The one window: choose a role, then its page (gui layer).
+
+The role pages are built the first time they are shown: they pull in torch, Flower and pandas
+(several seconds of imports), and the window should appear at once on a double-click. The
+start-up warm-up thread imports those modules in the background meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from .. import __version__
-from ..fl.security import KnownServers
 from .assets import app_icon
-from .client_page import ClientPage
-from .demo_page import DemoPage
-from .server_page import ServerPage
 from .theme import THEMES, apply_theme
 
 ROLES = ("start", "server", "client", "demo")
@@ -44,14 +45,10 @@ class MainWindow(QMainWindow):
         apply_theme(QApplication.instance(), settings.get("app/theme", "system", str), startup=True)
         self.setWindowTitle("PumpFL")
         self.setWindowIcon(app_icon())
-        known = KnownServers()
         self.start_page = StartPage()
-        self.server_page = ServerPage(settings)
-        self.client_page = ClientPage(settings, known_servers=known)
-        self.demo_page = DemoPage()
+        self._pages: dict[str, QWidget] = {"start": self.start_page}
         self.stack = QStackedWidget()
-        for page in (self.start_page, self.server_page, self.client_page, self.demo_page):
-            self.stack.addWidget(page)
+        self.stack.addWidget(self.start_page)
         self.setCentralWidget(self.stack)
         self.start_page.server.clicked.connect(lambda: self.show_role("server"))
         self.start_page.client.clicked.connect(lambda: self.show_role("client"))
@@ -86,14 +83,46 @@ class MainWindow(QMainWindow):
         role = settings.get("app/role", "start", str)
         self.show_role(role if role in ROLES and role != "demo" else "start")
 
+    def page(self, role: str) -> QWidget:
+        """The page of ``role``, built on first use."""
+        if role not in self._pages:
+            if role == "server":
+                from .server_page import ServerPage
+
+                page = ServerPage(self.settings)
+            elif role == "client":
+                from ..fl.security import KnownServers
+                from .client_page import ClientPage
+
+                page = ClientPage(self.settings, known_servers=KnownServers())
+            else:
+                from .demo_page import DemoPage
+
+                page = DemoPage()
+            self._pages[role] = page
+            self.stack.addWidget(page)
+        return self._pages[role]
+
+    @property
+    def server_page(self):
+        return self.page("server")
+
+    @property
+    def client_page(self):
+        return self.page("client")
+
+    @property
+    def demo_page(self):
+        return self.page("demo")
+
     def show_role(self, role: str) -> None:
-        page = {"start": self.start_page, "server": self.server_page, "client": self.client_page, "demo": self.demo_page}[role]
+        page = self.page(role)
         self.stack.setCurrentWidget(page)
         titles = {"start": "", "server": " — Server", "client": " — Client", "demo": " — Try it on this computer"}
         self.setWindowTitle("PumpFL" + titles[role])
         self.settings.set("app/role", role)
-        if role == "client" and self.client_page.data is None and not self.client_page.is_running():
-            self.client_page.load_default(self.client_page.source.currentIndex() if self.client_page.source.currentIndex() < 5 else 0)
+        if role == "client" and page.data is None and not page.is_running():
+            page.load_default(page.source.currentIndex() if page.source.currentIndex() < 5 else 0)
 
     def set_theme(self, theme: str) -> None:
         """Light, dark or the system's; remembered for the next start."""
@@ -103,27 +132,38 @@ class MainWindow(QMainWindow):
             action.setChecked(name == theme)
 
     def role(self) -> str:
-        return {self.start_page: "start", self.server_page: "server", self.client_page: "client", self.demo_page: "demo"}[self.stack.currentWidget()]
+        current = self.stack.currentWidget()
+        return next(name for name, page in self._pages.items() if page is current)
 
     def about(self) -> None:
         QMessageBox.about(self, "About PumpFL", f"<h3>PumpFL {__version__}</h3><p>Federated pump-sensor anomaly detection with "
                           "Flower. Each site trains on its own readings and shares only model parameters, "
                           "over an encrypted connection.</p>")
 
+    def _clients_and_servers(self) -> tuple[list, list]:
+        """(client pages, server pages) built so far, the demo's included."""
+        pages = self._pages
+        clients = [pages["client"]] if "client" in pages else []
+        servers = [pages["server"]] if "server" in pages else []
+        if "demo" in pages:
+            clients += pages["demo"].clients
+            servers.append(pages["demo"].server)
+        return clients, servers
+
     def training(self) -> bool:
         """A federation is running on some page (quitting would cut it off)."""
-        return (self.server_page.is_running() or self.client_page.is_training() or self.demo_page.server.is_running()
-                or any(c.is_training() for c in self.demo_page.clients))
+        clients, servers = self._clients_and_servers()
+        return any(s.is_running() for s in servers) or any(c.is_training() for c in clients)
 
     def busy(self) -> bool:
         """Anything still working in the background, training or loading / scoring data."""
-        return (self.server_page.is_running() or self.client_page.is_running() or self.demo_page.server.is_running()
-                or any(c.is_running() for c in self.demo_page.clients))
+        clients, servers = self._clients_and_servers()
+        return any(s.is_running() for s in servers) or any(c.is_running() for c in clients)
 
     def stop_everything(self) -> None:
-        self.server_page.stop_server()
-        self.client_page.stop_client()
-        self.demo_page.stop()
+        for name, stop in (("server", "stop_server"), ("client", "stop_client"), ("demo", "stop")):
+            if name in self._pages:
+                getattr(self._pages[name], stop)()
 
     def wait_idle(self, timeout: float) -> bool:
         """Keep the window responsive while workers wind down; True once none is left."""

@@ -27,11 +27,13 @@ from pumpfl_gui.fl.security import (
     KnownServers,
     KnownServersError,
     TlsError,
+    Trust,
     check_join_proof,
     default_known_servers_path,
     fetch_certificate,
     fingerprint,
     join_proof,
+    judge_certificate,
     make_certificate,
     new_join_code,
     normalise_join_code,
@@ -502,3 +504,25 @@ def test_malformed_invites_are_refused(text, fragment):
 )
 def test_looks_like_invite(text, expected):
     assert looks_like_invite(text) is expected
+
+
+def test_one_trust_rule_invite_then_pinned_then_first_use(cert_and_key, other_cert_and_key, tmp_path):
+    cert, other = cert_and_key[0], other_cert_and_key[0]
+    here = ServerAddress("192.168.1.100", 8080)
+    store = KnownServers(tmp_path / "known.json")
+
+    first = judge_certificate(cert, here, None, store)
+    assert (first.basis, first.matches, first.expected) == ("first_use", True, None)
+    assert first.actual == fingerprint(cert)
+    store.pin(here, first.actual)
+    assert judge_certificate(cert, here, None, store) == Trust("pinned", True, fingerprint(cert), fingerprint(cert))
+    changed = judge_certificate(other, here, None, store)
+    assert (changed.basis, changed.matches, changed.expected) == ("pinned", False, fingerprint(cert))
+
+    # An invite's fingerprint outranks what was pinned, in either direction.
+    invited = judge_certificate(other, here, fingerprint(other).lower().replace(":", ""), store)
+    assert (invited.basis, invited.matches) == ("invite", True)
+    assert judge_certificate(cert, here, fingerprint(other), store).matches is False
+    with pytest.raises(FingerprintMismatch):
+        judge_certificate(cert, here, "not-a-fingerprint", store)
+    assert judge_certificate(cert, here, None, None).basis == "first_use"  # nowhere to remember it

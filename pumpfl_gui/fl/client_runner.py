@@ -39,7 +39,8 @@ from . import protocol as P
 from .addresses import ServerAddress
 from .events import ConnectionState, EpochLoss, Event, EvaluateResult, Failed, Finished, FitResult
 from .facility import Facility
-from .security import FingerprintMismatch, KnownServers, TlsError, fetch_certificate, normalise_fingerprint, fingerprint, join_proof, short_fingerprint, verify_fingerprint
+from .security import (FingerprintMismatch, KnownServers, TlsError, fetch_certificate, join_proof, judge_certificate,
+                       short_fingerprint, verify_fingerprint)
 from .wire import join_stream, open_channel
 
 log = logging.getLogger(__name__)
@@ -166,20 +167,18 @@ class ClientRunner:
 
     def _trusted_certificate(self) -> bytes:
         pem = fetch_certificate(self.server.host, self.server.port, timeout=5.0)
-        if self.options.fingerprint:
-            verify_fingerprint(pem, self.options.fingerprint)
-            return pem
-        fp = fingerprint(pem)
         store = self.options.known_servers
-        known = store.get(self.server) if store is not None else None
-        if known is not None:
-            if normalise_fingerprint(known) != fp:
-                raise FingerprintMismatch(
-                    f"the server at {self.server} shows another certificate ({short_fingerprint(fp)}...) than when this "
-                    f"facility first joined it ({short_fingerprint(known)}...); this may not be your coordinator. Do not "
-                    "proceed unless its operator confirms the change, then connect with their new invite"
-                )
-        else:
+        trust = judge_certificate(pem, self.server, self.options.fingerprint, store)
+        fp = trust.actual
+        if trust.basis == "invite" and not trust.matches:
+            verify_fingerprint(pem, trust.expected)  # raises, with the message people see
+        elif trust.basis == "pinned" and not trust.matches:
+            raise FingerprintMismatch(
+                f"the server at {self.server} shows another certificate ({short_fingerprint(fp)}...) than when this "
+                f"facility first joined it ({short_fingerprint(trust.expected)}...); this may not be your coordinator. "
+                "Do not proceed unless its operator confirms the change, then connect with their new invite"
+            )
+        elif trust.basis == "first_use":
             if store is not None:
                 store.pin(self.server, fp)
             self.emit(ConnectionState("trusted", f"first connection to {self.server}: trusting certificate {short_fingerprint(fp)}"))

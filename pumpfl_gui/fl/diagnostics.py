@@ -27,11 +27,10 @@ from pumpfl_gui.fl.security import (
     FingerprintMismatch,
     TlsError,
     fetch_certificate,
+    judge_certificate,
     normalise_fingerprint,
     short_fingerprint,
-    verify_fingerprint,
 )
-from pumpfl_gui.fl.security import fingerprint as certificate_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -321,43 +320,36 @@ def _check_tls(
             )
     try:
         cert = fetch_certificate(address.host, address.port, timeout=timeout)
-        actual = certificate_fingerprint(cert)
     except TlsError as exc:
         return None, _tls_failure(address, exc)
-    short = short_fingerprint(actual)
+    try:
+        trust = judge_certificate(cert, address, expected, known_servers)
+    except UserError as exc:  # the list of trusted servers cannot be read
+        return None, CheckResult(STEP_TLS, FAILED, "encrypted, but the list of trusted servers cannot be read", str(exc))
+    short = short_fingerprint(trust.actual)
     do_not_proceed = (
         "Do not connect: this may not be the server you mean, or someone may be listening in between. "
         "Ask the server's operator for a fresh invite and compare the fingerprint the server app shows."
     )
-    if expected is not None:
-        try:
-            verify_fingerprint(cert, expected)
-        except FingerprintMismatch:
+    if trust.basis == "invite":
+        if not trust.matches:
             return None, CheckResult(
                 STEP_TLS, FAILED,
-                f"the server's certificate ({short}…) is not the one the invite names ({short_fingerprint(expected)}…)",
+                f"the server's certificate ({short}…) is not the one the invite names ({short_fingerprint(trust.expected)}…)",
                 do_not_proceed,
             )
         return cert, CheckResult(STEP_TLS, OK, f"encrypted; the certificate ({short}…) matches the invite")
-    if known_servers is not None:
-        try:
-            pinned = known_servers.get(address)
-        except UserError as exc:
+    if trust.basis == "pinned":
+        if not trust.matches:
             return None, CheckResult(
-                STEP_TLS, FAILED, f"encrypted (certificate {short}…), but the list of trusted servers cannot be read",
-                str(exc),
+                STEP_TLS, FAILED,
+                f"the server's certificate ({short}…) differs from the one this computer trusted before "
+                f"({short_fingerprint(trust.expected)}…)",
+                do_not_proceed + " Only if the operator confirms the server was set up anew, connect with that new invite.",
             )
-        if pinned is not None:
-            if normalise_fingerprint(pinned) != actual:
-                return None, CheckResult(
-                    STEP_TLS, FAILED,
-                    f"the server's certificate ({short}…) differs from the one this computer trusted before "
-                    f"({short_fingerprint(pinned)}…)",
-                    do_not_proceed + " Only if the operator confirms the server was set up anew, connect with that new invite.",
-                )
-            return cert, CheckResult(
-                STEP_TLS, OK, f"encrypted; the certificate ({short}…) is the one this computer trusted before"
-            )
+        return cert, CheckResult(
+            STEP_TLS, OK, f"encrypted; the certificate ({short}…) is the one this computer trusted before"
+        )
     return cert, CheckResult(
         STEP_TLS, OK, f"encrypted; first connection: the certificate ({short}…) will be trusted and remembered"
     )

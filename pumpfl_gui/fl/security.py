@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -156,6 +157,39 @@ def verify_fingerprint(cert_pem: bytes, expected: str) -> None:
             f"({short_fingerprint(wanted)}...), so this is not the server you were invited to; "
             "do not proceed, and ask its operator for a fresh invite"
         )
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a facility makes of a server's certificate, before any data flows.
+
+    ``basis``: "invite" (the invite names a fingerprint), "pinned" (this computer trusted the
+    server before) or "first_use" (neither: trust it and remember it). ``matches`` is False
+    when the certificate is not the invited or pinned one; ``expected`` is that fingerprint.
+    """
+
+    basis: str
+    matches: bool
+    actual: str
+    expected: str | None = None
+
+
+def judge_certificate(cert_pem: bytes, address, invite_fingerprint: str | None, known_servers) -> Trust:
+    """The one trust rule, used by joining and by the connection test: the invite's fingerprint
+    if there is one, else the one pinned for ``address``, else trust on first use.
+
+    Raises `FingerprintMismatch` for an invite fingerprint that is not one, and `UserError`
+    when the list of trusted servers cannot be read.
+    """
+    actual = fingerprint(cert_pem)
+    if invite_fingerprint:
+        wanted = normalise_fingerprint(invite_fingerprint)
+        return Trust("invite", hmac.compare_digest(actual.encode("ascii"), wanted.encode("ascii")), actual, wanted)
+    pinned = known_servers.get(address) if known_servers is not None else None
+    if pinned is not None:
+        pinned = normalise_fingerprint(pinned)
+        return Trust("pinned", hmac.compare_digest(actual.encode("ascii"), pinned.encode("ascii")), actual, pinned)
+    return Trust("first_use", True, actual)
 
 
 def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> bytes:

@@ -23,13 +23,9 @@ if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
 @pytest.fixture(scope="session", autouse=True)
 def private_user_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("user-data")
-    old = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_DATA_HOME", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,5 @@
 """The desktop app driven like a person would: real pages, real runners on loopback (pytest-qt)."""
 
-import os
-
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -20,13 +18,9 @@ from pumpfl_gui.gui.settings import AppSettings
 def default_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gui-data")
     generate(folder)
-    old = os.environ.get("PUMPFL_DATA_DIR")
-    os.environ["PUMPFL_DATA_DIR"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("PUMPFL_DATA_DIR", None)
-    else:
-        os.environ["PUMPFL_DATA_DIR"] = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PUMPFL_DATA_DIR", str(folder))
+        yield folder
 
 
 class DialogCatcher:

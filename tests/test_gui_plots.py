@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QColor, QImage, QPalette
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from pumpfl_gui.core.dataset import load_sensor_csv
@@ -15,6 +15,7 @@ from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.training import TrainSettings
 from pumpfl_gui.gui.plots import (MAX_SPANS, SYMBOLS_BELOW, AnomalyView, LossPlot, SensorPreview, _RedrawPacer,
                                    apply_pending_updates, figures_text)
+from pumpfl_gui.gui.theme import dark_palette
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -37,11 +38,7 @@ def failures_of(data) -> list[int]:
 
 
 def dark(widget) -> None:
-    pal = QPalette(widget.palette())
-    for role, colour in [(QPalette.ColorRole.Base, "#1e1e1e"), (QPalette.ColorRole.Text, "#e6e6e6"),
-                         (QPalette.ColorRole.Window, "#2b2b2b"), (QPalette.ColorRole.WindowText, "#e6e6e6")]:
-        pal.setColor(role, QColor(colour))
-    widget.setPalette(pal)
+    widget.setPalette(dark_palette())
 
 
 def screenshot(widget, name: str) -> np.ndarray:

@@ -54,5 +54,3 @@ def warm_up() -> None:
     loss = ((model(x) - x) ** 2).mean()
     loss.backward()
     opt.step()
-    import sklearn.metrics  # noqa: F401  (scaling and scoring need it; seconds to load, so now)
-    import sklearn.preprocessing  # noqa: F401

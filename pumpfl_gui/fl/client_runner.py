@@ -39,8 +39,8 @@ from . import protocol as P
 from .addresses import ServerAddress
 from .events import ConnectionState, EpochLoss, Event, EvaluateResult, Failed, Finished, FitResult
 from .facility import Facility
-from .security import (FingerprintMismatch, KnownServers, TlsError, fetch_certificate, join_proof, judge_certificate,
-                       short_fingerprint, verify_fingerprint)
+from .security import (FingerprintMismatch, KnownServers, TlsError, fetch_certificate, invite_mismatch, join_proof,
+                       judge_certificate, short_fingerprint)
 from .wire import join_stream, open_channel
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class ClientRunner:
         trust = judge_certificate(pem, self.server, self.options.fingerprint, store)
         fp = trust.actual
         if trust.basis == "invite" and not trust.matches:
-            verify_fingerprint(pem, trust.expected)  # raises, with the message people see
+            raise invite_mismatch(fp, trust.expected)
         elif trust.basis == "pinned" and not trust.matches:
             raise FingerprintMismatch(
                 f"the server at {self.server} shows another certificate ({short_fingerprint(fp)}...) than when this "

@@ -147,16 +147,25 @@ def short_fingerprint(fp: str) -> str:
     return ":".join(normalise_fingerprint(fp).split(":")[:8])
 
 
+def _same_fingerprint(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("ascii"), b.encode("ascii"))
+
+
+def invite_mismatch(actual: str, invited: str) -> FingerprintMismatch:
+    """The refusal when a server's certificate is not the one its invite names."""
+    return FingerprintMismatch(
+        f"the server's certificate ({short_fingerprint(actual)}...) is not the one the invite names "
+        f"({short_fingerprint(invited)}...), so this is not the server you were invited to; "
+        "do not proceed, and ask its operator for a fresh invite"
+    )
+
+
 def verify_fingerprint(cert_pem: bytes, expected: str) -> None:
     """Raise `FingerprintMismatch` unless the certificate has the expected fingerprint."""
     actual = fingerprint(cert_pem)
     wanted = normalise_fingerprint(expected)
-    if not hmac.compare_digest(actual.encode("ascii"), wanted.encode("ascii")):
-        raise FingerprintMismatch(
-            f"the server's certificate ({short_fingerprint(actual)}...) is not the one the invite names "
-            f"({short_fingerprint(wanted)}...), so this is not the server you were invited to; "
-            "do not proceed, and ask its operator for a fresh invite"
-        )
+    if not _same_fingerprint(actual, wanted):
+        raise invite_mismatch(actual, wanted)
 
 
 @dataclass(frozen=True)
@@ -184,11 +193,11 @@ def judge_certificate(cert_pem: bytes, address, invite_fingerprint: str | None, 
     actual = fingerprint(cert_pem)
     if invite_fingerprint:
         wanted = normalise_fingerprint(invite_fingerprint)
-        return Trust("invite", hmac.compare_digest(actual.encode("ascii"), wanted.encode("ascii")), actual, wanted)
+        return Trust("invite", _same_fingerprint(actual, wanted), actual, wanted)
     pinned = known_servers.get(address) if known_servers is not None else None
     if pinned is not None:
         pinned = normalise_fingerprint(pinned)
-        return Trust("pinned", hmac.compare_digest(actual.encode("ascii"), pinned.encode("ascii")), actual, pinned)
+        return Trust("pinned", _same_fingerprint(actual, pinned), actual, pinned)
     return Trust("first_use", True, actual)
 
 

@@ -157,8 +157,11 @@ def report_first_paint(window) -> None:
 
 def warm_up() -> None:
     """In the background while the window opens and people choose a role: import what the role
-    pages need (torch, Flower, pandas: seconds) and run torch's first training step."""
+    pages need (torch, Flower, pandas, scikit-learn: seconds) and run torch's first training step."""
     try:
+        import sklearn.metrics  # noqa: F401  (scaling and scoring import these where they need them)
+        import sklearn.preprocessing  # noqa: F401
+
         from ..core import detector  # noqa: F401  (torch, pandas)
         from ..core.runtime import warm_up as warm_up_torch
         from ..fl import client_runner, server_runner  # noqa: F401  (Flower, gRPC)

@@ -28,7 +28,7 @@ def check_qt() -> list[str]:
     wanted = next((names for prefix, names in PLATFORM_PLUGINS.items() if sys.platform.startswith(prefix)), ())
     if wanted and not any((folder / name).is_file() for name in wanted):
         problems.append(f"no Qt platform plugin for this system in {folder} (looked for {', '.join(wanted)})")
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 (drawing needs one)
     from .assets import app_icon
 
     if app_icon().pixmap(64, 64).isNull():
@@ -37,7 +37,6 @@ def check_qt() -> list[str]:
         import pyqtgraph  # noqa: F401
     except ImportError as exc:
         problems.append(f"plotting library missing: {exc}")
-    del app
     return problems
 
 

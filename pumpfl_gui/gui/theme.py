@@ -75,15 +75,15 @@ def coloured(text: str, status: str, widget: QWidget | None = None) -> str:
     return f"<span style='color:{status_colour(status, widget)}'>{text}</span>"
 
 
-def apply_theme(app: QApplication, choice: str, startup: bool = False) -> str:
-    """Use ``choice`` (system | light | dark); return the scheme now in effect ("light" / "dark").
+def apply_theme(app: QApplication, choice: str, startup: bool = False) -> None:
+    """Use ``choice`` (system | light | dark).
 
     At start-up "system" changes nothing, so Qt keeps following the desktop's own switches.
     """
     if choice not in THEMES:
         choice = "system"
     if startup and choice == "system":
-        return "dark" if is_dark(app.palette()) else "light"
+        return
     wanted = {"system": Qt.ColorScheme.Unknown, "light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}[choice]
     app.styleHints().setColorScheme(wanted)  # asks the platform; a no-op where it cannot switch
     QApplication.processEvents()
@@ -91,4 +91,3 @@ def apply_theme(app: QApplication, choice: str, startup: bool = False) -> str:
         app.setPalette(app.style().standardPalette())
     elif is_dark(app.palette()) != (choice == "dark"):  # the platform did not follow: do it here
         app.setPalette(dark_palette() if choice == "dark" else app.style().standardPalette())
-    return "dark" if is_dark(app.palette()) else "light"

@@ -140,7 +140,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     path = resolve_data(args.csv, console)
     data = load_sensor_csv(path)
     try:
-        spec = ModelSpec(sensors=len(data.sensors), window=args.window, channels=(args.channels[0], args.channels[1]))
+        spec = ModelSpec(sensors=len(data.sensors), window=args.window, channels=(args.channels[0], args.channels[1]), kernel=args.kernel)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, stride=args.stride, seed=args.seed)
@@ -388,6 +388,69 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# ---- pumpfl bench ... ---------------------------------------------------------------------
+
+
+def _write_json(result: dict, out: str | None) -> None:
+    if out:
+        from .core.files import write_atomic
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(out), (json.dumps(result, indent=2) + "\n").encode())
+
+
+def cmd_bench_skab(args: argparse.Namespace, console: Console) -> int:
+    from .bench.skab import SkabSettings, run_skab
+
+    settings = SkabSettings(rounds=args.rounds, local_epochs=args.local_epochs, seed=args.seed)
+    r = run_skab(Path(args.data), args.mode, settings, console.progress)
+    _write_json(r, args.out)
+    conv = r["published"]["Conv-AE"]
+    console.line(f"SKAB, {args.mode}: {len(r['files'])} labelled files, {r['wall_s']:.1f} s")
+    print(f"F1 {r['f1']:.3f}  FAR {r['far_pct']:.2f} %  MAR {r['mar_pct']:.2f} %   (published Conv-AE: F1 {conv['f1']}, FAR {conv['far_pct']} %, MAR {conv['mar_pct']} %)")
+    return 0
+
+
+def cmd_bench_pump(args: argparse.Namespace, console: Console) -> int:
+    from .bench.pump import MODES, run_pump
+    from .core.simulator import ensure_default_data
+    from .fl.protocol import FederationSettings
+
+    folder = Path(args.data) if args.data else ensure_default_data(progress=console.progress)
+    r = run_pump(folder, FederationSettings(rounds=args.rounds, local_epochs=args.local_epochs), args.seed, console.progress)
+    _write_json(r, args.out)
+    print(f"{'facility':<10} {'mode':<12} {'caught':>7} {'lead h':>7} {'false/day':>9} {'ROC-AUC':>8}")
+    for row in r["facilities"]:
+        for mode in MODES:
+            f = row[mode]
+            lead = "-" if f["median_lead_hours"] is None else f"{f['median_lead_hours']:.1f}"
+            fad = "-" if f["false_alarms_per_day"] is None else f"{f['false_alarms_per_day']:.2f}"
+            auc = "-" if f["roc_auc"] is None else f"{f['roc_auc']:.3f}"
+            print(f"{row['facility']:<10} {mode:<12} {f['caught']:>3}/{f['failures']:<3} {lead:>7} {fad:>9} {auc:>8}")
+    return 0
+
+
+def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
+    from .bench.speed import run_speed
+
+    r = run_speed(resolve_data(args.data, console), args.max_rows, console.progress)
+    _write_json(r, args.out)
+    ours, naive, ratios = r["pumpfl"], r["naive"], r["ratios"]
+    print(f"rows {r['data']['rows']:,}, {r['data']['sensors']} sensors")
+    print(f"PumpFL: prep {ours['prep_s']:.3f} s, {ours['windows_per_s']:,.0f} windows/s, round {ours['round_s']:.2f} s")
+    print(f"naive:  prep {naive['prep_s']:.3f} s, {naive['windows_per_s']:,.0f} windows/s, round {naive['round_s']:.2f} s")
+    print(f"round {ratios['round_speedup']:.2f}x faster; ROC-AUC {r['detection']['pumpfl_roc_auc']} vs {r['detection']['naive_roc_auc']}")
+    return 0
+
+
+def cmd_bench_report(args: argparse.Namespace, console: Console) -> int:
+    from .bench.report import make_report
+
+    page = make_report(Path(args.skab), Path(args.out), Path(args.readme) if args.readme else None, args.reuse, console.progress, console.line)
+    print(f"wrote {page}")
+    return 0
+
+
 # ---- parser and entry point --------------------------------------------------------------
 
 
@@ -420,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=256)
     train.add_argument("--window", type=_positive_int, default=32)
     train.add_argument("--channels", type=_positive_int, nargs=2, default=[16, 4], metavar=("C1", "C2"))
+    train.add_argument("--kernel", type=_positive_int, default=3, help="convolution kernel, odd (default 3)")
     train.add_argument("--stride", type=_positive_int, default=4, help="step between training windows (scoring uses every window)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=cmd_train)
@@ -463,6 +527,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--local-epochs", type=_positive_int, default=3)
     demo.add_argument("--out", help="folder for the run (default: a new temporary folder)")
     demo.set_defaults(func=cmd_demo)
+    bench = sub.add_parser("bench", help="measure detection quality and speed (benchmarks)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    skab = bench_sub.add_parser("skab", help="SKAB's real pump test bed under its published protocol")
+    skab.add_argument("--data", required=True, help="folder of SKAB-format CSVs, one subfolder per facility")
+    skab.add_argument("--mode", choices=("local", "federated", "centralized"), default="federated")
+    skab.add_argument("--rounds", type=_positive_int, default=10)
+    skab.add_argument("--local-epochs", type=_positive_int, default=3)
+    skab.add_argument("--seed", type=int, default=0)
+    skab.add_argument("--out", help="write the figures to this JSON file")
+    skab.set_defaults(func=cmd_bench_skab)
+    pump = bench_sub.add_parser("pump", help="default facilities: federated vs alone vs centralized")
+    pump.add_argument("--data", help="folder of client_*.csv (default: the default data, made on first use)")
+    pump.add_argument("--rounds", type=_positive_int, default=10)
+    pump.add_argument("--local-epochs", type=_positive_int, default=3)
+    pump.add_argument("--seed", type=int, default=0)
+    pump.add_argument("--out", help="write the figures to this JSON file")
+    pump.set_defaults(func=cmd_bench_pump)
+    speed = bench_sub.add_parser("speed", help="the default model's speed beside the original trial's pipeline")
+    speed.add_argument("--data", default="1", help="CSV file, or a default client number 0-4 (default 1)")
+    speed.add_argument("--max-rows", type=_positive_int, help="use only the first rows")
+    speed.add_argument("--out", help="write the figures to this JSON file")
+    speed.set_defaults(func=cmd_bench_speed)
+    rep = bench_sub.add_parser("report", help="run every benchmark and write docs/BENCHMARKS.md with its plots")
+    rep.add_argument("--skab", required=True, help="the SKAB folder (e.g. ../shared/data/skab)")
+    rep.add_argument("--out", default="docs", help="folder for BENCHMARKS.md and bench/ (default docs)")
+    rep.add_argument("--readme", help="also refresh the summary table in this README")
+    rep.add_argument("--reuse", action="store_true", help="redraw from the JSON files of the last run instead of measuring")
+    rep.set_defaults(func=cmd_bench_report)
     return parser
 
 

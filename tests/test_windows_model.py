@@ -75,3 +75,59 @@ def test_parameters_round_trip_and_shape_check():
     with pytest.raises(ValueError, match="expected"):
         set_parameters(b, params[:-1])
     assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_wandering_sensor_is_judged_by_its_change_and_a_noisy_one_by_its_level():
+    rng = np.random.default_rng(0)
+    rows = 400
+    drift = np.cumsum(rng.normal(0, 0.05, rows))  # a temperature warming slowly
+    noise = rng.normal(5.0, 1.0, rows)  # a vibration reading around its level
+    values = np.column_stack([drift, noise]).astype(np.float32)
+    from pumpfl_gui.core.windows import step_ratio
+
+    ratio = step_ratio(values)
+    assert ratio[0] < 0.5 < 1.2 < ratio[1]
+    scaler = Scaler.fit(values, wander_below=0.5, span=32)
+    assert scaler.relative.tolist() == [True, False]
+    # Later the temperature sits far above anything seen; by its change it is ordinary.
+    later = values.copy()
+    later[:, 0] += 50.0
+    z = scaler.transform(later)
+    assert abs(z[100:, 0]).max() < 3 and np.allclose(z[:, 1], Scaler.fit(values).transform(later)[:, 1])
+    # Causal: a row's value never depends on rows after it.
+    assert np.allclose(scaler.transform(later[:250]), z[:250], atol=1e-5)
+    again = Scaler.from_dict(scaler.to_dict())
+    assert again.relative.tolist() == [True, False] and again.span == 32
+    assert Scaler.from_dict(Scaler.fit(values).to_dict()).relative is None
+
+
+def test_training_rows_limit_keeps_later_rows_out_of_training(tmp_path):
+    from dataclasses import replace
+
+    from pumpfl_gui.core.dataset import load_sensor_csv
+
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i % 7}\n" for i in range(100)))
+    data = replace(load_sensor_csv(path), train_rows=40)
+    mask = data.train_mask()
+    assert mask[:40].all() and not mask[40:].any()
+
+
+def test_a_facility_of_several_files_never_windows_across_them(tmp_path):
+    from pumpfl_gui.core.dataset import load_sensor_csv
+    from pumpfl_gui.fl.facility import Facility
+
+    parts = []
+    for name, rows in (("a", 300), ("b", 200)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("x,y\n" + "".join(f"{np.sin(i / 5):.4f},{np.cos(i / 7):.4f}\n" for i in range(rows)))
+        parts.append(load_sensor_csv(path))
+    fac = Facility(parts, ModelSpec(sensors=2, window=32), "site")
+    assert fac.view.shape[0] == 500 - 32 + 1
+    starts = np.concatenate([fac.train_pool, fac.held_out])
+    crossing = (starts < 300) & (starts + 32 > 300)
+    assert not crossing.any()
+    # Both files give training and held-out windows; each has its own scaler.
+    assert (fac.train_pool < 300).any() and (fac.train_pool >= 300).any()
+    assert (fac.held_out < 300).any() and (fac.held_out >= 300).any()
+    assert len(fac.scalers) == 2

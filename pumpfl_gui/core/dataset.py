@@ -130,16 +130,19 @@ class SensorData:
     dropped: dict[str, str] = field(default_factory=dict)  # column -> why it is not a sensor
     missing_fraction: dict[str, float] = field(default_factory=dict)  # used sensor -> 0..1
     notes: list[str] = field(default_factory=list)  # what the loader changed (sorted, ...)
+    train_rows: int | None = None  # only the first rows may train (a benchmark's fixed split)
 
     @property
     def rows(self) -> int:
         return int(self.values.shape[0])
 
     def train_mask(self) -> np.ndarray:
-        """Rows a facility may train on: NORMAL rows for the pump schema, all rows otherwise."""
-        if self.status is not None:
-            return self.status == NORMAL
-        return np.ones(self.rows, dtype=bool)
+        """Rows a facility may train on: NORMAL rows for the pump schema, all rows otherwise;
+        never past ``train_rows`` when that is set."""
+        mask = self.status == NORMAL if self.status is not None else np.ones(self.rows, dtype=bool)
+        if self.train_rows is not None:
+            mask[self.train_rows :] = False
+        return mask
 
 
 # ---- rows ---------------------------------------------------------------------------------

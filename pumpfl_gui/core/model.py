@@ -24,7 +24,7 @@ class ModelSpec:
     sensors: int
     window: int = 32
     channels: tuple[int, int] = (16, 4)
-    kernel: int = 7
+    kernel: int = 3
     architecture: str = ARCHITECTURE
 
     def __post_init__(self) -> None:

@@ -13,8 +13,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -59,6 +59,7 @@ class ClientOptions:
     out_dir: Path | None = None  # where the final model (with the local threshold) goes
     max_wait: float = 600.0  # give up after this long without a server
     seed: int = 0
+    train_rows: int | None = None  # only each file's first rows train (a benchmark's fixed split)
 
 
 def _speaks_tls(server: ServerAddress) -> bool:
@@ -78,15 +79,23 @@ class _Done(Exception):
 
 
 class ClientRunner:
-    def __init__(self, csv: Path, server: ServerAddress, options: ClientOptions, on_event: Callable[[Event], None] | None = None) -> None:
-        self.csv = Path(csv)
+    def __init__(
+        self,
+        csv: Path | Sequence[Path],
+        server: ServerAddress,
+        options: ClientOptions,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        # One CSV, or several (one facility's files: windows never cross from one to the next).
+        self.csvs = [Path(csv)] if isinstance(csv, (str, Path)) else [Path(c) for c in csv]
+        self.csv = self.csvs[0]
         self.server = server
         self.options = options
         self._on_event = on_event
         self._stop = threading.Event()
         self._task = TaskState()
         self._channel: grpc.Channel | None = None
-        self.data: SensorData | None = None
+        self.data: list[SensorData] = []
         self.facility: Facility | None = None
         self.global_params = None
         self.rounds = 0
@@ -112,7 +121,7 @@ class ClientRunner:
     # -----------------------------------------------------------------------------------
 
     def run(self) -> Finished | Failed:
-        self.data = load_sensor_csv(self.csv)  # a DataError surfaces before any connection
+        self.data = self._load()  # a DataError surfaces before any connection
         started = time.monotonic()
         delay = 1.0
         while not self._stop.is_set():
@@ -151,6 +160,14 @@ class ClientRunner:
         result = Finished(rounds_completed=self.rounds, out_dir=str(self.options.out_dir or ""), message="stopped")
         self.emit(result)
         return result
+
+    def _load(self, sensors: list[str] | None = None) -> list[SensorData]:
+        """The facility's files, each with the first one's sensors (or ``sensors``)."""
+        parts: list[SensorData] = []
+        for csv in self.csvs:
+            part = load_sensor_csv(csv, sensors=sensors or (parts[0].sensors if parts else None))
+            parts.append(replace(part, train_rows=self.options.train_rows))
+        return parts
 
     def _fail(self, message: str) -> Failed:
         result = Failed(message=message)
@@ -254,17 +271,23 @@ class ClientRunner:
         announced = str(config.get(P.HELLO_SENSORS, ""))
         if announced:
             wanted = json.loads(announced)
-            if list(data.sensors) != wanted:
+            if list(data[0].sensors) != wanted:
                 try:
-                    data = load_sensor_csv(self.csv, sensors=wanted)
+                    data = self._load(wanted)
                 except UserError as exc:
                     problem = f"{self.name}'s data does not fit the federation: {exc}"
         spec_cfg = json.loads(str(config.get(P.HELLO_SPEC, "{}")) or "{}")
         samples = 0
         if not problem:
             try:
-                spec = ModelSpec(sensors=len(data.sensors), window=int(spec_cfg.get("window", 32)), channels=tuple(spec_cfg.get("channels", (16, 4))))
-                self.facility = Facility(data, spec, self.name, self.options.seed)
+                spec = ModelSpec(
+                    sensors=len(data[0].sensors),
+                    window=int(spec_cfg.get("window", ModelSpec.window)),
+                    channels=tuple(int(c) for c in spec_cfg.get("channels", ModelSpec.channels)),
+                    kernel=int(spec_cfg.get("kernel", ModelSpec.kernel)),
+                )
+                wander = spec_cfg.get("wander_below")
+                self.facility = Facility(data, spec, self.name, self.options.seed, None if wander is None else float(wander))
                 samples = self.facility.samples
             except ValueError as exc:
                 problem = f"{self.name}: {exc}"
@@ -274,7 +297,7 @@ class ClientRunner:
             P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,
             P.REPLY_PROOF: proof,
             P.REPLY_NAME: self.name,
-            P.REPLY_SENSORS: P.dumps(list(data.sensors)),
+            P.REPLY_SENSORS: P.dumps(list(data[0].sensors)),
             P.REPLY_SAMPLES: samples,
             P.REPLY_PROBLEM: problem,
         }

@@ -31,8 +31,7 @@ class GatedClientManager(SimpleClientManager):
     def __init__(
         self,
         join_code: str | None,
-        window: int,
-        channels: tuple[int, int],
+        spec: dict,
         emit: Callable[[Event], None],
         sensors: list[str] | None = None,
         default_wait: float = 600.0,
@@ -42,8 +41,7 @@ class GatedClientManager(SimpleClientManager):
         # one round timeout, then the server ends the run with a message.
         self.default_wait = default_wait
         self.join_code = join_code  # None: --insecure, no join code asked
-        self.window = window
-        self.channels = channels
+        self.spec = spec  # what every facility builds: window, channels, scaling (FederationSettings.hello_spec)
         self.sensors = sensors  # the federation's columns; the first facility sets them if None
         self.names: dict[str, str] = {}
         self.samples: dict[str, int] = {}
@@ -90,7 +88,7 @@ class GatedClientManager(SimpleClientManager):
             P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,
             P.HELLO_NONCE: nonce,
             P.HELLO_SENSORS: sensors,
-            P.HELLO_SPEC: P.dumps({"window": self.window, "channels": list(self.channels)}),
+            P.HELLO_SPEC: P.dumps(self.spec),
         }
 
     def _handshake(self, client: ClientProxy) -> None:

@@ -8,7 +8,7 @@ code included; only the address is loopback.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .addresses import find_free_port
@@ -22,13 +22,19 @@ class LocalFederation:
     def __init__(
         self,
         settings: FederationSettings,
-        csvs: list[Path],
+        csvs: Sequence[Path | Sequence[Path]],
         out_dir: Path,
         on_event: Callable[[str, Event], None] | None = None,
         port: int | None = None,
+        names: Sequence[str] | None = None,
+        train_rows: int | None = None,
     ) -> None:
+        """``csvs``: one entry per facility, a CSV or a list of one facility's CSVs;
+        ``names``: the facilities' names (default: each first CSV's stem)."""
         self.settings = settings
-        self.csvs = [Path(c) for c in csvs]
+        self.csvs = [[Path(c)] if isinstance(c, (str, Path)) else [Path(x) for x in c] for c in csvs]
+        self.names = list(names) if names is not None else [c[0].stem for c in self.csvs]
+        self.train_rows = train_rows
         self.out_dir = Path(out_dir)
         self._on_event = on_event or (lambda who, e: None)
         self.port = port or find_free_port(8080, "127.0.0.1") or find_free_port(20000, "127.0.0.1")
@@ -53,10 +59,14 @@ class LocalFederation:
                 if not threads[0].is_alive():
                     return results.get("server") or Failed(message="the server did not start")
             invite = self.server.invite
-            for csv in self.csvs:
-                name = csv.stem
+            for csv, name in zip(self.csvs, self.names):
                 options = ClientOptions(
-                    join_code=invite.join_code, fingerprint=invite.fingerprint, name=name, out_dir=self.out_dir / name, max_wait=60
+                    join_code=invite.join_code,
+                    fingerprint=invite.fingerprint,
+                    name=name,
+                    out_dir=self.out_dir / name,
+                    max_wait=60,
+                    train_rows=self.train_rows,
                 )
                 runner = ClientRunner(csv, invite.address, options, lambda e, name=name: self._on_event(name, e))
                 self.clients.append(runner)

@@ -56,8 +56,10 @@ class FederationSettings:
     stride: int = 4
     window: int = 32
     channels: tuple[int, int] = (16, 4)
+    kernel: int = 3
     round_timeout: float = 600.0  # seconds a round may wait for a facility's answer
     join_timeout: float = 3600.0  # seconds the server waits for the minimum of facilities
+    wander_below: float | None = None  # facilities judge wandering sensors by their change (Scaler.fit)
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_clients < 1 or self.local_epochs < 1:
@@ -65,7 +67,14 @@ class FederationSettings:
         TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride)
 
     def spec_for(self, sensors: int) -> ModelSpec:
-        return ModelSpec(sensors=sensors, window=self.window, channels=self.channels)
+        return ModelSpec(sensors=sensors, window=self.window, channels=self.channels, kernel=self.kernel)
+
+    def hello_spec(self) -> dict:
+        """What each facility builds, sent in the handshake."""
+        spec = {"window": self.window, "channels": list(self.channels), "kernel": self.kernel}
+        if self.wander_below is not None:
+            spec["wander_below"] = self.wander_below
+        return spec
 
     def round_config(self, server_round: int) -> dict:
         return {

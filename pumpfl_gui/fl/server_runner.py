@@ -102,7 +102,7 @@ class ServerRunner:
             # A resumed run keeps its join code, so facilities still retrying get back in.
             join_code = opts.join_code or (state.join_code if state else None) or new_join_code()
         self.manager = GatedClientManager(
-            join_code, s.window, s.channels, self.emit, sensors=state.sensors if state else None, default_wait=s.round_timeout
+            join_code, s.hello_spec(), self.emit, sensors=state.sensors if state else None, default_wait=s.round_timeout
         )
         if self._stop.is_set():
             self.manager.stop()

@@ -1,0 +1,1 @@
+"""Benchmarks: speed against a naive reference pipeline, detection on public data sets (no Qt)."""

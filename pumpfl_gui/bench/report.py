@@ -1,0 +1,441 @@
+"""``pumpfl bench report``: every benchmark, its plots and docs/BENCHMARKS.md (bench; no Qt).
+
+One command measures (or, with ``reuse``, redraws from the last run's JSON), draws the plots
+with matplotlib and writes the page; with a README it also refreshes the summary table there,
+between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.files import write_atomic
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+SKAB_MODES = ("local", "federated", "centralized")
+COLOURS = {"local": "#4C72B0", "alone": "#4C72B0", "federated": "#DD8452", "centralized": "#55A868", "Conv-AE": "#8C8C8C", "naive": "#8C8C8C"}
+REPEAT = """pumpfl bench report --skab ../shared/data/skab --readme README.md   # measure everything, rewrite this page
+pumpfl bench skab --data ../shared/data/skab --mode federated --out skab.json
+pumpfl bench pump --out pump.json
+pumpfl bench speed --data 1 --out speed.json"""
+
+
+def make_report(
+    skab_dir: Path,
+    out: Path,
+    readme: Path | None = None,
+    reuse: bool = False,
+    progress: Callable[[str, float], None] | None = None,
+    line: Callable[[str], None] | None = None,
+) -> Path:
+    progress = progress or (lambda m, f: None)
+    line = line or (lambda text: None)
+    folder = out / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    results = _load(folder) if reuse else _measure(skab_dir, folder, progress, line)
+    progress("drawing the plots", 0.99)
+    _plots(results, folder)
+    page = out / "BENCHMARKS.md"
+    write_atomic(page, _page(results).encode())
+    if readme is not None:
+        _refresh_readme(readme, summary_table(results))
+    return page
+
+
+def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
+    from ..core.simulator import ensure_default_data
+    from ..fl.protocol import FederationSettings
+    from .pump import run_pump
+    from .skab import run_skab
+    from .speed import run_speed
+
+    results: dict = {}
+    for mode in SKAB_MODES:
+        line(f"SKAB, {mode} ...")
+        results[f"skab_{mode}"] = run_skab(skab_dir, mode, on_progress=progress)
+    data = ensure_default_data(progress=progress)
+    line("default facilities: alone, federated, centralized ...")
+    results["pump"] = run_pump(data, FederationSettings(), on_progress=progress)
+    line("speed ...")
+    results["speed"] = run_speed(data / "client_1.csv", on_progress=progress)
+    for name, r in results.items():
+        write_atomic(folder / f"{name}.json", (json.dumps(r, indent=2) + "\n").encode())
+    return results
+
+
+def _load(folder: Path) -> dict:
+    names = [f"skab_{m}" for m in SKAB_MODES] + ["pump", "speed"]
+    missing = [n for n in names if not (folder / f"{n}.json").is_file()]
+    if missing:
+        raise UserError(f"no earlier run to reuse in {folder} ({', '.join(missing)}.json missing); run without --reuse")
+    return {n: json.loads((folder / f"{n}.json").read_text()) for n in names}
+
+
+# -- plots ------------------------------------------------------------------------------
+
+
+def _plots(r: dict, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False, "font.size": 9})
+    _skab_bars(plt, r, folder / "skab_modes.png")
+    _loss(plt, r, folder / "loss_per_round.png")
+    _pump_facilities(plt, r["pump"], folder / "pump_facilities.png")
+    _timeline(plt, r["skab_federated"]["example"], folder / "skab_timeline.png")
+    _speed(plt, r["speed"], folder / "speed.png")
+
+
+def _skab_bars(plt, r: dict, path: Path) -> None:
+    rows = {m: r[f"skab_{m}"] for m in SKAB_MODES}
+    rows["Conv-AE"] = r["skab_local"]["published"]["Conv-AE"]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
+    for ax, key, title in zip(axes, ("f1", "far_pct", "mar_pct"), ("F1 (higher is better)", "FAR % (lower is better)", "MAR % (lower is better)")):
+        names = list(rows)
+        values = [rows[n][key] for n in names]
+        bars = ax.bar(names, values, color=[COLOURS[n] for n in names])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelrotation=20)
+    fig.suptitle("SKAB, all labelled files' test rows (Conv-AE: SKAB's published figures)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _loss(plt, r: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+    skab = {
+        "local (mean of files)": r["skab_local"]["loss_per_round"]["local (mean of files)"],
+        "federated (global model)": r["skab_federated"]["loss_per_round"]["federated (global model)"],
+        "centralized": r["skab_centralized"]["loss_per_round"]["centralized"],
+    }
+    for (name, curve), colour in zip(skab.items(), ("local", "federated", "centralized")):
+        axes[0].plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=name, color=COLOURS[colour])
+    axes[0].set_title("SKAB: held-out loss per round")
+    pump = r["pump"]["loss_per_round"]
+    alone = pump["alone"]
+    mean_alone = [sum(v) / len(v) for v in zip(*alone.values())]
+    for name, curve, colour in (
+        ("alone (mean of facilities)", mean_alone, "alone"),
+        ("federated (global model)", pump["federated"]["global model"], "federated"),
+        ("centralized", pump["centralized"]["pooled"], "centralized"),
+    ):
+        axes[1].plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=name, color=COLOURS[colour])
+    axes[1].set_title("Default facilities: held-out loss per round")
+    for ax in axes:
+        ax.set_xlabel("round")
+        ax.set_ylabel("mean squared error")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _pump_facilities(plt, pump: dict, path: Path) -> None:
+    from .pump import MODES
+
+    rows = pump["facilities"]
+    names = [row["facility"] for row in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+    width = 0.27
+    panels = (
+        ("failures caught", lambda f: f["caught"]),
+        ("false alarms per day", lambda f: f["false_alarms_per_day"] or 0.0),
+        ("ROC-AUC", lambda f: f["roc_auc"] or 0.0),
+    )
+    for ax, (title, get) in zip(axes, panels):
+        for k, mode in enumerate(MODES):
+            xs = [i + (k - 1) * width for i in range(len(rows))]
+            ax.bar(xs, [get(row[mode]) for row in rows], width, label=mode, color=COLOURS[mode])
+        if title == "failures caught":
+            ax.scatter(range(len(rows)), [row["alone"]["failures"] for row in rows], marker="_", s=300, color="black", label="failures", zorder=3)
+        if title == "ROC-AUC":
+            low = min(get(row[m]) for row in rows for m in MODES)
+            ax.set_ylim(max(0.0, low - 0.02), 1.0)
+        ax.set_xticks(range(len(rows)), names, rotation=20)
+        ax.set_title(title)
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.suptitle("Default facilities: each scored with its own scaler and threshold")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _timeline(plt, ex: dict, path: Path) -> None:
+    import numpy as np
+
+    scores = np.array([np.nan if v is None else v for v in ex["scores"]], dtype=float)
+    labels = np.array(ex["labels"], dtype=bool)
+    flags = np.zeros(len(scores), dtype=bool)
+    flags[ex["train_rows"] :] = np.array(ex["flags"], dtype=bool)
+    rows = np.arange(len(scores))
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    ax.fill_between(rows, 0, 1, where=labels, transform=ax.get_xaxis_transform(), color="#F2B8B5", alpha=0.6, label="labelled anomaly")
+    ax.fill_between(rows, 0, 0.06, where=flags, transform=ax.get_xaxis_transform(), color="#C44E52", label="flagged")
+    ax.plot(rows, scores, lw=0.8, color="#333333", label="window error")
+    ax.axhline(ex["threshold"], color="#DD8452", lw=1, ls="--", label="threshold")
+    ax.axvline(ex["train_rows"], color="#4C72B0", lw=1, ls=":", label="end of training rows")
+    ax.set_yscale("log")
+    ax.set_xlabel("row (seconds)")
+    ax.set_ylabel("window error")
+    ax.set_title(f"SKAB {ex['facility']}/{ex['file']} (a file whose F1 is closest to the whole), federated model")
+    ax.legend(frameon=False, fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _speed(plt, speed: dict, path: Path) -> None:
+    ours, naive = speed["pumpfl"], speed["naive"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+    parts = (("prep_s", "data preparation"), ("round_s", "one local round"))
+    names = ["PumpFL", "naive trial"]
+    for ax, (key, title) in zip(axes, parts):
+        bars = ax.barh(names, [ours[key], naive[key]], color=[COLOURS["federated"], COLOURS["naive"]])
+        ax.bar_label(bars, fmt="%.2f s", fontsize=8, padding=2)
+        ax.margins(x=0.15)
+        ax.set_title(f"{title} (s)")
+        ax.invert_yaxis()
+    fig.suptitle(f"{speed['data']['file']}: {speed['data']['rows']:,} rows, {speed['data']['sensors']} sensors")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- text -------------------------------------------------------------------------------
+
+
+def summary_table(r: dict) -> str:
+    conv = r["skab_local"]["published"]["Conv-AE"]
+    lines = [
+        "| Benchmark | Figure | PumpFL | Reference |",
+        "|---|---|---|---|",
+    ]
+    for mode in SKAB_MODES:
+        s = r[f"skab_{mode}"]
+        lines.append(
+            f"| SKAB, {mode} | F1 / FAR % / MAR % | {s['f1']:.3f} / {s['far_pct']:.2f} / {s['mar_pct']:.2f} "
+            f"| Conv-AE (published) {conv['f1']} / {conv['far_pct']} / {conv['mar_pct']} |"
+        )
+    pump = r["pump"]["facilities"]
+    for mode in ("alone", "federated", "centralized"):
+        caught = sum(row[mode]["caught"] for row in pump)
+        failures = sum(row[mode]["failures"] for row in pump)
+        fad = [row[mode]["false_alarms_per_day"] for row in pump if row[mode]["false_alarms_per_day"] is not None]
+        lines.append(
+            f"| Default facilities, {mode} | failures caught, mean false alarms/day | {caught}/{failures}, {sum(fad) / len(fad):.2f} | |"
+        )
+    sp = r["speed"]
+    lines.append(
+        f"| Speed, {sp['data']['file']} | one local round | {sp['pumpfl']['round_s']:.2f} s "
+        f"({sp['ratios']['round_speedup']:.1f}x faster) | naive trial pipeline {sp['naive']['round_s']:.2f} s |"
+    )
+    return "\n".join(lines)
+
+
+def _refresh_readme(readme: Path, table: str) -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise UserError(f"{readme} has no {START} ... {END} markers for the summary table")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    write_atomic(readme, f"{head}{START}\n{table}\n{END}{tail}".encode())
+
+
+def _page(r: dict) -> str:
+    m = r["skab_local"]["machine"]
+    s_local, s_fed, s_cen = (r[f"skab_{k}"] for k in SKAB_MODES)
+    conv = s_local["published"]["Conv-AE"]
+    st = s_local["settings"]
+    pump = r["pump"]
+    sp = r["speed"]
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `pumpfl bench report` — do not edit by hand. Every figure below comes from",
+        "the JSON files beside the plots in `docs/bench/`. To repeat:",
+        "",
+        "```",
+        REPEAT,
+        "```",
+        "",
+        f"Machine: {m['platform']}, {m['cpu_count']} CPU cores, Python {m['python']}, torch {m['torch']}, "
+        f"{m['torch_threads']} torch thread(s), device {m['device']}.",
+        "",
+        "## Summary",
+        "",
+        summary_table(r),
+        "",
+        "## SKAB: real pump test bed, published protocol",
+        "",
+        "Protocol kept exactly: in every labelled file the first 400 rows train and the rest are",
+        "tested; labels never train; F1, FAR and MAR are counted point by point over all test rows",
+        "together. The anomaly-free file only trains. Our choices, made before any test row was",
+        f"scored: the default PumpFL model (window {st['window']}, channels {st['channels']}); each file's",
+        "own scaler on its 400 training rows, with a sensor that *wanders* there (row-to-row steps",
+        f"small against its spread: step ratio below {st['wander_below']}, in practice Temperature and",
+        "Thermocouple) judged by its change over the window rather than its level; SKAB's published",
+        f"Conv-AE threshold rule (the {st['quantile']} quantile of training-window errors x {st['factor']:.3f}, a",
+        f"row flagged once the {st['persistence']} window scores up to it all exceed it). Training: {st['rounds']} rounds",
+        f"x {st['local_epochs']} local epochs, batch {st['batch_size']}, on the first four fifths of each file's",
+        "training windows (the last fifth gives the held-out loss).",
+        "",
+        "| Mode | F1 | FAR % | MAR % | wall s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in (("local (one model per file)", s_local), ("federated (facilities: " + ", ".join(s_fed["facilities"]) + ")", s_fed), ("centralized (all rows pooled)", s_cen)):
+        out.append(f"| {name} | {s['f1']:.3f} | {s['far_pct']:.2f} | {s['mar_pct']:.2f} | {s['wall_s']:.1f} |")
+    for name, p in s_local["published"].items():
+        out.append(f"| {name} (SKAB's published leaderboard) | {p['f1']} | {p['far_pct']} | {p['mar_pct']} | |")
+    goal = []
+    for mode, s in (("local", s_local), ("federated", s_fed)):
+        miss = []
+        if s["f1"] <= conv["f1"]:
+            miss.append(f"F1 {s['f1']:.3f} vs {conv['f1']} ({s['f1'] - conv['f1']:+.3f})")
+        if s["far_pct"] >= conv["far_pct"]:
+            miss.append(f"FAR {s['far_pct']:.2f} % vs {conv['far_pct']} % ({s['far_pct'] - conv['far_pct']:+.2f} points)")
+        if s["mar_pct"] >= conv["mar_pct"]:
+            miss.append(f"MAR {s['mar_pct']:.2f} % vs {conv['mar_pct']} % ({s['mar_pct'] - conv['mar_pct']:+.2f} points)")
+        goal.append(f"- {mode}: " + ("beats Conv-AE on all three." if not miss else "misses the goal on " + "; ".join(miss) + "."))
+    better = s_fed["f1"] >= s_local["f1"]
+    goal.append(
+        f"- federated vs local: F1 {s_fed['f1']:.3f} vs {s_local['f1']:.3f}, FAR {s_fed['far_pct']:.2f} vs {s_local['far_pct']:.2f} %, "
+        f"MAR {s_fed['mar_pct']:.2f} vs {s_local['mar_pct']:.2f} % — " + ("federated is at least as good on F1." if better else "federated is below local on F1.")
+    )
+    out += ["", "Against the goal (beat Conv-AE on F1, FAR and MAR at once; federated at least as good as local):", "", *goal, ""]
+    out += [
+        "![SKAB figures per mode](bench/skab_modes.png)",
+        "",
+        "![Example timeline](bench/skab_timeline.png)",
+        "",
+        "Per file (federated model; each file's own threshold):",
+        "",
+        "| Facility | File | F1 | FAR % | MAR % | judged by change |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in s_fed["files"]:
+        out.append(f"| {f['facility']} | {f['file']} | {f['f1']:.3f} | {f['far_pct']:.1f} | {f['mar_pct']:.1f} | {', '.join(f['relative_sensors']) or '-'} |")
+    out += ["", _skab_observations(s_fed), "", TRIED, ""]
+    out += [
+        "## Default facilities: federated vs alone vs centralized",
+        "",
+        f"The five default facilities (`pumpfl data generate`), {pump['settings']['rounds']} rounds x "
+        f"{pump['settings']['local_epochs']} local epochs in every mode; every facility scores its whole file with",
+        "its own scaler and a threshold from its own normal windows (the app's rules). A failure is",
+        "caught when an alarm starts within 24 h before its BROKEN minute; false alarms are alarms",
+        "that start in watched normal operation outside every failure's horizon.",
+        "",
+        "| Facility | rows | Mode | caught | median lead h | false alarms/day | ROC-AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in pump["facilities"]:
+        for mode in ("alone", "federated", "centralized"):
+            f = row[mode]
+            lead = "-" if f["median_lead_hours"] is None else f"{f['median_lead_hours']:.1f}"
+            fad = "-" if f["false_alarms_per_day"] is None else f"{f['false_alarms_per_day']:.2f}"
+            auc = "-" if f["roc_auc"] is None else f"{f['roc_auc']:.4f}"
+            out.append(f"| {row['facility']} | {row['rows']:,} | {mode} | {f['caught']}/{f['failures']} | {lead} | {fad} | {auc} |")
+    out += ["", _pump_verdict(pump), "", "![Per facility](bench/pump_facilities.png)", "", "![Loss per round](bench/loss_per_round.png)", ""]
+    out += [
+        "## Speed: the default model beside the original trial's pipeline",
+        "",
+        f"`{sp['data']['file']}`, {sp['data']['rows']:,} rows, {sp['data']['sensors']} sensors, measured in one run on the same rows.",
+        f"PumpFL: {sp['pumpfl']['design']}. Naive: {sp['naive']['design']}.",
+        "",
+        "| | PumpFL | naive | ratio |",
+        "|---|---|---|---|",
+        f"| data preparation | {sp['pumpfl']['prep_s']:.3f} s | {sp['naive']['prep_s']:.3f} s | {sp['ratios']['prep_speedup']:.1f}x |",
+        f"| windows per local epoch | {sp['pumpfl']['epoch_windows']:,} | {sp['naive']['epoch_windows']:,} | |",
+        f"| training throughput | {sp['pumpfl']['windows_per_s']:,.0f} windows/s | {sp['naive']['windows_per_s']:,.0f} windows/s | {sp['ratios']['throughput']:.2f}x |",
+        f"| one local round | {sp['pumpfl']['round_s']:.2f} s | {sp['naive']['round_s']:.2f} s | {sp['ratios']['round_speedup']:.2f}x |",
+        f"| ROC-AUC after one round | {sp['detection']['pumpfl_roc_auc']} | {sp['detection']['naive_roc_auc']} | |",
+        "",
+        f"Aim: the round at least 5x faster while detecting better — {'met' if sp['ratios']['round_speedup'] >= 5 else 'missed'} "
+        f"({sp['ratios']['round_speedup']:.2f}x). " + SPEED_NOTE,
+        "",
+        "![Speed](bench/speed.png)",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _skab_observations(s: dict) -> str:
+    missed = [f"{f['facility']}/{f['file']}" for f in s["files"] if f["mar_pct"] >= 90]
+    noisy = [f"{f['facility']}/{f['file']} ({', '.join(f['relative_sensors']) or 'none'})" for f in s["files"] if f["far_pct"] >= 30]
+    lines = ["Where the errors come from (federated model):", ""]
+    if missed:
+        lines.append(f"- anomalies missed almost entirely (MAR 90 % or more): {', '.join(missed)};")
+    if noisy:
+        lines.append(
+            f"- most false alarms (FAR 30 % or more) come from {', '.join(noisy)}: files where the "
+            "step-ratio rule judged fewer of the slow sensors by their change (in brackets, those it did), so a "
+            "temperature drifting past its training range reads as an anomaly;"
+        )
+    rest = [f for f in s["files"] if f["mar_pct"] < 90 and f["far_pct"] < 30]
+    if rest:
+        lines.append(
+            f"- the other {len(rest)} files score F1 {min(f['f1'] for f in rest):.2f}-{max(f['f1'] for f in rest):.2f} "
+            f"with FAR at most {max(f['far_pct'] for f in rest):.1f} %."
+        )
+    return "\n".join(lines)
+
+
+def _pump_verdict(pump: dict) -> str:
+    lines = ["Where federation helps and where it does not (federated vs alone, per facility):", ""]
+    for row in pump["facilities"]:
+        a, f = row["alone"], row["federated"]
+        bits = [f"caught {f['caught']}/{f['failures']} vs {a['caught']}/{a['failures']}"]
+        if f["false_alarms_per_day"] is not None and a["false_alarms_per_day"] is not None:
+            bits.append(f"false alarms/day {f['false_alarms_per_day']:.2f} vs {a['false_alarms_per_day']:.2f}")
+        if f["roc_auc"] is not None and a["roc_auc"] is not None:
+            bits.append(f"ROC-AUC {f['roc_auc']:.4f} vs {a['roc_auc']:.4f}")
+        score = (f["caught"] - a["caught"], -((f["false_alarms_per_day"] or 0) - (a["false_alarms_per_day"] or 0)))
+        verdict = "helps" if score > (0, 0) else ("same" if score == (0, 0) else "does not help")
+        lines.append(f"- {row['facility']} ({row['rows']:,} rows): {verdict} — " + ", ".join(bits) + ".")
+    return "\n".join(lines)
+
+
+SPEED_NOTE = (
+    "Where the gain comes from: PumpFL trains on every 4th window (neighbours share 31 of 32 rows)"
+    " gathered in batches of 256 from a strided view, and builds no window in Python; per window"
+    " its larger model (all sensors, 32 rows) costs about what the naive loop and DataLoader cost,"
+    " so the training throughput is about level. Timings on this shared 2-core machine vary by"
+    " up to a third from run to run; each round above is the median of three."
+)
+
+
+TRIED = """### What else was tried (and why it is not the default)
+
+Every variant below was scored on the test rows, so none was adopted because of those figures;
+the rule above is SKAB's own published one plus the wandering-sensor treatment, whose need is
+visible in the training rows alone (Temperature and Thermocouple drift by 2-8 training standard
+deviations over a file). Figures from runs on this machine with the model's earlier kernel 7
+(the default is now 3, chosen on the default data: README, "Choosing the model"). The first
+seven rows come from scratch scripts that trained for 30 epochs on all 400 rows (no held-out
+part; the "pooled" rows also on the anomaly-free file's first 400); local mode unless noted:
+
+| Variant | F1 | FAR % | MAR % |
+|---|---|---|---|
+| every sensor by its level, threshold 0.995 quantile, 5 rows persistence (PumpFL's app default) | 0.750 | 71.88 | 3.42 |
+| every sensor by its level, SKAB's rule | 0.787 | 37.56 | 14.40 |
+| every sensor by its level, SKAB's rule with window 60 (SKAB's own window) | 0.766 | 44.60 | 14.41 |
+| wandering sensors by change, SKAB's rule, trained on all 400 rows | 0.793 | 10.31 | 28.51 |
+| same, threshold from held-out windows with no 4/3 margin | 0.802 | 23.85 | 19.56 |
+| pooled model (centralized), same, no 4/3 margin | 0.817 | 19.33 | 19.55 |
+| pooled model twice as wide (32, 8 channels), SKAB's rule | 0.707 | 10.88 | 40.33 |
+| the pipeline above exactly (held-out fifth, rounds), kernel 7: local | 0.779 | 16.16 | 27.52 |
+| the same, kernel 7: federated | 0.776 | 5.28 | 33.73 |
+| the same, kernel 7: centralized | 0.765 | 5.28 | 35.23 |
+
+Kernel 7 did better here than the default kernel 3 (F1 +0.017 local, +0.035 federated); the
+kernel was chosen on the default data, where kernel 3 catches as much with as few false
+alarms, and was not switched back on the strength of SKAB's test rows.
+
+Without the wandering-sensor treatment, false alarms dominate (FAR 38-72 %): the test rows'
+temperatures lie outside anything the 400 training rows showed."""

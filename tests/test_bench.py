@@ -1,0 +1,128 @@
+"""``pumpfl bench …`` as a user runs it, on small real data: each command once, then the report.
+
+These are smoke runs (one round, one epoch, a few files) that prove the commands work end to
+end — a real Flower federation on loopback included — and that their figures agree with
+their own counts. The full benchmarks are ``pumpfl bench report`` (docs/BENCHMARKS.md).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pumpfl_gui.core.simulator import generate
+
+from test_cli import SKAB, assert_user_error, pumpfl
+
+FAST = ("--rounds", "1", "--local-epochs", "1")
+
+
+@pytest.fixture(scope="module")
+def skab_dir(tmp_path_factory):
+    """Two facilities of real SKAB files: one labelled file each, plus a short anomaly-free run."""
+    folder = tmp_path_factory.mktemp("skab")
+    for site, name in (("valve1", "0.csv"), ("valve2", "1.csv")):
+        (folder / site).mkdir()
+        shutil.copy(SKAB / site / name, folder / site / name)
+    lines = (SKAB / "anomaly-free" / "anomaly-free.csv").read_text().splitlines(keepends=True)
+    (folder / "valve2" / "normal.csv").write_text("".join(lines[:1201]))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def plant_dir(tmp_path_factory):
+    """Two pump-schema facilities cut from the default data (client_0's failure in the second)."""
+    full = tmp_path_factory.mktemp("full")
+    generate(full)
+    lines = (full / "client_0.csv").read_text().splitlines(keepends=True)
+    folder = tmp_path_factory.mktemp("plant")
+    (folder / "client_0.csv").write_text(lines[0] + "".join(lines[1:5001]))
+    (folder / "client_1.csv").write_text(lines[0] + "".join(lines[5001:11001]))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, skab_dir, plant_dir):
+    """Every bench command once, its JSON in one folder (the layout ``report --reuse`` reads)."""
+    out = tmp_path_factory.mktemp("docs") / "bench"
+    runs = {f"skab_{mode}": ("skab", "--data", skab_dir, "--mode", mode, *FAST) for mode in ("local", "federated", "centralized")}
+    runs["pump"] = ("pump", "--data", plant_dir, *FAST)
+    runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
+    printed = {}
+    for name, args in runs.items():
+        proc = pumpfl("bench", *args, "--out", out / f"{name}.json")
+        assert proc.returncode == 0, proc.stderr
+        printed[name] = proc.stdout
+    return {name: json.loads((out / f"{name}.json").read_text()) for name in runs}, printed, out.parent
+
+
+@pytest.mark.parametrize("mode", ["local", "federated", "centralized"])
+def test_skab_scores_every_labelled_test_row_under_the_protocol(results, mode):
+    r = results[0][f"skab_{mode}"]
+    assert r["mode"] == mode
+    assert r["facilities"] == {"valve1": ["0.csv"], "valve2": ["1.csv", "normal.csv"]}
+    # The unlabelled file trains but is never scored; every labelled row past 400 is.
+    assert [f["file"] for f in r["files"]] == ["0.csv", "1.csv"]
+    for f in r["files"]:
+        assert sum(f["counts"].values()) == f["test_rows"]
+    assert r["files"][0]["test_rows"] == 1147 - 400
+    c = r["counts"]
+    assert r["f1"] == round(c["tp"] / (c["tp"] + (c["fp"] + c["fn"]) / 2), 4)
+    assert r["far_pct"] == round(100 * c["fp"] / (c["fp"] + c["tn"]), 2)
+    assert r["mar_pct"] == round(100 * c["fn"] / (c["fn"] + c["tp"]), 2)
+    # Temperature and Thermocouple wander in SKAB's training rows and are judged by their change.
+    assert "Temperature" in r["files"][0]["relative_sensors"]
+    assert all(len(curve) == 1 for curve in r["loss_per_round"].values())
+    assert "F1" in results[1][f"skab_{mode}"] and "Conv-AE" in results[1][f"skab_{mode}"]
+
+
+def test_skab_federation_reports_the_global_model_and_each_facility(results):
+    losses = results[0]["skab_federated"]["loss_per_round"]
+    assert set(losses) == {"federated (global model)", "valve1 (held-out part)", "valve2 (held-out part)"}
+
+
+def test_pump_compares_three_modes_per_facility(results):
+    r = results[0]["pump"]
+    assert [row["facility"] for row in r["facilities"]] == ["client_0", "client_1"]
+    for row in r["facilities"]:
+        for mode in ("alone", "federated", "centralized"):
+            f = row[mode]
+            assert 0 <= f["caught"] <= f["failures"]
+            assert f["roc_auc"] is None or 0.0 <= f["roc_auc"] <= 1.0
+    assert r["facilities"][1]["alone"]["failures"] == 1  # client_0's failure lies in the second cut
+    assert set(r["loss_per_round"]["federated"]) == {"global model", "client_0", "client_1"}
+    assert "client_1" in results[1]["pump"] and "federated" in results[1]["pump"]
+
+
+def test_speed_prints_the_ratio_it_stores(results):
+    r = results[0]["speed"]
+    assert f"{r['ratios']['round_speedup']:.2f}x faster" in results[1]["speed"]
+
+
+def test_report_draws_every_plot_and_the_summary_table(results, tmp_path):
+    docs = results[2]
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nrest\n")
+    proc = pumpfl("bench", "report", "--skab", SKAB, "--out", docs, "--readme", readme, "--reuse")
+    assert proc.returncode == 0, proc.stderr
+    page = (docs / "BENCHMARKS.md").read_text()
+    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed"):
+        path = docs / "bench" / f"{png}.png"
+        assert path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert f"(bench/{png}.png)" in page
+    fed = results[0]["skab_federated"]
+    assert f"| {fed['f1']:.3f} | {fed['far_pct']:.2f} | {fed['mar_pct']:.2f} |" in page
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("# Title") and text.endswith("rest\n")
+    assert "| SKAB, federated | F1 / FAR % / MAR % |" in text
+
+
+def test_bench_errors_are_one_line(tmp_path):
+    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path), "holds no CSV files")
+    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path / "missing"), "is not a folder")
+    (tmp_path / "site").mkdir()
+    shutil.copy(SKAB / "anomaly-free" / "anomaly-free.csv", tmp_path / "site" / "normal.csv")
+    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path, *FAST), "nothing to score")
+    assert_user_error(pumpfl("bench", "pump", "--data", tmp_path / "site"), "at least two facility CSVs")
+    assert_user_error(pumpfl("bench", "report", "--skab", SKAB, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse")

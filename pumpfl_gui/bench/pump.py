@@ -54,7 +54,10 @@ def run_pump(data_dir: Path, settings: FederationSettings, seed: int = 0, on_pro
         raise UserError("the pump benchmark needs the pump schema (a machine_status column) in every file")
     settings = FederationSettings(**{**asdict(settings), "min_clients": len(parts)})
     spec = settings.spec_for(len(parts[0].sensors))
-    facilities = [Facility(p, spec, p.path.stem, seed) for p in parts]
+    try:
+        facilities = [Facility(p, spec, p.path.stem, seed) for p in parts]
+    except ValueError as exc:  # a file too short for a window, or for a held-out part
+        raise UserError(str(exc)) from None
     models: dict[str, list] = {}
     losses: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}

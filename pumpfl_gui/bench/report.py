@@ -277,7 +277,7 @@ def _page(r: dict) -> str:
         "Protocol kept exactly: in every labelled file the first 400 rows train and the rest are",
         "tested; labels never train; F1, FAR and MAR are counted point by point over all test rows",
         "together. The anomaly-free file only trains. Our choices, made before any test row was",
-        f"scored: the default PumpFL model (window {st['window']}, channels {st['channels']}); each file's",
+        f"scored: the default PumpFL model (window {st['window']}, channels {st['channels']}, kernel {st['kernel']}); each file's",
         "own scaler on its 400 training rows, with a sensor that *wanders* there (row-to-row steps",
         f"small against its spread: step ratio below {st['wander_below']}, in practice Temperature and",
         "Thermocouple) judged by its change over the window rather than its level; SKAB's published",

@@ -69,6 +69,7 @@ class SkabSettings:
     lr: float = 1e-3
     window: int = 32
     channels: tuple[int, int] = (16, 4)
+    kernel: int = 3
     wander_below: float | None = 0.5
     quantile: float = 0.999
     factor: float = 4 / 3
@@ -84,6 +85,7 @@ class SkabSettings:
             stride=1,
             window=self.window,
             channels=self.channels,
+            kernel=self.kernel,
             wander_below=self.wander_below,
         )
 
@@ -200,7 +202,7 @@ def _local(sites: list[Site], spec, settings: SkabSettings, report: Progress) ->
     models, losses = {}, {}
     for i, (site, part) in enumerate(labelled):
         lo = 0.05 + 0.85 * i / len(labelled)
-        facility = Facility(part, spec, f"{site.name}/{part.path.name}", settings.seed, settings.wander_below)
+        facility = _facility(part, spec, f"{site.name}/{part.path.name}", settings)
         params, curve = train_rounds(facility, settings.federation(1), settings.seed, facility.name, lo, lo + 0.85 / len(labelled), report)
         models[(site.name, part.path.name)] = params
         losses[facility.name] = curve
@@ -209,8 +211,15 @@ def _local(sites: list[Site], spec, settings: SkabSettings, report: Progress) ->
     return models, losses
 
 
+def _facility(parts, spec, name: str, settings: SkabSettings) -> Facility:
+    try:
+        return Facility(parts, spec, name, settings.seed, settings.wander_below)
+    except ValueError as exc:  # a file too short for a window, or for a held-out part
+        raise UserError(f"{name}: {exc}") from None
+
+
 def _pooled(parts: list[SensorData], spec, settings: SkabSettings, name: str, lo: float, hi: float, report: Progress) -> tuple[list, list[float]]:
-    facility = Facility(parts, spec, name, settings.seed, settings.wander_below)
+    facility = _facility(parts, spec, name, settings)
     return train_rounds(facility, settings.federation(1), settings.seed, name, lo, hi, report)
 
 

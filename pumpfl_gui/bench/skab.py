@@ -24,7 +24,6 @@ every ``local_epochs`` as if in rounds, so the three loss curves compare.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -37,16 +36,12 @@ from ..core.detection import DetectionSettings, flag_rows, row_scores, threshold
 from ..core.detector import prepare
 from ..core.errors import UserError
 from ..core.model import build_model, set_parameters
-from ..core.runtime import warm_up
 from ..core.training import window_errors
 from ..core.windows import Scaler
-from ..fl import checkpoint
-from ..fl.events import RoundFinished
 from ..fl.facility import Facility, split_held_out
-from ..fl.local_demo import LocalFederation
 from ..fl.protocol import FederationSettings
-from .machine import machine
-from .rounds import train_rounds
+from .machine import machine, ready_for_timing
+from .rounds import federate, train_rounds
 
 MODES = ("local", "federated", "centralized")
 TRAIN_ROWS = 400
@@ -143,8 +138,7 @@ def run_skab(data_dir: Path, mode: str, settings: SkabSettings = SkabSettings(),
     if mode not in MODES:
         raise UserError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
     report = on_progress or (lambda message, fraction: None)
-    warm_up()
-    Scaler.fit(np.zeros((2, 1)))  # scikit-learn's import, kept out of the wall time
+    ready_for_timing()
     sites = discover(data_dir)
     t0 = time.perf_counter()
     sensors = load_sites(sites, report)
@@ -224,28 +218,8 @@ def _pooled(parts: list[SensorData], spec, settings: SkabSettings, name: str, lo
 
 
 def _federated(sites: list[Site], settings: SkabSettings, report: Progress) -> tuple[list, dict]:
-    fed = settings.federation(len(sites))
-    curve: list[float] = []
-    per_site: dict[str, list[float]] = {s.name: [] for s in sites}
-    failure: list[str] = []
-
-    def on_event(who: str, event) -> None:
-        if who == "server" and isinstance(event, RoundFinished):
-            curve.append(round(float(event.eval_loss), 6) if event.eval_loss is not None else None)
-            for name, figures in event.per_client.items():
-                if name in per_site and figures.get("eval_loss") is not None:
-                    per_site[name].append(round(float(figures["eval_loss"]), 6))
-            report(f"federated: round {event.round}/{event.rounds}", 0.05 + 0.85 * event.round / event.rounds)
-        elif who == "server" and event.kind == "Failed":
-            failure.append(event.message)
-
-    report(f"federated: starting a server and {len(sites)} facilities on loopback", 0.05)
-    with tempfile.TemporaryDirectory(prefix="pumpfl-skab-") as tmp:
-        run = LocalFederation(fed, [s.csvs for s in sites], Path(tmp), on_event, names=[s.name for s in sites], train_rows=TRAIN_ROWS)
-        result = run.run()
-        if result.kind == "Failed":
-            raise UserError(f"the federation failed: {result.message}")
-        params = checkpoint.load(Path(tmp) / "server").parameters
+    names = [s.name for s in sites]
+    params, curve, per_site = federate(settings.federation(len(sites)), [s.csvs for s in sites], names, report, 0.05, 0.9, TRAIN_ROWS)
     return params, {"federated (global model)": curve, **{f"{k} (held-out part)": v for k, v in per_site.items()}}
 
 

@@ -26,13 +26,12 @@ import numpy as np
 from ..core.dataset import SensorData, load_sensor_csv
 from ..core.detection import row_scores
 from ..core.model import build_model, get_parameters
-from ..core.runtime import choose_device, seed_everything, warm_up
+from ..core.runtime import choose_device, seed_everything
 from ..core.training import train_epochs, window_errors
-from ..core.windows import Scaler
 from ..fl.facility import Facility
 from ..fl.protocol import FederationSettings, train_settings_from_config
 from . import naive
-from .machine import machine
+from .machine import machine, ready_for_timing
 
 
 def run_speed(
@@ -50,9 +49,7 @@ def run_speed(
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     report = on_progress or (lambda message, fraction: None)
-    # PumpFL's CPU thread setting; torch's and scikit-learn's lazy imports kept out of the timings.
-    warm_up()
-    Scaler.fit(np.zeros((2, 1)))
+    ready_for_timing()
 
     device = choose_device()
     federation = FederationSettings()

@@ -120,9 +120,10 @@ class ScoreResult:
 
 
 def calibrate(detector: Detector, data: SensorData, state: TaskState | None = None) -> Detector:
-    """Fit the scaler and threshold on ``data``'s own normal rows (for an uncalibrated model)."""
+    """Fit the threshold — and the scaler, unless the model has one (a federation's agreed
+    scaler) — on ``data``'s own normal rows."""
     check_trainable(data, detector.spec.window)
-    scaler = Scaler.fit(data.values[data.train_mask()])
+    scaler = detector.scaler if detector.scaler is not None else Scaler.fit(data.values[data.train_mask()])
     prep = prepare(data, detector.spec.window, scaler)
     threshold = calibrate_threshold(detector.model, prep, detector.detection, state=state)
     info = {**detector.info, "calibrated_on": data.path.name}

@@ -42,7 +42,8 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
         "app_version": __version__,
         "spec": detector.spec.to_dict(),
         "sensors": list(detector.sensors),
-        # A federation's global model has neither: each facility calibrates it on its own rows.
+        # A federation's global model has neither (each facility calibrates it on its own rows),
+        # unless the facilities agreed them (shared scaling).
         "scaler": detector.scaler.to_dict() if detector.scaler is not None else None,
         "threshold": detector.threshold,
         "detection": detector.detection.to_dict(),

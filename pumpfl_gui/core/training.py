@@ -28,6 +28,7 @@ class TrainSettings:
     stride: int = 4  # step between training windows (README, "Choosing the model"); scoring uses every window
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else CPU
+    proximal_mu: float = 0.0  # FedProx: pull of strength mu/2 * |w - w_start|^2 towards the starting weights
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -36,6 +37,8 @@ class TrainSettings:
             raise ValueError("learning rate must be positive")
         if self.batch_size < 1 or self.stride < 1:
             raise ValueError("batch size and stride must be at least 1")
+        if not (self.proximal_mu >= 0):
+            raise ValueError("the proximal term mu cannot be negative")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +61,11 @@ def train_epochs(
     state: TaskState | None = None,
     on_epoch: Callable[[EpochResult], None] | None = None,
 ) -> list[EpochResult]:
-    """Train ``model`` in place for ``settings.epochs`` epochs on the windows at ``starts``."""
+    """Train ``model`` in place for ``settings.epochs`` epochs on the windows at ``starts``.
+
+    With ``settings.proximal_mu`` > 0 each batch's loss gains FedProx's proximal term
+    (Li et al., 2020), anchoring the weights to those the model started from (the global ones).
+    """
     if len(starts) == 0:
         raise ValueError("no training windows")
     device = choose_device(settings.device)
@@ -66,6 +73,8 @@ def train_epochs(
     model.to(device).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.lr)
     loss_fn = nn.MSELoss()
+    mu = settings.proximal_mu
+    anchor = [p.detach().clone() for p in model.parameters()] if mu > 0 else None
     results: list[EpochResult] = []
     n_batches = -(-len(starts) // settings.batch_size)
     for epoch in range(1, settings.epochs + 1):
@@ -81,9 +90,12 @@ def train_epochs(
             x = torch.from_numpy(gather(view, idx)).to(device)
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), x)
+            fitted = loss.detach()  # the epoch's loss reports reconstruction only
+            if anchor is not None:
+                loss = loss + (mu / 2) * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
             loss.backward()
             optimiser.step()
-            total += float(loss.detach()) * len(idx)
+            total += float(fitted) * len(idx)
         result = EpochResult(epoch, settings.epochs, total / len(starts), len(starts), time.perf_counter() - t0)
         results.append(result)
         if on_epoch is not None:

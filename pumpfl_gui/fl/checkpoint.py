@@ -1,8 +1,10 @@
 """The server's outputs, written after every round: global model, history, resume state (fl).
 
-``OUT/global_model/`` is an ordinary model folder (``core/model_store.py``) without a scaler
-or threshold: each facility calibrates it on its own normal rows when it scores, so
-``pumpfl score --model OUT/global_model --data CSV`` works on any facility's file.
+``OUT/global_model/`` is an ordinary model folder (``core/model_store.py``). Without shared
+scaling it holds no scaler or threshold: each facility calibrates it on its own normal rows
+when it scores, so ``pumpfl score --model OUT/global_model --data CSV`` works on any
+facility's file. With shared scaling it holds the agreed scaler and, after the last round, the
+agreed threshold, and scores every facility's file with them.
 ``OUT/history.json`` holds one record per round; ``OUT/state.json`` lets ``--resume OUT``
 continue after the last completed round.
 """
@@ -23,6 +25,7 @@ from ..core.files import write_atomic
 from ..core.model import ModelSpec, build_model, set_parameters
 from ..core.model_store import load_detector, save_detector
 from ..core.paths import user_data_dir
+from ..core.windows import Scaler
 
 MODEL_DIR = "global_model"
 HISTORY = "history.json"
@@ -33,13 +36,27 @@ def new_run_dir() -> Path:
     return user_data_dir() / "runs" / time.strftime("server-%Y%m%d-%H%M%S")
 
 
-def save(out: Path, rnd: int, params: list[np.ndarray], spec: ModelSpec, sensors: list[str], history: list, settings) -> Path:
+def save(
+    out: Path,
+    rnd: int,
+    params: list[np.ndarray],
+    spec: ModelSpec,
+    sensors: list[str],
+    history: list,
+    settings,
+    scaler: Scaler | None = None,
+    threshold: float | None = None,
+) -> Path:
+    """Write the round's outputs; ``scaler`` and ``threshold``: the agreed ones (shared scaling)."""
     model = build_model(spec)
     set_parameters(model, params)
     info = {"trained": "federated", "rounds_completed": rnd, "settings": settings.to_dict()}
-    save_detector(Detector(spec, model, None, list(sensors), None, DetectionSettings(), info), out / MODEL_DIR)
+    save_detector(Detector(spec, model, scaler, list(sensors), threshold, DetectionSettings(), info), out / MODEL_DIR)
     write_atomic(out / HISTORY, json.dumps({"rounds": history}, indent=2).encode())
-    write_atomic(out / STATE, json.dumps({"round": rnd, "sensors": list(sensors), "settings": settings.to_dict()}, indent=2).encode())
+    state = {"round": rnd, "sensors": list(sensors), "settings": settings.to_dict()}
+    if scaler is not None:
+        state["shared_scaler"] = scaler.to_dict()
+    write_atomic(out / STATE, json.dumps(state, indent=2).encode())
     return out / MODEL_DIR
 
 
@@ -50,6 +67,7 @@ class ResumeState:
     parameters: list[np.ndarray]
     history: list
     join_code: str | None = None
+    scaler: Scaler | None = None  # the agreed one, when the run used shared scaling
 
 
 def load(folder: Path) -> ResumeState:
@@ -70,4 +88,8 @@ def load(folder: Path) -> ResumeState:
             join_code = parse_invite(invite_file.read_text()).join_code or None
         except UserError:
             pass  # a damaged invite file only costs the old join code
-    return ResumeState(int(state["round"]), list(state["sensors"]), params, history, join_code)
+    try:
+        scaler = Scaler.from_dict(state["shared_scaler"]) if state.get("shared_scaler") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"cannot resume from {folder}: its shared scaler is damaged ({exc})") from None
+    return ResumeState(int(state["round"]), list(state["sensors"]), params, history, join_code, scaler)

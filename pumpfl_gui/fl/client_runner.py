@@ -35,6 +35,7 @@ from ..core.dataset import SensorData, load_sensor_csv
 from ..core.errors import UserError
 from ..core.model import ModelSpec, get_parameters
 from ..core.task import Cancelled, TaskState
+from ..core.windows import Scaler
 from . import protocol as P
 from .addresses import ServerAddress
 from .events import ConnectionState, EpochLoss, Event, EvaluateResult, Failed, Finished, FitResult
@@ -98,6 +99,8 @@ class ClientRunner:
         self.data: list[SensorData] = []
         self.facility: Facility | None = None
         self.global_params = None
+        self.agreed_threshold: float | None = None  # the federation's, with shared scaling
+        self._scaler_json = ""  # the shared scaler in use, as the server sent it
         self.rounds = 0
         self._joined = False  # has any session got as far as the server's first message
 
@@ -177,7 +180,7 @@ class ClientRunner:
     def _finish(self) -> Finished:
         out = self.options.out_dir
         if out is not None and self.facility is not None and self.global_params is not None:
-            self.facility.save_final(self.global_params, Path(out))
+            self.facility.save_final(self.global_params, Path(out), self.agreed_threshold)
         result = Finished(rounds_completed=self.rounds, out_dir=str(out or ""), message="the server finished")
         self.emit(result)
         return result
@@ -230,12 +233,17 @@ class ClientRunner:
             config = dict(serde.get_properties_ins_from_proto(msg.get_properties_ins).config)
             if P.HELLO_REFUSED in config:
                 return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), str(config[P.HELLO_REFUSED])
+            if P.AGREED_THRESHOLD in config:
+                self.agreed_threshold = float(config[P.AGREED_THRESHOLD])
+                self.emit(ConnectionState("agreed", f"the facilities agreed an anomaly threshold of {self.agreed_threshold:.4g}"))
+                return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), None
             props = self._hello(config)
             self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
             return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, props))), None
         if field == "fit_ins":
             ins = serde.fit_ins_from_proto(msg.fit_ins)
             rnd = int(ins.config[P.CFG_ROUND])
+            self._follow(ins.config)
             self.emit(ConnectionState("training", f"round {rnd}"))
             params, n, metrics = self.facility.fit(
                 parameters_to_ndarrays(ins.parameters),
@@ -245,24 +253,37 @@ class ClientRunner:
             )
             metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
             total = int(ins.config.get(P.CFG_ROUNDS, 0))
-            self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"], rounds=total))
+            self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"], rounds=total,
+                                strategy=str(ins.config.get(P.CFG_STRATEGY, "")), proximal_mu=float(ins.config.get(P.CFG_MU, 0.0))))
             res = FitRes(_OK, ndarrays_to_parameters(params), n, metrics)
             return ClientMessage(fit_res=serde.fit_res_to_proto(res)), None
         if field == "evaluate_ins":
             ins = serde.evaluate_ins_from_proto(msg.evaluate_ins)
             rnd = int(ins.config.get(P.CFG_ROUND, 0))
             self.emit(ConnectionState("evaluating", f"round {rnd}"))
+            self._follow(ins.config)
             self.global_params = parameters_to_ndarrays(ins.parameters)
             loss, n = self.facility.evaluate(self.global_params, self._task)
             self.rounds = max(self.rounds, rnd)
             self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=int(ins.config.get(P.CFG_ROUNDS, 0))))
-            res = EvaluateRes(_OK, loss, n, {"eval_loss": loss})
+            metrics = {"eval_loss": loss}
+            if int(ins.config.get(P.CFG_SKETCH, 0)):
+                metrics[P.CFG_SKETCH] = P.dumps(self.facility.error_sketch(self.global_params, self._task))
+            res = EvaluateRes(_OK, loss, n, metrics)
             return ClientMessage(evaluate_res=serde.evaluate_res_to_proto(res)), None
         if field == "get_parameters_ins":
             params = get_parameters(self.facility.model) if self.facility else []
             res = GetParametersRes(_OK, ndarrays_to_parameters(params))
             return ClientMessage(get_parameters_res=serde.get_parameters_res_to_proto(res)), None
         raise grpc.RpcError(f"unexpected message {field!r} from the server")
+
+    def _follow(self, config: dict) -> None:
+        """Take up the federation's agreed scaler when the round's settings carry a new one."""
+        shared = str(config.get(P.CFG_SCALER, ""))
+        if shared and shared != self._scaler_json:
+            self.facility.use_scaler(Scaler.from_dict(json.loads(shared)))
+            self._scaler_json = shared
+            self.emit(ConnectionState("agreed", "scaling the readings with the statistics the facilities agreed"))
 
     def _hello(self, config: dict) -> dict:
         """Answer the server's handshake: proof of the join code, sensor names, sample count."""
@@ -288,12 +309,13 @@ class ClientRunner:
                 )
                 wander = spec_cfg.get("wander_below")
                 self.facility = Facility(data, spec, self.name, self.options.seed, None if wander is None else float(wander))
+                self._scaler_json = ""
                 samples = self.facility.samples
             except ValueError as exc:
                 problem = f"{self.name}: {exc}"
         nonce = bytes.fromhex(str(config.get(P.HELLO_NONCE, "")))
         proof = join_proof(self.options.join_code, nonce) if self.options.join_code else ""
-        return {
+        reply = {
             P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,
             P.REPLY_PROOF: proof,
             P.REPLY_NAME: self.name,
@@ -301,3 +323,6 @@ class ClientRunner:
             P.REPLY_SAMPLES: samples,
             P.REPLY_PROBLEM: problem,
         }
+        if spec_cfg.get("shared_scaling") and not problem:
+            reply[P.REPLY_STATS] = P.dumps(self.facility.scaling_stats())  # aggregates, never a reading
+        return reply

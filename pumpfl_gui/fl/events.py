@@ -71,6 +71,8 @@ class FitResult(Event):
     train_loss: float
     seconds: float
     rounds: int = 0  # rounds in the run, when the server said
+    strategy: str = ""  # how the server combines updates (fl/choices.py), as it said
+    proximal_mu: float = 0.0  # FedProx's pull towards the shared model, as the server set it
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class RoundFinished(Event):
     bytes_sent: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
+    epsilon: float | None = None  # with differential privacy: spent so far (for the run's delta)
+    agreed_threshold: float | None = None  # with shared scaling, after the last round
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..core.detection import DetectionSettings, threshold_from_errors
 from ..core.detector import Detector, check_trainable, prepare
 from ..core.model import ModelSpec, build_model, get_parameters, set_parameters
 from ..core.model_store import save_detector
+from ..core.pooling import error_sketch, scaling_stats
 from ..core.task import TaskState
 from ..core.training import EpochResult, train_epochs, window_errors
 from ..core.windows import Scaler, window_view
@@ -43,7 +44,7 @@ class Facility:
     """A facility's data — one file, or several whose windows never cross from one to the next.
 
     Each file keeps its own scaler, fitted on its own training rows (``wander_below``: see
-    :meth:`Scaler.fit`).
+    :meth:`Scaler.fit`), until the federation agrees one for all (:meth:`use_scaler`).
     """
 
     def __init__(
@@ -64,9 +65,16 @@ class Facility:
         self.spec = spec
         self.name = name or self.data.path.stem
         self.seed = seed
-        self.scalers = [Scaler.fit(p.values[p.train_mask()], wander_below, spec.window) for p in parts]
-        self.scaler = self.scalers[0]
-        self.preps = [prepare(p, spec.window, sc) for p, sc in zip(parts, self.scalers)]
+        self.wander_below = wander_below
+        self.shared_scaler: Scaler | None = None  # the federation's, once agreed (shared scaling)
+        self._scale([Scaler.fit(p.values[p.train_mask()], wander_below, spec.window) for p in parts])
+        self.model = build_model(spec)
+
+    def _scale(self, scalers: list[Scaler]) -> None:
+        parts, spec = self.parts, self.spec
+        self.scalers = scalers
+        self.scaler = scalers[0]
+        self.preps = [prepare(p, spec.window, sc) for p, sc in zip(parts, scalers)]
         # One row array for all files; window starts are kept inside each file.
         self.offsets = np.cumsum([0] + [p.rows for p in parts])[:-1]
         scaled = self.preps[0].scaled if len(parts) == 1 else np.concatenate([pr.scaled for pr in self.preps])
@@ -80,7 +88,25 @@ class Facility:
         self.held_out = np.concatenate(held)
         if len(self.train_pool) == 0 or len(self.held_out) == 0:
             raise ValueError(f"{self.data.path.name} is too short to keep a held-out part for evaluation")
-        self.model = build_model(spec)
+
+    # -- shared scaling: aggregates out, the agreed scaler in ---------------------------------
+
+    def scaling_stats(self) -> dict:
+        """Per-sensor counts, means and variances of the training rows (core/pooling.py)."""
+        return scaling_stats([p.values[p.train_mask()] for p in self.parts])
+
+    def use_scaler(self, scaler: Scaler) -> None:
+        """Scale every file with the federation's agreed scaler from now on."""
+        if scaler.mean.shape != (len(self.data.sensors),):
+            raise ValueError(f"the shared scaler has {scaler.mean.shape[0]} sensors; this facility has {len(self.data.sensors)}")
+        self.shared_scaler = scaler
+        self._scale([scaler] * len(self.parts))
+
+    def error_sketch(self, parameters: list[np.ndarray], state: TaskState | None = None) -> dict:
+        """Quantiles of the model's errors on every clean window of every file (core/pooling.py)."""
+        set_parameters(self.model, parameters)
+        clean = np.concatenate([pr.clean_starts + off for pr, off in zip(self.preps, self.offsets)])
+        return error_sketch(window_errors(self.model, self.view, clean, state=state))
 
     @property
     def samples(self) -> int:
@@ -106,13 +132,21 @@ class Facility:
         errs = window_errors(self.model, self.view, self.held_out[::EVAL_STRIDE], state=state)
         return float(errs.mean()), int(len(errs))
 
-    def detector(self, parameters: list[np.ndarray], detection: DetectionSettings = DetectionSettings()) -> Detector:
-        """The global model with this facility's own scaler and locally computed threshold
-        (of its first file, the one the app shows)."""
+    def detector(
+        self, parameters: list[np.ndarray], detection: DetectionSettings = DetectionSettings(), agreed_threshold: float | None = None
+    ) -> Detector:
+        """The global model with this facility's scaler (or the shared one) and threshold: the
+        agreed one, else computed locally on its first file, the one the app shows."""
         set_parameters(self.model, parameters)
-        errs = window_errors(self.model, self.preps[0].view, self.preps[0].clean_starts)
         info = {"data_file": self.data.path.name, "trained": "federated", "facility": self.name}
-        return Detector(self.spec, self.model, self.scaler, list(self.data.sensors), threshold_from_errors(errs, detection), detection, info)
+        if agreed_threshold is not None:
+            info["threshold"] = "agreed across facilities"
+            threshold = float(agreed_threshold)
+        else:
+            threshold = threshold_from_errors(window_errors(self.model, self.preps[0].view, self.preps[0].clean_starts), detection)
+        if self.shared_scaler is not None:
+            info["scaler"] = "agreed across facilities"
+        return Detector(self.spec, self.model, self.scaler, list(self.data.sensors), threshold, detection, info)
 
-    def save_final(self, parameters: list[np.ndarray], folder: Path) -> Path:
-        return save_detector(self.detector(parameters), folder)
+    def save_final(self, parameters: list[np.ndarray], folder: Path, agreed_threshold: float | None = None) -> Path:
+        return save_detector(self.detector(parameters, agreed_threshold=agreed_threshold), folder)

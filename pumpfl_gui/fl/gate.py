@@ -21,6 +21,7 @@ from flwr.server.client_proxy import ClientProxy
 
 from . import protocol as P
 from .events import ClientJoined, ClientLeft, ClientRefused, Event
+from ..core.pooling import check_stats
 from .security import check_join_proof
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class GatedClientManager(SimpleClientManager):
         self.sensors = sensors  # the federation's columns; the first facility sets them if None
         self.names: dict[str, str] = {}
         self.samples: dict[str, int] = {}
+        self.stats: dict[str, dict] = {}  # with shared scaling: each facility's aggregates (core/pooling.py)
         self.stopping = threading.Event()
         self._emit = emit
         self._lock = threading.Lock()
@@ -114,6 +116,8 @@ class GatedClientManager(SimpleClientManager):
                 return
             self.names[client.cid] = name
             self.samples[client.cid] = int(props.get(P.REPLY_SAMPLES, 0))
+            if self.spec.get("shared_scaling"):
+                self.stats[client.cid] = json.loads(str(props[P.REPLY_STATS]))
             super().register(client)
             self._emit(ClientJoined(cid=client.cid, name=name, peer=client.cid[:8], samples=self.samples[client.cid]))
             return
@@ -157,18 +161,33 @@ class GatedClientManager(SimpleClientManager):
             return "this facility sent no sensor list"
         with self._lock:
             if self.sensors is None:
-                self.sensors = list(theirs)  # the first facility defines the federation's columns
-                return None
+                problem = self._check_stats(props, name, len(theirs))
+                if problem is None:
+                    self.sensors = list(theirs)  # the first facility defines the federation's columns
+                return problem
             ours = self.sensors
         if theirs != ours:
-            missing = [s for s in ours if s not in theirs]
-            extra = [s for s in theirs if s not in ours]
-            detail = []
-            if missing:
-                detail.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
-            if extra:
-                detail.append(f"extra {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
-            if not detail:
-                detail.append("same sensors in another order")
-            return f"{name}'s sensor columns do not match the federation's ({'; '.join(detail)}); every facility needs the same {len(ours)} sensors"
+            return self._mismatch(name, ours, theirs)
+        return self._check_stats(props, name, len(ours))
+
+    def _check_stats(self, props: dict, name: str, sensors: int) -> str | None:
+        if not self.spec.get("shared_scaling"):
+            return None
+        try:
+            check_stats(json.loads(str(props.get(P.REPLY_STATS, ""))), sensors)
+        except ValueError as exc:  # json's errors are ValueErrors too
+            return f"{name} sent no usable scaling summary ({exc}); shared scaling needs one from every facility"
         return None
+
+    @staticmethod
+    def _mismatch(name: str, ours: list[str], theirs: list[str]) -> str:
+        missing = [s for s in ours if s not in theirs]
+        extra = [s for s in theirs if s not in ours]
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+        if extra:
+            detail.append(f"extra {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
+        if not detail:
+            detail.append("same sensors in another order")
+        return f"{name}'s sensor columns do not match the federation's ({'; '.join(detail)}); every facility needs the same {len(ours)} sensors"

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from ..core.model import ModelSpec
 from ..core.training import TrainSettings
+from .choices import check_choice
 
 PROTOCOL_VERSION = 1
 
@@ -22,10 +23,15 @@ CFG_EPOCHS = "local_epochs"
 CFG_LR = "lr"
 CFG_BATCH = "batch_size"
 CFG_STRIDE = "stride"
+CFG_STRATEGY = "strategy"  # how the server combines updates (fl/choices.py), for the facility to show
+CFG_MU = "proximal_mu"  # FedProx's proximal term (the key Flower's FedProx strategy sets)
+CFG_SCALER = "shared_scaler"  # JSON of the agreed scaler, with shared scaling on
+CFG_SKETCH = "error_sketch"  # 1: send your errors' quantiles with this evaluation (shared threshold)
+AGREED_THRESHOLD = "agreed_threshold"  # get_properties after the last round: the shared threshold
 
 # Facility -> server: the only scalar metrics ever sent.
 FIT_METRICS = frozenset({"train_loss", "epochs", "seconds"})
-EVAL_METRICS = frozenset({"eval_loss"})
+EVAL_METRICS = frozenset({"eval_loss", "error_sketch"})  # error_sketch: counts and quantiles
 
 # Handshake (get_properties). Server asks with these keys ...
 HELLO_PROTOCOL = "pumpfl_protocol"
@@ -40,7 +46,8 @@ REPLY_SENSORS = "sensors"
 REPLY_SAMPLES = "samples"
 REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
 REPLY_PROBE = "probe"  # 1: only checking the join code ("Test connection"); do not enrol me
-PROPERTY_KEYS = frozenset({REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE, HELLO_PROTOCOL})
+REPLY_STATS = "scaling_stats"  # with shared scaling: per-sensor counts, means, variances (core/pooling.py)
+PROPERTY_KEYS = frozenset({REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE, REPLY_STATS, HELLO_PROTOCOL})
 HELLO_PROBE_OK = "probe_ok"  # the server's answer to a probe whose join code is right
 
 
@@ -60,11 +67,22 @@ class FederationSettings:
     round_timeout: float = 600.0  # seconds a round may wait for a facility's answer
     join_timeout: float = 3600.0  # seconds the server waits for the minimum of facilities
     wander_below: float | None = None  # facilities judge wandering sensors by their change (Scaler.fit)
+    # How updates are combined (fl/strategies.py) and that strategy's own setting.
+    strategy: str = "fedavg"
+    proximal_mu: float = 0.01  # fedprox
+    server_lr: float = 0.01  # fedadam
+    trim_fraction: float = 0.2  # trimmed
+    # Differential privacy (fl/privacy.py): None is off.
+    dp_noise_multiplier: float | None = None
+    dp_clipping_norm: float = 1.0
+    dp_delta: float = 1e-5
+    shared_scaling: bool = False  # scaler and threshold agreed from per-facility aggregates
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_clients < 1 or self.local_epochs < 1:
             raise ValueError("rounds, minimum clients and local epochs must be at least 1")
-        TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride)
+        TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride, proximal_mu=self.proximal_mu)
+        check_choice(self)
 
     def spec_for(self, sensors: int) -> ModelSpec:
         return ModelSpec(sensors=sensors, window=self.window, channels=self.channels, kernel=self.kernel)
@@ -74,6 +92,8 @@ class FederationSettings:
         spec = {"window": self.window, "channels": list(self.channels), "kernel": self.kernel}
         if self.wander_below is not None:
             spec["wander_below"] = self.wander_below
+        if self.shared_scaling:
+            spec["shared_scaling"] = 1
         return spec
 
     def round_config(self, server_round: int) -> dict:
@@ -84,6 +104,7 @@ class FederationSettings:
             CFG_LR: self.lr,
             CFG_BATCH: self.batch_size,
             CFG_STRIDE: self.stride,
+            CFG_STRATEGY: self.strategy,
         }
 
     def to_dict(self) -> dict:
@@ -99,6 +120,7 @@ def train_settings_from_config(config: dict, seed: int = 0) -> TrainSettings:
         batch_size=int(config[CFG_BATCH]),
         stride=int(config[CFG_STRIDE]),
         seed=seed + int(config[CFG_ROUND]),
+        proximal_mu=float(config.get(CFG_MU, 0.0)),
     )
 
 

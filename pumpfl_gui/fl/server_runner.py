@@ -1,4 +1,8 @@
-"""The coordinator: waits for facilities, runs FedAvg rounds, saves model and history (fl layer).
+"""The coordinator: waits for facilities, runs rounds, saves model and history (fl layer).
+
+The strategy (FedAvg, FedProx, FedAdam, median, trimmed mean), differential privacy and shared
+scaling are the settings' choices (``fl/choices.py``, ``fl/strategies.py``); with DP each
+round's record carries the epsilon spent so far (``fl/privacy.py``).
 
 ``ServerRunner.run()`` blocks and may be called from any thread (Flower's ``start_server()``
 may not: it installs signal handlers); ``stop()`` from another thread ends it within seconds
@@ -7,6 +11,7 @@ and frees the port. Progress goes out as plain events (``events.py``).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -15,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common import GetPropertiesIns, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import Server
-from flwr.server.strategy import FedAvg
 
+from ..core.detection import DetectionSettings
 from ..core.model import build_model, get_parameters
+from ..core.pooling import check_sketch, pool_scaler, pooled_quantile
 from ..core.paths import user_data_dir
 from ..core.runtime import seed_everything
 from . import checkpoint
@@ -27,7 +33,10 @@ from .addresses import ServerAddress, check_port_free, parse_server_address, pri
 from .events import CheckpointSaved, Event, Failed, Finished, RoundFinished, RoundStarted, ServerListening
 from .gate import GatedClientManager
 from .invite import Invite
+from . import protocol as P
+from .privacy import epsilon
 from .protocol import FederationSettings
+from .strategies import make_strategy
 from .security import fingerprint, load_or_make_identity, new_join_code
 from .wire import WireCounter, start_flower_server
 
@@ -161,19 +170,18 @@ class ServerRunner:
             history = []
             start = 1
         self._completed = start - 1
-        strategy = FedAvg(
-            fraction_fit=1.0,
-            fraction_evaluate=1.0,
-            min_fit_clients=s.min_clients,
-            min_evaluate_clients=1,
-            min_available_clients=s.min_clients,
-            on_fit_config_fn=s.round_config,
-            on_evaluate_config_fn=s.round_config,
-            initial_parameters=ndarrays_to_parameters(params),
-            accept_failures=True,
-            fit_metrics_aggregation_fn=_no_metrics,
-            evaluate_metrics_aggregation_fn=_no_metrics,
-        )
+        scaler = self._shared_scaler(state)
+        if s.dp_noise_multiplier is not None:
+            epsilon([s.dp_noise_multiplier], s.dp_delta)  # load the accountant before round 1, not during it
+
+        def config(rnd: int) -> dict:
+            cfg = s.round_config(rnd)
+            if scaler is not None:
+                cfg[P.CFG_SCALER] = P.dumps(scaler.to_dict())
+                cfg[P.CFG_SKETCH] = int(rnd == s.rounds)  # the last round's errors set the agreed threshold
+            return cfg
+
+        strategy = make_strategy(s, ndarrays_to_parameters(params), config, _no_metrics)
         server = Server(client_manager=manager, strategy=strategy)
         server.parameters = ndarrays_to_parameters(params)
         for rnd in range(start, s.rounds + 1):
@@ -198,17 +206,22 @@ class ServerRunner:
                 raise RuntimeError(f"round {rnd}: every facility failed ({len(failures)} failure(s))")
             if new_params is not None:
                 server.parameters = new_params
+            released = new_params is not None  # a DP round that gave no model released nothing
             for proxy, res in results:
                 name = manager.names.get(proxy.cid, proxy.cid[:8])
                 per_client[name] = {"samples": res.num_examples, "train_loss": float(res.metrics.get("train_loss", np.nan))}
             evaluated = server.evaluate_round(server_round=rnd, timeout=s.round_timeout)
             eval_loss = None
+            sketches = []
             if evaluated is not None:
                 eval_loss, _, (eres, _) = evaluated
                 for proxy, res in eres:
                     name = manager.names.get(proxy.cid, proxy.cid[:8])
                     per_client.setdefault(name, {})["eval_loss"] = float(res.loss)
                     per_client[name]["eval_samples"] = res.num_examples
+                    sketch = _sketch(res.metrics.get(P.CFG_SKETCH))
+                    if sketch is not None:
+                        sketches.append(sketch)
             sent1, recv1 = self.counter.snapshot()
             total = sum(c.get("samples", 0) for c in per_client.values())
             train_loss = (
@@ -224,9 +237,21 @@ class ServerRunner:
                 "bytes_sent": sent1 - sent0,
                 "bytes_received": recv1 - recv0,
                 "seconds": round(time.perf_counter() - t0, 3),
+                "strategy": s.strategy,
             }
+            if s.dp_noise_multiplier is not None:
+                record["dp_noise_multiplier"] = s.dp_noise_multiplier if released else 0.0
+                spent = [r["dp_noise_multiplier"] for r in history + [record] if r.get("dp_noise_multiplier")]
+                record["epsilon"] = epsilon(spent, s.dp_delta)
+                record["delta"] = s.dp_delta
+            threshold = None
+            if sketches:
+                detection = DetectionSettings()
+                threshold = pooled_quantile(sketches, detection.quantile) * detection.factor
+                record["agreed_threshold"] = threshold
+                record["threshold_from"] = len(sketches)
             history.append(record)
-            path = checkpoint.save(out, rnd, parameters_to_ndarrays(server.parameters), spec, manager.sensors, history, s)
+            path = checkpoint.save(out, rnd, parameters_to_ndarrays(server.parameters), spec, manager.sensors, history, s, scaler, threshold)
             self._completed = rnd
             self.emit(CheckpointSaved(round=rnd, path=str(path)))
             self.emit(
@@ -239,11 +264,50 @@ class ServerRunner:
                     bytes_sent=record["bytes_sent"],
                     bytes_received=record["bytes_received"],
                     seconds=record["seconds"],
+                    epsilon=record.get("epsilon"),
+                    agreed_threshold=threshold,
                 )
             )
+            if threshold is not None:
+                self._tell_threshold(threshold)
         result = Finished(rounds_completed=self._completed, out_dir=str(out), message="all rounds completed")
         self.emit(result)
         return result
+
+
+    def _shared_scaler(self, state):
+        """With shared scaling: the run's agreed scaler — kept from before a resume, else pooled
+        now from the facilities' aggregates (core/pooling.py)."""
+        s = self.settings
+        if not s.shared_scaling:
+            return None
+        if state is not None and state.scaler is not None:
+            return state.scaler
+        stats = [self.manager.stats[cid] for cid in self.manager.all() if cid in self.manager.stats]
+        if not stats:
+            raise RuntimeError("shared scaling: no facility sent its scaling summary")
+        scaler = pool_scaler(stats, s.wander_below, s.window)
+        rows = sum(int(x["rows"]) for x in stats)
+        log.info("shared scaler pooled from %d facilities (%d rows)", len(stats), rows)
+        return scaler
+
+    def _tell_threshold(self, threshold: float) -> None:
+        """Send the agreed threshold to every facility still connected (they save it with the model)."""
+        for client in list(self.manager.all().values()):
+            _quietly(client.get_properties, GetPropertiesIns({P.AGREED_THRESHOLD: float(threshold)}), 30, None)
+
+
+def _sketch(value) -> dict | None:
+    """A facility's error summary, or None when it sent none or a malformed one."""
+    if not value:
+        return None
+    try:
+        sketch = json.loads(str(value))
+        check_sketch(sketch)
+    except ValueError:
+        log.warning("ignored a malformed error summary")
+        return None
+    return sketch
 
 
 def _no_metrics(_results) -> dict:

@@ -1,0 +1,117 @@
+"""Statistics facilities can agree on without showing a reading: aggregates and their pooling (core).
+
+*Shared scaling.* Each facility summarises its training rows per sensor — how many, their mean
+and variance, and the same for the row-to-row steps (within each file) — and the coordinator
+pools the summaries. The pooled mean and variance are exactly those of all facilities' rows
+together (the parallel-variance identity of Chan, Golub and LeVeque, 1979), so the shared
+scaler is the one a single site holding everything would fit, built from aggregates only.
+
+*Shared threshold.* Each facility sends its window errors' quantiles at a few fixed
+probabilities. The shared threshold is the detection quantile of the mixture of the facilities'
+distributions, each weighted by its window count and read between its quantiles linearly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .windows import Scaler
+
+# Probabilities at which a facility reports its errors: dense near the detection quantiles in use.
+SKETCH_PROBS = (0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 1.0)
+
+
+def _moments(blocks: Sequence[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, mean, population variance) per column over the rows of all ``blocks``."""
+    blocks = [np.asarray(b, dtype=np.float64) for b in blocks if len(b)]
+    if not blocks:
+        raise ValueError("no rows to summarise")
+    return _pool([(len(b), b.mean(axis=0), b.var(axis=0)) for b in blocks])
+
+
+def _pool(parts: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray]:
+    n = sum(p[0] for p in parts)
+    mean = sum(p[0] * p[1] for p in parts) / n
+    var = sum(p[0] * (p[2] + (p[1] - mean) ** 2) for p in parts) / n
+    return n, mean, var
+
+
+def scaling_stats(files: Sequence[np.ndarray]) -> dict:
+    """One facility's summary of its training rows (one array of rows per file)."""
+    n, mean, var = _moments(files)
+    steps = [np.diff(np.asarray(f, dtype=np.float64), axis=0) for f in files if len(f) > 1]
+    m, step_mean, step_var = _moments(steps) if steps else (0, np.zeros_like(mean), np.zeros_like(mean))
+    return {"rows": n, "mean": mean.tolist(), "var": var.tolist(), "steps": m, "step_mean": step_mean.tolist(), "step_var": step_var.tolist()}
+
+
+def check_stats(stats: dict, sensors: int) -> None:
+    """Raise ValueError unless ``stats`` is a well-formed summary of ``sensors`` columns."""
+    try:
+        rows, steps = int(stats["rows"]), int(stats["steps"])
+        arrays = [np.asarray(stats[k], dtype=np.float64) for k in ("mean", "var", "step_mean", "step_var")]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("the scaling summary is malformed") from None
+    if rows < 1 or steps < 0 or any(a.shape != (sensors,) or not np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError("the scaling summary is malformed")
+    if np.any(arrays[1] < 0) or np.any(arrays[3] < 0):
+        raise ValueError("the scaling summary has a negative variance")
+
+
+def pool_scaler(stats: Sequence[dict], wander_below: float | None = None, span: int = 32) -> Scaler:
+    """The scaler of all facilities' training rows together, from their summaries.
+
+    As :meth:`Scaler.fit`: a sensor without spread gets scale 1, and with ``wander_below`` a
+    sensor whose pooled step ratio is below it is judged by its change.
+    """
+    if not stats:
+        raise ValueError("no facility summaries to pool")
+    _, mean, var = _pool([(int(s["rows"]), np.asarray(s["mean"]), np.asarray(s["var"])) for s in stats])
+    spread = np.sqrt(var)
+    scale = np.where(spread > 0, spread, 1.0)
+    relative = None
+    with_steps = [s for s in stats if int(s["steps"]) > 0]
+    if wander_below is not None and with_steps:
+        _, _, step_var = _pool([(int(s["steps"]), np.asarray(s["step_mean"]), np.asarray(s["step_var"])) for s in with_steps])
+        ratio = np.where(spread > 0, np.sqrt(step_var) / scale, np.sqrt(2.0))
+        relative = ratio < wander_below
+    return Scaler(mean, scale, relative, span)
+
+
+def error_sketch(errors: np.ndarray, probs: Sequence[float] = SKETCH_PROBS) -> dict:
+    """A facility's window errors as their count and quantiles at ``probs``."""
+    errors = np.asarray(errors, dtype=np.float64)
+    if len(errors) == 0:
+        raise ValueError("no window errors to summarise")
+    return {"n": int(len(errors)), "p": [float(p) for p in probs], "v": np.quantile(errors, probs).tolist()}
+
+
+def check_sketch(sketch: dict) -> None:
+    try:
+        n, p, v = int(sketch["n"]), np.asarray(sketch["p"], dtype=np.float64), np.asarray(sketch["v"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("the error summary is malformed") from None
+    if n < 1 or p.ndim != 1 or p.shape != v.shape or len(p) < 2 or not np.all(np.isfinite(v)):
+        raise ValueError("the error summary is malformed")
+    if np.any(np.diff(p) <= 0) or p[0] < 0 or p[-1] != 1.0 or np.any(np.diff(v) < 0):
+        raise ValueError("the error summary is malformed")
+
+
+def pooled_quantile(sketches: Sequence[dict], q: float) -> float:
+    """The ``q`` quantile of the facilities' errors taken together, from their sketches."""
+    if not sketches:
+        raise ValueError("no error summaries to pool")
+    weights = np.array([s["n"] for s in sketches], dtype=np.float64)
+    weights /= weights.sum()
+
+    def cdf(t: float) -> float:
+        # Each facility's share of errors at or below t, read linearly between its quantiles.
+        return float(sum(w * np.interp(t, s["v"], s["p"], left=0.0, right=1.0) for w, s in zip(weights, sketches)))
+
+    lo = min(s["v"][0] for s in sketches)
+    hi = max(s["v"][-1] for s in sketches)
+    for _ in range(100):  # bisection: the mixture's CDF is monotone
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+    return float(hi)

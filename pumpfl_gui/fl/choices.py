@@ -1,0 +1,66 @@
+"""The coordinator's choices beyond FedAvg, in words, and the rules they must keep (fl; no Flower, no Qt).
+
+The CLI's help, the Server page and the benchmarks all show these lines, so each choice is
+explained once, where it is made. ``fl/strategies.py`` turns a choice into Flower's strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str  # as typed: pumpfl server --strategy NAME
+    title: str
+    line: str  # what it does, in one line
+    setting: str | None = None  # the FederationSettings field it adds, if any
+    setting_label: str = ""
+
+
+STRATEGIES = {
+    s.name: s
+    for s in (
+        Strategy("fedavg", "FedAvg", "averages the facilities' models, each weighted by how many windows it trained on"),
+        Strategy("fedprox", "FedProx", "FedAvg, with a pull (mu) keeping each facility's training near the shared model; for facilities that differ",
+                 "proximal_mu", "proximal term mu"),
+        Strategy("fedadam", "FedAdam", "the server moves the shared model with Adam along the facilities' average change",
+                 "server_lr", "server learning rate"),
+        Strategy("median", "Median", "each weight is the median of the facilities' values: one misbehaving facility cannot drag the model (3 or more facilities)"),
+        Strategy("trimmed", "Trimmed mean", "each weight drops its highest and lowest values (at least one each side) and averages the rest (3 or more facilities)",
+                 "trim_fraction", "trimmed fraction each side"),
+    )
+}
+ROBUST = frozenset({"median", "trimmed"})
+# Differential privacy's noise is sized for an average of clipped updates (sensitivity C/n). A
+# median's or trimmed mean's sensitivity is not C/n, and FedAdam would move the noise through
+# Adam's rescaling, so the stated epsilon would not hold for them.
+DP_STRATEGIES = frozenset({"fedavg", "fedprox"})
+
+DP_LINE = ("each facility's change is clipped to the clipping norm and the server adds Gaussian noise "
+           "(noise multiplier x clipping norm / facilities) to the average; epsilon bounds what the model reveals about any one facility")
+SHARED_SCALING_LINE = ("facilities scale their readings with statistics pooled from per-facility counts, means and variances, "
+                       "and share one anomaly threshold pooled from their error quantiles; no reading leaves a facility")
+
+
+def check_choice(s) -> None:
+    """Raise ValueError, in words, unless the FederationSettings ``s`` make a sound choice."""
+    if s.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {s.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not (s.server_lr > 0):
+        raise ValueError("the server learning rate must be positive")
+    if not (0 <= s.trim_fraction < 0.5):
+        raise ValueError("the trimmed fraction must be at least 0 and below 0.5")
+    if s.strategy in ROBUST and s.min_clients < 3:
+        raise ValueError(f"{STRATEGIES[s.strategy].title} needs at least 3 facilities: with 2 it is their plain average "
+                         "and cannot tell which one misbehaves (raise the minimum of facilities)")
+    if s.dp_noise_multiplier is not None:
+        if s.strategy not in DP_STRATEGIES:
+            raise ValueError(f"differential privacy works with FedAvg or FedProx: its noise is sized for an average, "
+                             f"and with {STRATEGIES[s.strategy].title} the stated epsilon would not hold")
+        if not (s.dp_noise_multiplier > 0):
+            raise ValueError("the noise multiplier must be positive")
+        if not (s.dp_clipping_norm > 0):
+            raise ValueError("the clipping norm must be positive")
+        if not (0 < s.dp_delta < 1):
+            raise ValueError("delta must be between 0 and 1")

@@ -229,9 +229,11 @@ def _event_line(who: str, e) -> str | None:
     if k == "RoundFinished":
         tl = f"{e.train_loss:.4f}" if e.train_loss is not None else "-"
         el = f"{e.eval_loss:.4f}" if e.eval_loss is not None else "-"
+        privacy = f"  epsilon {e.epsilon:.2f}" if e.epsilon is not None else ""
+        agreed = f"  agreed threshold {e.agreed_threshold:.5f}" if e.agreed_threshold is not None else ""
         return (f"{who}: round {e.round}/{e.rounds} done in {e.seconds:.1f} s  train loss {tl}  eval loss {el}  "
-                f"sent {e.bytes_sent / 1e6:.2f} MB  received {e.bytes_received / 1e6:.2f} MB")
-    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "trusted"):
+                f"sent {e.bytes_sent / 1e6:.2f} MB  received {e.bytes_received / 1e6:.2f} MB{privacy}{agreed}")
+    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "trusted", "agreed"):
         return f"{who}: {e.detail}"
     if k == "FitResult":
         return f"{who}: round {e.round} trained on {e.samples:,} windows, loss {e.train_loss:.4f} ({e.seconds:.1f} s)"
@@ -240,14 +242,41 @@ def _event_line(who: str, e) -> str | None:
     return None
 
 
-def _settings_from(args):
+def _settings_from(args, **fields):
+    """FederationSettings from the command line: ``fields`` plus the strategy, DP and scaling choices."""
+    from .fl.choices import STRATEGIES
     from .fl.protocol import FederationSettings
 
+    own = {"mu": "fedprox", "server_lr": "fedadam", "trim": "trimmed"}
+    for option, strategy in own.items():
+        if getattr(args, option) is not None and args.strategy != strategy:
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag} is {STRATEGIES[strategy].title}'s setting; add --strategy {strategy}, or leave {flag} out")
+    if args.dp_noise is None and (args.dp_clip is not None or args.dp_delta is not None):
+        raise UserError("--dp-clip and --dp-delta set differential privacy; turn it on with --dp-noise Z")
+    choices = dict(strategy=args.strategy, dp_noise_multiplier=args.dp_noise, shared_scaling=args.shared_scaling)
+    for option, field in (("mu", "proximal_mu"), ("server_lr", "server_lr"), ("trim", "trim_fraction"),
+                          ("dp_clip", "dp_clipping_norm"), ("dp_delta", "dp_delta")):
+        if getattr(args, option) is not None:
+            choices[field] = getattr(args, option)
     try:
-        return FederationSettings(rounds=args.rounds, min_clients=args.min_clients, local_epochs=args.local_epochs,
-                                  lr=args.lr, batch_size=args.batch_size, round_timeout=args.round_timeout)
+        return FederationSettings(**fields, **choices)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _settings_line(s) -> str:
+    """The federation's choices in one line, as the run starts."""
+    from .fl.choices import STRATEGIES
+
+    strategy = STRATEGIES[s.strategy]
+    own = f" ({strategy.setting_label} {getattr(s, strategy.setting):g})" if strategy.setting else ""
+    parts = [f"strategy {strategy.title}{own}: {strategy.line}"]
+    if s.dp_noise_multiplier is not None:
+        parts.append(f"differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, clipping norm {s.dp_clipping_norm:g}, delta {s.dp_delta:g}")
+    if s.shared_scaling:
+        parts.append("scaling and threshold agreed across facilities")
+    return "; ".join(parts)
 
 
 def _run_in_thread(runner, console: Console):
@@ -282,7 +311,8 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
     from .fl.security import normalise_join_code
     from .fl.server_runner import ServerOptions, ServerRunner
 
-    settings = _settings_from(args)
+    settings = _settings_from(args, rounds=args.rounds, min_clients=args.min_clients, local_epochs=args.local_epochs,
+                              lr=args.lr, batch_size=args.batch_size, round_timeout=args.round_timeout)
     if args.advertise:
         from .fl.addresses import parse_server_address
 
@@ -297,6 +327,7 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
             console.line(f"server: listening on {e.address}; results in {e.out_dir}")
             console.line("server: give facilities the invite above; waiting for "
                          f"{settings.min_clients} to join")
+            console.line(f"server: {_settings_line(settings)}")
             if not args.advertise and args.host in ("0.0.0.0", "::"):
                 from .fl.addresses import local_addresses
 
@@ -360,12 +391,10 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         raise UserError(f"the default data has {DEFAULT_CLIENTS} facilities; use --clients 1 to {DEFAULT_CLIENTS}")
     folder = ensure_default_data(progress=console.progress)
     csvs = [folder / f"client_{i}.csv" for i in range(args.clients)]
-    try:
-        settings = FederationSettings(rounds=args.rounds, min_clients=args.clients, local_epochs=args.local_epochs)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    settings = _settings_from(args, rounds=args.rounds, min_clients=args.clients, local_epochs=args.local_epochs)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pumpfl-demo-"))
     console.line(f"demo: a server and {args.clients} facilities on this computer, {args.rounds} rounds; results in {out}")
+    console.line(f"demo: {_settings_line(settings)}")
     t0 = time.perf_counter()
     rounds: list = []
 
@@ -384,7 +413,12 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         return _fail(result.message)
     print(f"demo finished: {result.rounds_completed} rounds in {time.perf_counter() - t0:.1f} s; global model in {out / 'server' / 'global_model'}")
     for r in rounds:
-        print(f"round {r.round:2d}: eval loss {r.eval_loss:.4f}  bytes sent {r.bytes_sent:,}  received {r.bytes_received:,}")
+        privacy = f"  epsilon {r.epsilon:.2f}" if r.epsilon is not None else ""
+        print(f"round {r.round:2d}: eval loss {r.eval_loss:.4f}  bytes sent {r.bytes_sent:,}  received {r.bytes_received:,}{privacy}")
+    if rounds and rounds[-1].epsilon is not None:
+        print(f"privacy: epsilon {rounds[-1].epsilon:.2f} for delta {settings.dp_delta:g} after {len(rounds)} rounds (per facility)")
+    if rounds and rounds[-1].agreed_threshold is not None:
+        print(f"agreed threshold {rounds[-1].agreed_threshold:.5f}; each facility's model keeps it with the agreed scaler")
     return 0
 
 
@@ -496,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--horizon-hours", type=_positive_float, help="how long before a failure an alarm counts as a catch (default: the model's, 24)")
     score.set_defaults(func=cmd_score)
 
-    server = sub.add_parser("server", help="coordinate a federation (waits for facilities, runs FedAvg rounds)")
+    choices = _federation_choices()
+    server = sub.add_parser("server", parents=[choices], help="coordinate a federation (waits for facilities, runs rounds)")
     server.add_argument("rounds", nargs="?", type=_positive_int, default=10, help="rounds (default 10)")
     server.add_argument("min_clients", nargs="?", type=_positive_int, default=2, help="facilities to wait for (default 2)")
     server.add_argument("--port", type=_port, default=8080)
@@ -521,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--out", help="where to keep the final model with this facility's threshold")
     client.set_defaults(func=cmd_client)
 
-    demo = sub.add_parser("demo", help="a server and K default facilities on this computer")
+    demo = sub.add_parser("demo", parents=[choices], help="a server and K default facilities on this computer")
     demo.add_argument("--rounds", type=_positive_int, default=3)
     demo.add_argument("--clients", type=_positive_int, default=2)
     demo.add_argument("--local-epochs", type=_positive_int, default=3)
@@ -553,6 +588,35 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reuse", action="store_true", help="redraw from the JSON files of the last run instead of measuring")
     rep.set_defaults(func=cmd_bench_report)
     return parser
+
+
+def _federation_choices() -> argparse.ArgumentParser:
+    """The coordinator's choices beyond FedAvg (server and demo); facilities learn them from it."""
+    from .fl.choices import DP_LINE, SHARED_SCALING_LINE, STRATEGIES
+
+    parent = _Parser(add_help=False)
+    how = parent.add_argument_group("how updates are combined (facilities learn it from the server)")
+    how.add_argument("--strategy", choices=list(STRATEGIES), default="fedavg",
+                     help="; ".join(f"{s.name}: {s.line}" for s in STRATEGIES.values()) + " (default fedavg)")
+    how.add_argument("--mu", type=_non_negative_float, help="fedprox: proximal term mu (default 0.01)")
+    how.add_argument("--server-lr", type=_positive_float, help="fedadam: the server's learning rate (default 0.03)")
+    how.add_argument("--trim", type=float, help="trimmed: fraction cut from each end, below 0.5 (default 0.2; at least one facility)")
+    dp = parent.add_argument_group("differential privacy", DP_LINE)
+    dp.add_argument("--dp-noise", type=_positive_float, metavar="Z", help="turn it on with noise multiplier Z (about 2 or more keeps epsilon single-digit over 10 rounds)")
+    dp.add_argument("--dp-clip", type=_positive_float, metavar="C", help="clipping norm of each facility's change (default 1.0)")
+    dp.add_argument("--dp-delta", type=_positive_float, metavar="DELTA", help="the delta epsilon is stated for (default 1e-5)")
+    parent.add_argument("--shared-scaling", action="store_true", help=SHARED_SCALING_LINE)
+    return parent
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
 
 
 def _port(text: str) -> int:

@@ -97,6 +97,12 @@ def test_train_then_score_a_default_facility(data_dir, tmp_path):
         (["server", "--port", "70000"], "not a port"),
         (["server", "0"], "must be at least 1"),
         (["server", "--advertise", "2.tcp.example.io:0"], "port"),
+        (["server", "--strategy", "median", "10", "2"], "at least 3 facilities"),
+        (["server", "--strategy", "krum"], "invalid choice"),
+        (["server", "--mu", "0.1"], "add --strategy fedprox"),
+        (["server", "--strategy", "fedadam", "--dp-noise", "1"], "FedAvg or FedProx"),
+        (["demo", "--dp-clip", "2"], "turn it on with --dp-noise"),
+        (["demo", "--strategy", "trimmed", "--clients", "3", "--trim", "0.6"], "below 0.5"),
         ([], "required"),
     ],
 )
@@ -141,6 +147,22 @@ def test_demo_runs_a_whole_federation_on_this_computer(data_dir, tmp_path):
     scored = pumpfl("score", "--model", tmp_path / "demo" / "server" / "global_model", "--data", data_dir / "client_0.csv")
     assert scored.returncode == 0, scored.stderr
     assert "failures caught before BROKEN" in scored.stdout
+
+
+def test_demo_with_privacy_and_shared_scaling_states_epsilon_and_the_agreed_threshold(data_dir, tmp_path):
+    from pumpfl_gui.core.model_store import load_detector
+    from pumpfl_gui.fl.privacy import epsilon
+
+    proc = pumpfl("demo", "--rounds", "2", "--clients", "2", "--local-epochs", "1", "--strategy", "fedprox", "--mu", "0.05",
+                  "--dp-noise", "2", "--dp-clip", "0.5", "--shared-scaling", "--out", tmp_path / "demo",
+                  env_extra={"PUMPFL_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr
+    assert "strategy FedProx (proximal term mu 0.05)" in proc.stderr
+    assert "noise multiplier 2, clipping norm 0.5, delta 1e-05" in proc.stderr
+    assert f"privacy: epsilon {epsilon([2.0, 2.0], 1e-5):.2f} for delta 1e-05 after 2 rounds" in proc.stdout
+    agreed = load_detector(tmp_path / "demo" / "client_0").threshold
+    assert f"agreed threshold {agreed:.5f}" in proc.stdout
+    assert load_detector(tmp_path / "demo" / "client_1").threshold == agreed
 
 
 def test_demo_refuses_more_facilities_than_the_default_data_has(data_dir):

@@ -22,6 +22,7 @@ from pumpfl_gui.fl.facility import EVAL_STRIDE
 from pumpfl_gui.fl.invite import parse_invite
 from pumpfl_gui.fl.protocol import FederationSettings
 from pumpfl_gui.fl.server_runner import ServerOptions, ServerRunner
+from loopback import Run
 
 FAST = dict(local_epochs=1, join_timeout=60, round_timeout=60)
 
@@ -31,53 +32,6 @@ def plant(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plant")
     generate(folder)
     return folder
-
-
-class Run:
-    """A server and its facilities, each in its own thread, with every event recorded."""
-
-    def __init__(self, tmp: Path, settings: FederationSettings, insecure=False):
-        self.tmp = tmp
-        self.port = find_free_port(19000 + (hash(tmp) % 2000), "127.0.0.1")
-        self.events: list = []
-        self.server = ServerRunner(
-            settings,
-            ServerOptions(host="127.0.0.1", port=self.port, out_dir=tmp / "server", insecure=insecure),
-            on_event=lambda e: self.events.append(("server", e)),
-        )
-        self.threads = [threading.Thread(target=self._run_server, name="test-server")]
-        self.threads[0].start()
-        assert self.server.ready.wait(20)
-        self.invite = parse_invite((tmp / "server" / "invite.txt").read_text())
-        self.results: dict = {}
-        self.clients: dict = {}
-
-    def _run_server(self):
-        self.results["server"] = self.server.run()
-
-    def add(self, name: str, csv: Path, **option_overrides):
-        options = dict(
-            insecure=self.invite.insecure,
-            join_code=self.invite.join_code,
-            fingerprint=self.invite.fingerprint,
-            out_dir=self.tmp / name,
-            name=name,
-            max_wait=20,
-        )
-        options.update(option_overrides)
-        runner = ClientRunner(csv, ServerAddress("127.0.0.1", self.port), ClientOptions(**options), on_event=lambda e: self.events.append((name, e)))
-        self.clients[name] = runner
-        t = threading.Thread(target=lambda: self.results.__setitem__(name, runner.run()), name=f"test-{name}")
-        self.threads.append(t)
-        t.start()
-
-    def join(self, timeout=240):
-        for t in self.threads:
-            t.join(timeout)
-            assert not t.is_alive(), f"{t.name} did not finish"
-
-    def of(self, who, kind):
-        return [e for w, e in self.events if w == who and e.kind == kind]
 
 
 def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
@@ -264,16 +218,18 @@ def test_resume_continues_after_the_last_saved_round(plant, tmp_path):
     assert history[0] == first[0]  # the earlier rounds are kept as they were
 
 
-def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_path):
+@pytest.mark.parametrize("shared_scaling", [False, True], ids=["own-scaling", "shared-scaling"])
+def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_path, shared_scaling):
     from flwr.common import parameters_to_ndarrays, serde
 
     from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
+    from pumpfl_gui.core.pooling import SKETCH_PROBS
     from pumpfl_gui.fl import protocol as P
 
     seen = []
     port = find_free_port(23000, "127.0.0.1")
     server = ServerRunner(
-        FederationSettings(rounds=2, min_clients=1, **FAST),
+        FederationSettings(rounds=2, min_clients=1, shared_scaling=shared_scaling, **FAST),
         ServerOptions(host="127.0.0.1", port=port, out_dir=tmp_path / "server"),
         tap=seen.append,
     )
@@ -295,6 +251,7 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
     counts = {fac.samples, len(fac.train_pool[:: FederationSettings(**FAST).stride]), len(fac.held_out[::EVAL_STRIDE])}
     kinds = [m.WhichOneof("msg") for m in seen]
     assert kinds.count("fit_res") == 2 and kinds.count("evaluate_res") == 2 and "get_properties_res" in kinds
+    summaries = sketches = acks = 0
     for msg in seen:
         kind = msg.WhichOneof("msg")
         if kind == "fit_res":
@@ -305,16 +262,30 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
         elif kind == "evaluate_res":
             res = serde.evaluate_res_from_proto(msg.evaluate_res)
             assert set(res.metrics) <= P.EVAL_METRICS
+            if P.CFG_SKETCH in res.metrics:  # quantiles of its window errors: an aggregate, never a reading
+                sketch = json.loads(res.metrics.pop(P.CFG_SKETCH))
+                assert set(sketch) == {"n", "p", "v"} and sketch["p"] == list(SKETCH_PROBS) and len(sketch["v"]) == len(SKETCH_PROBS)
+                sketches += 1
             scalars = list(res.metrics.values()) + [res.loss, res.num_examples]
         elif kind == "get_properties_res":
             res = serde.get_properties_res_from_proto(msg.get_properties_res)
             assert set(res.properties) <= P.PROPERTY_KEYS
+            if not res.properties:  # the facility's "received" for the agreed threshold
+                acks += 1
+                continue
             assert json.loads(res.properties[P.REPLY_SENSORS]) == data.sensors  # names, not values
+            if P.REPLY_STATS in res.properties:  # per sensor: counts, means, variances — never a row
+                stats = json.loads(res.properties.pop(P.REPLY_STATS))
+                assert {k: len(v) if isinstance(v, list) else "count" for k, v in stats.items()} == {
+                    "rows": "count", "steps": "count", **{k: len(data.sensors) for k in ("mean", "var", "step_mean", "step_var")}}
+                summaries += 1
             scalars = [v for v in res.properties.values() if isinstance(v, (int, float))]
         else:
             raise AssertionError(f"a facility sent an unexpected {kind}")
         assert all(isinstance(v, (int, float)) for v in scalars)
         assert not {round(float(v), 6) for v in scalars if v not in counts} & readings - {0.0, 1.0, 2.0, 3.0}
+    # With shared scaling: one summary at the handshake, one sketch after the last round, one "received".
+    assert (summaries, sketches, acks) == ((1, 1, 1) if shared_scaling else (0, 0, 0))
 
 
 def test_trust_on_first_use_pins_the_server_and_catches_a_changed_one(plant, tmp_path):

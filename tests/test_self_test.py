@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from pumpfl_gui.fl.privacy import epsilon
+
 
 def test_self_test_runs_a_secured_federation_and_says_so(tmp_path):
     env = dict(os.environ, PUMPFL_DATA_DIR=str(tmp_path / "data"), QT_QPA_PLATFORM="offscreen")
@@ -13,6 +15,7 @@ def test_self_test_runs_a_secured_federation_and_says_so(tmp_path):
     assert done.returncode == 0, out + done.stderr
     assert "TLS and join code: yes" in out
     assert "round 2/2: eval loss" in out
+    assert f"privacy accountant: epsilon {epsilon([1.0] * 10, 1e-5):.2f} after 10 rounds" in out
     assert "self-test passed: 2 rounds with 2 facilities over TLS" in out
     assert "Qt: platform plugin, SVG icon and plotting present" in out
     assert (tmp_path / "data" / "client_1.csv").is_file()  # the default data was made on first use

@@ -22,7 +22,7 @@ STRATEGIES = {
     s.name: s
     for s in (
         Strategy("fedavg", "FedAvg", "averages the facilities' models, each weighted by how many windows it trained on"),
-        Strategy("fedprox", "FedProx", "FedAvg, with a pull (mu) keeping each facility's training near the shared model; for facilities that differ",
+        Strategy("fedprox", "FedProx", "FedAvg, with a pull (mu) keeping each facility's training near the shared model, for facilities that differ",
                  "proximal_mu", "proximal term mu"),
         Strategy("fedadam", "FedAdam", "the server moves the shared model with Adam along the facilities' average change",
                  "server_lr", "server learning rate"),

@@ -70,7 +70,7 @@ class FederationSettings:
     # How updates are combined (fl/strategies.py) and that strategy's own setting.
     strategy: str = "fedavg"
     proximal_mu: float = 0.01  # fedprox
-    server_lr: float = 0.01  # fedadam
+    server_lr: float = 0.03  # fedadam (fl/strategies.py: how it was chosen)
     trim_fraction: float = 0.2  # trimmed
     # Differential privacy (fl/privacy.py): None is off.
     dp_noise_multiplier: float | None = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..core.simulator import ensure_default_data
 from .events import Event
 from .local_demo import LocalFederation
+from .privacy import epsilon
 from .protocol import FederationSettings
 
 ROUNDS = 2
@@ -48,6 +49,7 @@ def component_versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
         "scikit-learn": sklearn.__version__,
+        "dp-accounting": md.version("dp-accounting"),
     }
 
 
@@ -58,6 +60,11 @@ def run_self_test(say: Callable[[str], None] = print, out_dir: Path | None = Non
     except Exception as exc:  # a missing module or missing package metadata in a bundle
         return SelfTestResult(False, f"self-test failed: a component is missing: {type(exc).__name__}: {exc}")
     say("components: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    try:
+        spent = epsilon([1.0] * 10, 1e-5)  # the accountant loads only for DP runs: prove it is here
+    except Exception as exc:
+        return SelfTestResult(False, f"self-test failed: the privacy accountant does not work: {type(exc).__name__}: {exc}")
+    say(f"privacy accountant: epsilon {spent:.2f} after 10 rounds at noise multiplier 1 (delta 1e-5)")
     folder = ensure_default_data(progress=lambda text, _fraction: None)
     say(f"default data: {folder}")
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="pumpfl-self-test-"))

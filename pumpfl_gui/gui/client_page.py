@@ -31,6 +31,7 @@ from ..core.errors import UserError
 from ..core.paths import default_data_dir, user_data_dir
 from ..core.scores_csv import write_scores_csv
 from ..fl.addresses import ServerAddress, parse_server_address
+from ..fl.choices import STRATEGIES
 from ..fl.client_runner import ClientOptions, ClientRunner
 from ..fl.invite import looks_like_invite, parse_invite
 from ..fl.security import KnownServers, normalise_join_code
@@ -107,6 +108,8 @@ class ClientPage(QWidget):
         # -- run view -------------------------------------------------------------------
         self.status = QLabel("Not connected.")
         self.status.setWordWrap(True)
+        self.strategy = QLabel()  # what the server chose, once the first round says
+        self.strategy.hide()
         self.progress = QProgressBar()
         self.progress.setFormat("round %v of %m")
         self.loss_plot = LossPlot("This facility: loss", x_label="round")
@@ -131,6 +134,7 @@ class ClientPage(QWidget):
         self.tabs.addTab(self.checks, "Connection test")
         right = QVBoxLayout()
         right.addWidget(self.status)
+        right.addWidget(self.strategy)
         right.addWidget(self.progress)
         right.addWidget(self.tabs, 1)
         right_w = QWidget()
@@ -292,6 +296,7 @@ class ClientPage(QWidget):
         self._train_x, self._train_y, self._eval_x, self._eval_y = [], [], [], []
         self.loss_plot.clear()
         self.progress.setValue(0)
+        self.strategy.hide()
         self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
         self.worker.sig_event.connect(self._on_event)
         self.worker.sig_done.connect(self._on_done)
@@ -322,7 +327,7 @@ class ClientPage(QWidget):
                       "training": f"Training ({e.detail})…", "evaluating": f"Evaluating the global model ({e.detail})…",
                       "reconnecting": f"Reconnecting: {e.detail}", "trusted": e.detail}
             self.status.setText(labels.get(e.state, e.detail))
-            if e.state in ("reconnecting", "trusted", "connected"):
+            if e.state in ("reconnecting", "trusted", "connected", "agreed"):
                 self.log.add(e.detail)
         elif k == "EpochLoss":
             self._train_x.append(e.round - 1 + e.epoch / e.epochs)
@@ -336,7 +341,18 @@ class ClientPage(QWidget):
             self.log.add(f"round {e.round}: eval loss {e.eval_loss:.4f} on {e.samples:,} held-out windows")
         elif k == "FitResult":
             self.progress.setMaximum(max(e.rounds, e.round))
+            if e.strategy:
+                self._show_strategy(e.strategy, e.proximal_mu)
             self.log.add(f"round {e.round}: trained on {e.samples:,} windows, loss {e.train_loss:.4f} ({e.seconds:.1f} s)")
+
+    def _show_strategy(self, name: str, mu: float) -> None:
+        chosen = STRATEGIES.get(name)
+        text = f"Strategy (set by the server): {chosen.title if chosen else name}"
+        if name == "fedprox":
+            text += f", μ {mu:g}"
+        self.strategy.setText(text)
+        self.strategy.setToolTip(chosen.line[:1].upper() + chosen.line[1:] if chosen else "")
+        self.strategy.show()
 
     @Slot(object)
     def _on_done(self, result) -> None:
@@ -355,8 +371,8 @@ class ClientPage(QWidget):
             self.status.setText(f"Finished {result.rounds_completed} round(s). Finding anomalies in your data…")
             self.log.add(result.message)
             if runner is not None and runner.facility is not None and runner.global_params is not None:
-                facility, params = runner.facility, runner.global_params
-                self._run_job(lambda emit: _score(facility, params), self._scored)
+                facility, params, agreed = runner.facility, runner.global_params, runner.agreed_threshold
+                self._run_job(lambda emit: _score(facility, params, agreed), self._scored)
         self.sig_finished.emit(result)
 
     def _scored(self, result) -> None:
@@ -381,8 +397,8 @@ class ClientPage(QWidget):
             self.log.add(f"scores exported to {path}")
 
 
-def _score(facility, params):
-    detector = facility.detector(params)
+def _score(facility, params, agreed_threshold=None):
+    detector = facility.detector(params, agreed_threshold=agreed_threshold)  # as saved with the model
     return facility.data, score_data(detector, facility.data)
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import html
 import shutil
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QDoubleValidator, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import UserError
 from ..fl.addresses import check_port_free, local_addresses
+from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES
 from ..fl.protocol import FederationSettings
 from ..fl.server_runner import ServerOptions, ServerRunner
 from .plots import LossPlot
@@ -44,6 +47,46 @@ ADVICE = (
     "address below), forward the port on your router, use a tunnel (e.g. ngrok tcp 8080) or run the "
     "server on a cloud machine — and enter that address under “Address in the invite”."
 )
+
+
+class Hint(QLabel):
+    """A word-wrapped explanation in the muted colour, kept readable when the palette changes."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self.setWordWrap(True)
+        self.set_hint(text)
+
+    def set_hint(self, text: str) -> None:
+        self._hint = text
+        self.setText(coloured(html.escape(text, quote=False), "skipped", self))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.set_hint(self._hint)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _align_labels(*forms: QFormLayout) -> None:
+    """One label column for all the boxes, so their fields line up."""
+    labels = [item.widget() for f in forms for i in range(f.rowCount())
+              if (item := f.itemAt(i, QFormLayout.ItemRole.LabelRole)) is not None]
+    width = max(label.sizeHint().width() for label in labels)
+    for label in labels:
+        label.setMinimumWidth(width)
+
+
+def dp_refusal(strategy: str) -> str:
+    """Why differential privacy is off with this strategy, in fl's own words ("" where it works)."""
+    try:
+        FederationSettings(strategy=strategy, min_clients=3, dp_noise_multiplier=1.0)
+    except ValueError as exc:
+        return _sentence(str(exc))
+    return ""
 
 
 class ServerPage(QWidget):
@@ -102,6 +145,49 @@ class ServerPage(QWidget):
         sform.addRow("Batch size", self.batch)
         sform.addRow("Round timeout", self.timeout)
         sform.addRow(self.insecure)
+
+        # -- strategy and privacy (fl/choices.py says what each choice does) -------------
+        strategy_box = QGroupBox("How updates are combined")
+        self.strategy = QComboBox()
+        for s in STRATEGIES.values():
+            self.strategy.addItem(s.title, s.name)
+        self.strategy_line = Hint()
+        defaults = FederationSettings()
+        self.strategy_settings = {
+            "proximal_mu": QDoubleSpinBox(decimals=4, minimum=0.0, maximum=10.0, singleStep=0.01, value=defaults.proximal_mu),
+            "server_lr": QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.005, value=defaults.server_lr),
+            "trim_fraction": QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.45, singleStep=0.05, value=defaults.trim_fraction),
+        }
+        self.shared_scaling = QCheckBox("Agree scaling and threshold across facilities")
+        self.shared_scaling.setToolTip(_sentence(SHARED_SCALING_LINE))
+        self.strategy_form = QFormLayout(strategy_box)
+        self.strategy_form.addRow("Strategy", self.strategy)
+        self.strategy_form.addRow(self.strategy_line)
+        for s in STRATEGIES.values():
+            if s.setting:
+                self.strategy_form.addRow(_sentence(s.setting_label), self.strategy_settings[s.setting])
+        self.strategy_form.addRow(self.shared_scaling)
+        self.strategy_form.addRow(Hint(_sentence(SHARED_SCALING_LINE)))
+
+        self.dp = QGroupBox("Differential privacy", checkable=True, checked=False)
+        self.dp_noise = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=100.0, singleStep=0.1, value=1.0)
+        self.dp_clip = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=1000.0, singleStep=0.1, value=defaults.dp_clipping_norm)
+        self.dp_delta = QLineEdit(f"{defaults.dp_delta:g}")
+        self.dp_delta.setValidator(QDoubleValidator(0.0, 1.0, 12))
+        dform = QFormLayout(self.dp)
+        dform.addRow("Noise multiplier", self.dp_noise)
+        dform.addRow("Clipping norm", self.dp_clip)
+        dform.addRow("δ (delta)", self.dp_delta)
+        self.dp_line = Hint()  # what it does, or why it is off with the chosen strategy
+        dform.addRow(self.dp_line)
+        _align_labels(form, sform, self.strategy_form, dform)
+
+        # Disabled as one while the server runs; the boxes inside keep their own state.
+        self.settings_area = QWidget()
+        settings_layout = QVBoxLayout(self.settings_area)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
+        for w in (box, strategy_box, self.dp):
+            settings_layout.addWidget(w)
         self.start = QPushButton("&Start server")
         self.start.setDefault(True)
         self.stop = QPushButton("S&top")
@@ -109,7 +195,7 @@ class ServerPage(QWidget):
 
         left = QVBoxLayout()
         left.addWidget(net)
-        left.addWidget(box)
+        left.addWidget(self.settings_area)
         left.addLayout(row(self.start, self.stop, None))
         left.addStretch(1)
         left_w = QWidget()
@@ -119,6 +205,9 @@ class ServerPage(QWidget):
         # -- run view -----------------------------------------------------------------
         self.status = QLabel("Not running.")
         self.status.setWordWrap(True)
+        self.privacy = QLabel()
+        self.privacy.setToolTip(_sentence(DP_LINE))
+        self.privacy.hide()
         self.progress = QProgressBar()
         self.progress.setFormat("round %v of %m")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -141,6 +230,7 @@ class ServerPage(QWidget):
         tl = QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
         tl.addWidget(self.status)
+        tl.addWidget(self.privacy)
         tl.addWidget(self.progress)
         tl.addWidget(self.table)
         right.addWidget(top)
@@ -163,7 +253,9 @@ class ServerPage(QWidget):
         self.stop.clicked.connect(self.stop_server)
         self.save_model.clicked.connect(self._save_model)
         self.export.clicked.connect(self._export_history)
+        self.strategy.currentIndexChanged.connect(self._strategy_changed)
         self._load_settings()
+        self._strategy_changed()
         self.refresh_network()
 
     # -- settings ---------------------------------------------------------------------
@@ -175,6 +267,14 @@ class ServerPage(QWidget):
         self.rounds.setValue(self.settings.get("server/rounds", 10, int))
         self.min_clients.setValue(self.settings.get("server/min_clients", 2, int))
         self.advertise.setText(self.settings.get("server/advertise", "", str))
+        self.strategy.setCurrentIndex(max(0, self.strategy.findData(self.settings.get("server/strategy", "fedavg", str))))
+        for name, spin in self.strategy_settings.items():
+            spin.setValue(self.settings.get(f"server/{name}", spin.value(), float))
+        self.shared_scaling.setChecked(self.settings.get("server/shared_scaling", False, bool))
+        self.dp.setChecked(self.settings.get("server/dp", False, bool))
+        self.dp_noise.setValue(self.settings.get("server/dp_noise_multiplier", 1.0, float))
+        self.dp_clip.setValue(self.settings.get("server/dp_clipping_norm", 1.0, float))
+        self.dp_delta.setText(self.settings.get("server/dp_delta", "1e-05", str))
 
     def _save_settings(self) -> None:
         if self.settings is None:
@@ -183,6 +283,25 @@ class ServerPage(QWidget):
         self.settings.set("server/rounds", self.rounds.value())
         self.settings.set("server/min_clients", self.min_clients.value())
         self.settings.set("server/advertise", self.advertise.text().strip())
+        self.settings.set("server/strategy", self.strategy.currentData())
+        for name, spin in self.strategy_settings.items():
+            self.settings.set(f"server/{name}", spin.value())
+        self.settings.set("server/shared_scaling", self.shared_scaling.isChecked())
+        self.settings.set("server/dp", self.dp.isChecked())
+        self.settings.set("server/dp_noise_multiplier", self.dp_noise.value())
+        self.settings.set("server/dp_clipping_norm", self.dp_clip.value())
+        self.settings.set("server/dp_delta", self.dp_delta.text().strip())
+
+    def _strategy_changed(self) -> None:
+        """Show the chosen strategy's line and its own setting; differential privacy only where it holds."""
+        chosen = STRATEGIES[self.strategy.currentData()]
+        self.strategy_line.set_hint(_sentence(chosen.line))
+        for name, spin in self.strategy_settings.items():
+            self.strategy_form.setRowVisible(spin, name == chosen.setting)
+        refusal = dp_refusal(chosen.name)
+        self.dp.setEnabled(not refusal)
+        self.dp.setToolTip(refusal)
+        self.dp_line.set_hint(refusal or _sentence(DP_LINE))
 
     # -- network ----------------------------------------------------------------------
 
@@ -211,6 +330,12 @@ class ServerPage(QWidget):
     # -- run --------------------------------------------------------------------------
 
     def federation_settings(self) -> FederationSettings:
+        strategy = self.strategy.currentData()
+        dp_on = self.dp.isChecked() and strategy in DP_STRATEGIES
+        try:
+            delta = float(self.dp_delta.text()) if dp_on else 1e-5
+        except ValueError:
+            raise ValueError("δ must be a number between 0 and 1, such as 1e-5") from None
         return FederationSettings(
             rounds=self.rounds.value(),
             min_clients=self.min_clients.value(),
@@ -218,6 +343,12 @@ class ServerPage(QWidget):
             lr=self.lr.value(),
             batch_size=self.batch.value(),
             round_timeout=float(self.timeout.value()),
+            strategy=strategy,
+            **{name: spin.value() for name, spin in self.strategy_settings.items()},
+            dp_noise_multiplier=self.dp_noise.value() if dp_on else None,
+            dp_clipping_norm=self.dp_clip.value(),
+            dp_delta=delta,
+            shared_scaling=self.shared_scaling.isChecked(),
         )
 
     def start_server(self, out_dir: Path | None = None) -> bool:
@@ -249,7 +380,9 @@ class ServerPage(QWidget):
         self.thread = start_worker(self.worker, self)
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
+        self._lock_settings(True)
         self.status.setText("Starting…")
+        self.log.add(describe_choice(settings))
         return True
 
     def stop_server(self) -> None:
@@ -261,6 +394,13 @@ class ServerPage(QWidget):
 
     def is_running(self) -> bool:
         return self.worker is not None
+
+    def _lock_settings(self, locked: bool) -> None:
+        """A run keeps the settings it started with; the port's free/in-use mark means nothing meanwhile."""
+        for w in (self.port, self.advertise, self.settings_area):
+            w.setEnabled(not locked)
+        if locked:
+            self.port_state.clear()
 
     def _reset_view(self, settings: FederationSettings) -> None:
         self.history.clear()
@@ -275,6 +415,8 @@ class ServerPage(QWidget):
         self.copy.setEnabled(False)
         self._started_at = time.monotonic()
         self._run_over = False
+        self.privacy.setText("Privacy: no round yet")
+        self.privacy.setVisible(settings.dp_noise_multiplier is not None)
 
     def _row_for(self, name: str) -> int:
         if name not in self.rows:
@@ -342,6 +484,10 @@ class ServerPage(QWidget):
             row_ = self._row_for(name)
             done = self.table.item(row_, COLUMNS.index("Rounds")).text()
             self._set(name, "Rounds", int(done or 0) + 1)
+        if e.epsilon is not None:
+            self.privacy.setText(f"Privacy: ε = {e.epsilon:.2f} after {e.round} round{'s' if e.round != 1 else ''} "
+                                 f"(δ = {float(self.dp_delta.text()):g})")
+            self.privacy.show()
         self.progress.setValue(e.round)
         elapsed = time.monotonic() - self._started_at
         per_round = sum(h.seconds for h in self.history) / len(self.history)
@@ -351,6 +497,8 @@ class ServerPage(QWidget):
             f"round {e.round}/{e.rounds}: eval loss {e.eval_loss:.4f}, {e.seconds:.1f} s, "
             f"sent {e.bytes_sent / 1e6:.2f} MB, received {e.bytes_received / 1e6:.2f} MB ({elapsed:.0f} s so far)"
         )
+        if e.agreed_threshold is not None:
+            self.log.add(f"the facilities agreed an anomaly threshold of {e.agreed_threshold:.4g}")
 
     @Slot(object)
     def _on_done(self, result) -> None:
@@ -359,6 +507,7 @@ class ServerPage(QWidget):
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
         self.copy.setEnabled(False)
+        self._lock_settings(False)
         if isinstance(result, Exception):
             self.status.setText(f"Could not run: {result}")
             QMessageBox.warning(self, "Server stopped", str(result))
@@ -391,6 +540,20 @@ class ServerPage(QWidget):
         if path:
             export_history_csv(Path(path), self.history)
             self.log.add(f"history exported to {path}")
+
+
+def describe_choice(s: FederationSettings) -> str:
+    """One log line: the strategy, its setting, and differential privacy and shared scaling if on."""
+    chosen = STRATEGIES[s.strategy]
+    line = f"strategy {chosen.title}"
+    if chosen.setting:
+        line += f", {chosen.setting_label} {getattr(s, chosen.setting):g}"
+    if s.dp_noise_multiplier is not None:
+        line += (f"; differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, "
+                 f"clipping norm {s.dp_clipping_norm:g}, δ {s.dp_delta:g}")
+    if s.shared_scaling:
+        line += "; scaling and threshold agreed across facilities"
+    return line
 
 
 def export_history_csv(path: Path, history: list) -> None:

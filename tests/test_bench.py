@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from pumpfl_gui.bench.skab import SkabSettings
+from pumpfl_gui.bench.variants import run_pump_variants, run_skab_variants
+from pumpfl_gui.core.errors import UserError
 from pumpfl_gui.core.simulator import generate
+from pumpfl_gui.fl.protocol import FederationSettings
 
 from test_cli import SKAB, assert_user_error, pumpfl
 
@@ -57,6 +61,18 @@ def results(tmp_path_factory, skab_dir, plant_dir):
     return {name: json.loads((out / f"{name}.json").read_text()) for name in runs}, printed, out.parent
 
 
+@pytest.fixture(scope="module")
+def variants(results, skab_dir, plant_dir):
+    """FedAvg (the runs above), another strategy, a DP row and shared scaling on both benchmarks,
+    their JSON beside the others' for ``report --reuse``."""
+    pump = run_pump_variants(plant_dir, FederationSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedprox", "dp-0.5", "shared"], fedavg=results[0]["pump"])
+    skab = run_skab_variants(skab_dir, SkabSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedadam", "dp-1", "shared"], fedavg=results[0]["skab_federated"])
+    folder = results[2] / "bench"
+    for name, r in (("pump_variants", pump), ("skab_variants", skab)):
+        (folder / f"{name}.json").write_text(json.dumps(r, indent=2))
+    return {"pump": pump, "skab": skab}
+
+
 @pytest.mark.parametrize("mode", ["local", "federated", "centralized"])
 def test_skab_scores_every_labelled_test_row_under_the_protocol(results, mode):
     r = results[0][f"skab_{mode}"]
@@ -95,24 +111,92 @@ def test_pump_compares_three_modes_per_facility(results):
     assert "client_1" in results[1]["pump"] and "federated" in results[1]["pump"]
 
 
+@pytest.mark.parametrize("bench", ["pump", "skab"])
+def test_each_choice_is_recorded_and_privacy_rows_carry_their_epsilon(variants, bench):
+    rows = {row["key"]: row for row in variants[bench]["rows"]}
+    other = "fedprox" if bench == "pump" else "fedadam"
+    dp = "dp-0.5" if bench == "pump" else "dp-1"
+    assert list(rows) == ["fedavg", other, dp, "shared"]
+    assert rows[other]["choice"]["strategy"] == other
+    defaults = FederationSettings()
+    assert rows[other]["choice"]["setting"] == ({"proximal_mu": defaults.proximal_mu} if other == "fedprox" else {"server_lr": defaults.server_lr})
+    for key, row in rows.items():
+        assert row["line"] and row["label"]
+        assert row["final_eval_loss"] == row["loss_per_round"][-1] and len(row["loss_per_round"]) == 1
+        assert row["choice"]["shared_scaling"] == (key == "shared")
+        assert (row["choice"]["agreed_threshold"] is not None) == (key == "shared")
+        if key == dp:
+            privacy = row["choice"]["dp"]
+            assert row["epsilon"] > 0 and row["epsilon"] == privacy["epsilon"] == privacy["epsilon_per_round"][-1]
+            assert row["delta"] == privacy["delta"] == 1e-5 and privacy["clipping_norm"] == 1.0
+        else:
+            assert "epsilon" not in row and row["choice"]["dp"] is None
+
+
+def test_pump_choice_rows_add_up_their_facilities(variants):
+    for row in variants["pump"]["rows"]:
+        fac = row["facilities"]
+        assert [f["facility"] for f in fac] == ["client_0", "client_1"]
+        assert (row["caught"], row["failures"]) == (sum(f["caught"] for f in fac), sum(f["failures"] for f in fac))
+        assert 0 <= row["caught"] <= row["failures"] == 1
+        per_day = [f["false_alarms_per_day"] for f in fac]
+        assert row["false_alarms_per_day_total"] == round(sum(per_day), 3)
+        assert row["false_alarms_per_day_mean"] == round(sum(per_day) / 2, 3)
+        aucs = [f["roc_auc"] for f in fac if f["roc_auc"] is not None]  # None where a file has no failure rows
+        assert aucs and row["roc_auc_mean"] == round(sum(aucs) / len(aucs), 4)
+        assert row["train_s"] > 0
+
+
+def test_skab_choice_rows_follow_their_counts_and_shared_scaling_scores_with_the_agreed_threshold(variants):
+    rows = {row["key"]: row for row in variants["skab"]["rows"]}
+    for row in rows.values():
+        c = row["counts"]
+        assert row["f1"] == round(c["tp"] / (c["tp"] + (c["fp"] + c["fn"]) / 2), 4)
+        assert row["far_pct"] == round(100 * c["fp"] / (c["fp"] + c["tn"]), 2)
+        assert row["mar_pct"] == round(100 * c["fn"] / (c["fn"] + c["tp"]), 2)
+        assert sum(c.values()) == sum(rows["fedavg"]["counts"].values())  # every row scores the same test rows
+        assert [f["file"] for f in row["files"]] == ["0.csv", "1.csv"]
+    agreed = rows["shared"]["choice"]["agreed_threshold"]
+    assert agreed > 0 and [f["threshold"] for f in rows["shared"]["files"]] == [agreed, agreed]
+    own = rows["shared"]["own_threshold"]  # the same model and scaler, SKAB's per-file threshold
+    assert sum(own["counts"].values()) == sum(rows["shared"]["counts"].values())
+    assert own["f1"] == round(own["counts"]["tp"] / (own["counts"]["tp"] + (own["counts"]["fp"] + own["counts"]["fn"]) / 2), 4)
+    assert all("own_threshold" not in row for key, row in rows.items() if key != "shared")
+    assert len({f["threshold"] for f in rows["fedavg"]["files"]}) == 2  # each file's own
+
+
+def test_a_choice_the_facilities_cannot_keep_is_refused_before_training(plant_dir, skab_dir):
+    with pytest.raises(UserError, match="needs at least 3 facilities"):
+        run_pump_variants(plant_dir, keys=["median"])
+    with pytest.raises(UserError, match="needs at least 3 facilities"):
+        run_skab_variants(skab_dir, keys=["trimmed"])
+
+
 def test_speed_prints_the_ratio_it_stores(results):
     r = results[0]["speed"]
     assert f"{r['ratios']['round_speedup']:.2f}x faster" in results[1]["speed"]
 
 
-def test_report_draws_every_plot_and_the_summary_table(results, tmp_path):
+def test_report_draws_every_plot_and_the_summary_table(results, variants, tmp_path):
     docs = results[2]
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nrest\n")
     proc = pumpfl("bench", "report", "--skab", SKAB, "--out", docs, "--readme", readme, "--reuse")
     assert proc.returncode == 0, proc.stderr
     page = (docs / "BENCHMARKS.md").read_text()
-    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed"):
+    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed", "choices"):
         path = docs / "bench" / f"{png}.png"
         assert path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"(bench/{png}.png)" in page
     fed = results[0]["skab_federated"]
     assert f"| {fed['f1']:.3f} | {fed['far_pct']:.2f} | {fed['mar_pct']:.2f} |" in page
+    # One table row per choice and benchmark, DP rows with their epsilon.
+    for bench in ("pump", "skab"):
+        for row in variants[bench]["rows"]:
+            assert f"| {row['label']} |" in page
+            if "epsilon" in row:
+                assert f"{row['epsilon']:.3g} (delta 1e-05)" in page
+    assert "0.995 quantile" in page and "| FedAvg + shared scaling, SKAB's per-file threshold |" in page
     text = readme.read_text()
     assert "old" not in text and text.startswith("# Title") and text.endswith("rest\n")
     assert "| SKAB, federated | F1 / FAR % / MAR % |" in text

@@ -277,7 +277,7 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
             if P.REPLY_STATS in res.properties:  # per sensor: counts, means, variances — never a row
                 stats = json.loads(res.properties.pop(P.REPLY_STATS))
                 assert {k: len(v) if isinstance(v, list) else "count" for k, v in stats.items()} == {
-                    "rows": "count", "steps": "count", **{k: len(data.sensors) for k in ("mean", "var", "step_mean", "step_var")}}
+                    "rows": "count", "steps": "count", **{k: len(data.sensors) for k in ("mean", "var", "within_var", "step_mean", "step_var")}}
                 summaries += 1
             scalars = [v for v in res.properties.values() if isinstance(v, (int, float))]
         else:

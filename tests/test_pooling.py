@@ -33,11 +33,14 @@ def test_the_pooled_scaler_is_the_one_fitted_on_all_rows_together():
     np.testing.assert_allclose(pooled.mean, together.mean, rtol=1e-12)
     np.testing.assert_allclose(pooled.scale, together.scale, rtol=1e-12)
     assert pooled.scale[2] == 1.0  # constant sensor: scale 1, as StandardScaler
-    # Wandering is judged on the steps inside each file (never across from one file to the next).
+    # Wandering is judged as in one file: steps inside each file against the spread inside each
+    # file, so the facilities' different levels do not make a noisy sensor look smooth.
     steps = np.concatenate([np.diff(f, axis=0) for f in files])
-    ratio = steps.std(axis=0)[:2] / np.concatenate(files).std(axis=0)[:2]
-    np.testing.assert_array_equal(pooled.relative[:2], ratio < 0.5)
+    within = np.sqrt(sum(len(f) * f.var(axis=0) for f in files) / sum(len(f) for f in files))
+    np.testing.assert_array_equal(pooled.relative[:2], steps.std(axis=0)[:2] / within[:2] < 0.5)
     assert pooled.relative.tolist() == [True, False, False]
+    levels_apart = [f + [0.0, 50.0 * i, 0.0] for i, f in enumerate(files)]  # the noisy sensor far apart per facility
+    assert pool_scaler([scaling_stats([f]) for f in levels_apart], wander_below=0.5).relative.tolist() == [True, False, False]
     # A facility with several files summarises them together: same pooled result.
     assert pool_scaler([scaling_stats(files[:2]), stats[2]]).mean == pytest.approx(pooled.mean)
 
@@ -48,6 +51,8 @@ def test_malformed_summaries_are_refused():
         check_stats(good, 4)
     with pytest.raises(ValueError):
         check_stats({**good, "var": [-1.0, 0.0, 0.0]}, 3)
+    with pytest.raises(ValueError):
+        check_stats({k: v for k, v in good.items() if k != "within_var"}, 3)
     with pytest.raises(ValueError):
         check_stats({**good, "mean": [float("nan"), 0, 0]}, 3)
     with pytest.raises(ValueError):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.files import write_atomic
+from .variants_page import choices_plot, choices_section
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 SKAB_MODES = ("local", "federated", "centralized")
@@ -51,14 +52,19 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
     from .pump import run_pump
     from .skab import run_skab
     from .speed import run_speed
+    from .variants import run_pump_variants, run_skab_variants
 
     results: dict = {}
     for mode in SKAB_MODES:
         line(f"SKAB, {mode} ...")
         results[f"skab_{mode}"] = run_skab(skab_dir, mode, on_progress=progress)
+    line("SKAB, federated, once per strategy, privacy level and shared scaling ...")
+    results["skab_variants"] = run_skab_variants(skab_dir, on_progress=progress, fedavg=results["skab_federated"])
     data = ensure_default_data(progress=progress)
     line("default facilities: alone, federated, centralized ...")
     results["pump"] = run_pump(data, FederationSettings(), on_progress=progress)
+    line("default facilities, federated, once per strategy, privacy level and shared scaling ...")
+    results["pump_variants"] = run_pump_variants(data, FederationSettings(), on_progress=progress, fedavg=results["pump"])
     line("speed ...")
     results["speed"] = run_speed(data / "client_1.csv", on_progress=progress)
     for name, r in results.items():
@@ -67,7 +73,7 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
 
 
 def _load(folder: Path) -> dict:
-    names = [f"skab_{m}" for m in SKAB_MODES] + ["pump", "speed"]
+    names = [f"skab_{m}" for m in SKAB_MODES] + ["skab_variants", "pump", "pump_variants", "speed"]
     missing = [n for n in names if not (folder / f"{n}.json").is_file()]
     if missing:
         raise UserError(f"no earlier run to reuse in {folder} ({', '.join(missing)}.json missing); run without --reuse")
@@ -89,6 +95,7 @@ def _plots(r: dict, folder: Path) -> None:
     _pump_facilities(plt, r["pump"], folder / "pump_facilities.png")
     _timeline(plt, r["skab_federated"]["example"], folder / "skab_timeline.png")
     _speed(plt, r["speed"], folder / "speed.png")
+    choices_plot(plt, r["pump_variants"], r["skab_variants"], folder / "choices.png")
 
 
 def _skab_bars(plt, r: dict, path: Path) -> None:
@@ -342,6 +349,7 @@ def _page(r: dict) -> str:
             auc = "-" if f["roc_auc"] is None else f"{f['roc_auc']:.4f}"
             out.append(f"| {row['facility']} | {row['rows']:,} | {mode} | {f['caught']}/{f['failures']} | {lead} | {fad} | {auc} |")
     out += ["", _pump_verdict(pump), "", "![Per facility](bench/pump_facilities.png)", "", "![Loss per round](bench/loss_per_round.png)", ""]
+    out += choices_section(r["pump_variants"], r["skab_variants"])
     out += [
         "## Speed: the default model beside the original trial's pipeline",
         "",

@@ -15,6 +15,14 @@ Ours to choose, and chosen before looking at any test row:
   errors of the file's windows the model trained on, times 4/3, and a row is flagged once the ``window - 1`` window
   scores up to it all exceed that threshold.
 
+With shared scaling (a federated choice, ``fl/choices.py``) every file is scaled with the scaler
+the facilities agreed from their training rows' aggregates, and judged against the threshold
+they agreed: the app's rule, the 0.995 quantile of every file's clean training-window errors
+pooled across facilities (``core/pooling.py``), with the same ``window - 1`` persistence — the
+federation's own agreement, in place of a threshold per file. The same model is also scored
+with the agreed scaler and SKAB's per-file threshold, so the scaler's effect shows apart from
+the threshold's.
+
 Modes: ``local`` (one model per file, as published), ``federated`` (each subfolder is a
 facility; a real Flower federation on loopback trains one global model), ``centralized``
 (one model on every file's training rows pooled: the reference federation approaches without
@@ -41,7 +49,7 @@ from ..core.windows import Scaler
 from ..fl.facility import Facility, split_held_out
 from ..fl.protocol import FederationSettings
 from .machine import machine, ready_for_timing
-from .rounds import federate, train_rounds
+from .rounds import FederationRun, choice_record, federate, train_rounds
 
 MODES = ("local", "federated", "centralized")
 TRAIN_ROWS = 400
@@ -70,7 +78,8 @@ class SkabSettings:
     factor: float = 4 / 3
     seed: int = 0
 
-    def federation(self, facilities: int) -> FederationSettings:
+    def federation(self, facilities: int, **choice) -> FederationSettings:
+        """``choice``: the coordinator's choices beyond FedAvg (strategy, DP, shared scaling)."""
         return FederationSettings(
             rounds=self.rounds,
             min_clients=facilities,
@@ -82,6 +91,7 @@ class SkabSettings:
             channels=self.channels,
             kernel=self.kernel,
             wander_below=self.wander_below,
+            **choice,
         )
 
     def detection(self) -> DetectionSettings:
@@ -133,16 +143,30 @@ def load_sites(sites: list[Site], on_progress: Progress) -> list[str]:
     return sensors or []
 
 
-def run_skab(data_dir: Path, mode: str, settings: SkabSettings = SkabSettings(), on_progress: Progress | None = None) -> dict:
-    """Train in ``mode``, score every labelled file's test rows; a JSON-ready dict."""
+def run_skab(
+    data_dir: Path,
+    mode: str,
+    settings: SkabSettings = SkabSettings(),
+    on_progress: Progress | None = None,
+    choice: dict | None = None,
+) -> dict:
+    """Train in ``mode``, score every labelled file's test rows; a JSON-ready dict. ``choice``:
+    FederationSettings fields for the federated mode (strategy, DP, shared scaling)."""
     if mode not in MODES:
         raise UserError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    if choice and mode != "federated":
+        raise UserError("a strategy, differential privacy or shared scaling applies to the federated mode only")
     report = on_progress or (lambda message, fraction: None)
     ready_for_timing()
     sites = discover(data_dir)
+    try:
+        fed = settings.federation(len(sites), **(choice or {}))
+    except ValueError as exc:  # e.g. a median with fewer than 3 facilities
+        raise UserError(str(exc)) from None
     t0 = time.perf_counter()
     sensors = load_sites(sites, report)
-    spec = settings.federation(len(sites)).spec_for(len(sensors))
+    spec = fed.spec_for(len(sensors))
+    record, scaler, threshold = {}, None, None
     if mode == "local":
         models, losses = _local(sites, spec, settings, report)
     elif mode == "centralized":
@@ -152,12 +176,20 @@ def run_skab(data_dir: Path, mode: str, settings: SkabSettings = SkabSettings(),
             for p in s.parts:
                 models[(s.name, p.path.name)] = params
     else:
-        params, losses = _federated(sites, settings, report)
-        models = {(s.name, p.path.name): params for s in sites for p in s.parts}
+        run, losses = _federated(sites, fed, report)
+        models = {(s.name, p.path.name): run.params for s in sites for p in s.parts}
+        record = {"federation": fed.to_dict(), "choice": choice_record(fed, run)}
+        if fed.shared_scaling:
+            scaler, threshold = run.scaler, run.threshold
     report("scoring the test rows", 0.9)
-    files = [_score(s.name, p, spec, models[(s.name, p.path.name)], settings) for s in sites for p in s.parts if p.labels is not None]
+    labelled = [(s.name, p) for s in sites for p in s.parts if p.labels is not None]
+    files = [_score(site, p, spec, models[(site, p.path.name)], settings, scaler, threshold) for site, p in labelled]
     wall = time.perf_counter() - t0
-    totals = {k: sum(f["counts"][k] for f in files) for k in ("tp", "fp", "fn", "tn")}
+    if scaler is not None:
+        # The agreed scaler with SKAB's per-file threshold too: the scaler's effect apart from the threshold's.
+        own = _totals([_score(site, p, spec, models[(site, p.path.name)], settings, scaler) for site, p in labelled])
+        record["shared_scaler_own_threshold"] = {**_rates(own), "counts": own}
+    totals = _totals(files)
     overall = _rates(totals)
     typical = min(files, key=lambda f: abs(f["f1"] - overall["f1"]))  # the example timeline: a file like the whole
     report("done", 1.0)
@@ -168,6 +200,7 @@ def run_skab(data_dir: Path, mode: str, settings: SkabSettings = SkabSettings(),
         "facilities": {s.name: [p.path.name for p in s.parts] for s in sites},
         "sensors": sensors,
         "settings": {**asdict(settings), "train_rows": TRAIN_ROWS, "persistence": spec.window - 1},
+        **record,
         **overall,
         "counts": totals,
         "published": PUBLISHED,
@@ -177,6 +210,10 @@ def run_skab(data_dir: Path, mode: str, settings: SkabSettings = SkabSettings(),
         "wall_s": round(wall, 2),
         "machine": machine(),
     }
+
+
+def _totals(files: list[dict]) -> dict:
+    return {k: sum(f["counts"][k] for f in files) for k in ("tp", "fp", "fn", "tn")}
 
 
 def _rates(c: dict) -> dict:
@@ -217,24 +254,28 @@ def _pooled(parts: list[SensorData], spec, settings: SkabSettings, name: str, lo
     return train_rounds(facility, settings.federation(1), settings.seed, name, lo, hi, report)
 
 
-def _federated(sites: list[Site], settings: SkabSettings, report: Progress) -> tuple[list, dict]:
-    names = [s.name for s in sites]
-    params, curve, per_site = federate(settings.federation(len(sites)), [s.csvs for s in sites], names, report, 0.05, 0.9, TRAIN_ROWS)
-    return params, {"federated (global model)": curve, **{f"{k} (held-out part)": v for k, v in per_site.items()}}
+def _federated(sites: list[Site], fed: FederationSettings, report: Progress) -> tuple[FederationRun, dict]:
+    run = federate(fed, [s.csvs for s in sites], [s.name for s in sites], report, 0.05, 0.9, TRAIN_ROWS)
+    return run, {"federated (global model)": run.curve, **{f"{k} (held-out part)": v for k, v in run.per_facility.items()}}
 
 
 # -- scoring ----------------------------------------------------------------------------
 
 
-def _score(site: str, part: SensorData, spec, params: list, settings: SkabSettings) -> dict:
-    """The file's own scaler and threshold (from its training rows) applied to its test rows."""
+def _score(
+    site: str, part: SensorData, spec, params: list, settings: SkabSettings, scaler: Scaler | None = None, threshold: float | None = None
+) -> dict:
+    """The file's own scaler and threshold (from its training rows) applied to its test rows;
+    with shared scaling, the federation's agreed ``scaler`` and ``threshold`` instead."""
     model = build_model(spec)
     set_parameters(model, params)
-    scaler = Scaler.fit(part.values[part.train_mask()], settings.wander_below, spec.window)
-    prep = prepare(part, spec.window, scaler)
     detection = settings.detection()
-    trained_on, _ = split_held_out(prep.clean_starts, spec.window)
-    threshold = threshold_from_errors(window_errors(model, prep.view, trained_on), detection)
+    if scaler is None:
+        scaler = Scaler.fit(part.values[part.train_mask()], settings.wander_below, spec.window)
+    prep = prepare(part, spec.window, scaler)
+    if threshold is None:
+        trained_on, _ = split_held_out(prep.clean_starts, spec.window)
+        threshold = threshold_from_errors(window_errors(model, prep.view, trained_on), detection)
     scores = row_scores(window_errors(model, prep.view), spec.window, part.rows)
     flags = flag_rows(scores, threshold, detection.persistence)[TRAIN_ROWS:]
     truth = part.labels[TRAIN_ROWS:].astype(bool)

@@ -39,23 +39,31 @@ def _pool(parts: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.
 
 
 def scaling_stats(files: Sequence[np.ndarray]) -> dict:
-    """One facility's summary of its training rows (one array of rows per file)."""
+    """One facility's summary of its training rows (one array of rows per file).
+
+    ``within_var`` is the row-weighted mean of each file's own variance: the spread a sensor
+    shows inside one run, without the differences between runs' levels. Whether a sensor
+    wanders is judged against it, as :func:`~.windows.step_ratio` judges one file.
+    """
     n, mean, var = _moments(files)
-    steps = [np.diff(np.asarray(f, dtype=np.float64), axis=0) for f in files if len(f) > 1]
+    used = [np.asarray(f, dtype=np.float64) for f in files if len(f)]
+    within = sum(len(f) * f.var(axis=0) for f in used) / n
+    steps = [np.diff(f, axis=0) for f in used if len(f) > 1]
     m, step_mean, step_var = _moments(steps) if steps else (0, np.zeros_like(mean), np.zeros_like(mean))
-    return {"rows": n, "mean": mean.tolist(), "var": var.tolist(), "steps": m, "step_mean": step_mean.tolist(), "step_var": step_var.tolist()}
+    return {"rows": n, "mean": mean.tolist(), "var": var.tolist(), "within_var": within.tolist(),
+            "steps": m, "step_mean": step_mean.tolist(), "step_var": step_var.tolist()}
 
 
 def check_stats(stats: dict, sensors: int) -> None:
     """Raise ValueError unless ``stats`` is a well-formed summary of ``sensors`` columns."""
     try:
         rows, steps = int(stats["rows"]), int(stats["steps"])
-        arrays = [np.asarray(stats[k], dtype=np.float64) for k in ("mean", "var", "step_mean", "step_var")]
+        arrays = [np.asarray(stats[k], dtype=np.float64) for k in ("mean", "var", "step_mean", "step_var", "within_var")]
     except (KeyError, TypeError, ValueError):
         raise ValueError("the scaling summary is malformed") from None
     if rows < 1 or steps < 0 or any(a.shape != (sensors,) or not np.all(np.isfinite(a)) for a in arrays):
         raise ValueError("the scaling summary is malformed")
-    if np.any(arrays[1] < 0) or np.any(arrays[3] < 0):
+    if np.any(arrays[1] < 0) or np.any(arrays[3] < 0) or np.any(arrays[4] < 0):
         raise ValueError("the scaling summary has a negative variance")
 
 
@@ -63,7 +71,8 @@ def pool_scaler(stats: Sequence[dict], wander_below: float | None = None, span: 
     """The scaler of all facilities' training rows together, from their summaries.
 
     As :meth:`Scaler.fit`: a sensor without spread gets scale 1, and with ``wander_below`` a
-    sensor whose pooled step ratio is below it is judged by its change.
+    sensor whose pooled step ratio — steps against the spread within runs — is below it is
+    judged by its change.
     """
     if not stats:
         raise ValueError("no facility summaries to pool")
@@ -74,7 +83,9 @@ def pool_scaler(stats: Sequence[dict], wander_below: float | None = None, span: 
     with_steps = [s for s in stats if int(s["steps"]) > 0]
     if wander_below is not None and with_steps:
         _, _, step_var = _pool([(int(s["steps"]), np.asarray(s["step_mean"]), np.asarray(s["step_var"])) for s in with_steps])
-        ratio = np.where(spread > 0, np.sqrt(step_var) / scale, np.sqrt(2.0))
+        rows = sum(int(s["rows"]) for s in stats)
+        within = np.sqrt(sum(int(s["rows"]) * np.asarray(s["within_var"]) for s in stats) / rows)
+        ratio = np.where(within > 0, np.sqrt(step_var) / np.where(within > 0, within, 1.0), np.sqrt(2.0))
         relative = ratio < wander_below
     return Scaler(mean, scale, relative, span)
 

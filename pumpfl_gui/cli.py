@@ -265,20 +265,6 @@ def _settings_from(args, **fields):
         raise UserError(str(exc)) from None
 
 
-def _settings_line(s) -> str:
-    """The federation's choices in one line, as the run starts."""
-    from .fl.choices import STRATEGIES
-
-    strategy = STRATEGIES[s.strategy]
-    own = f" ({strategy.setting_label} {getattr(s, strategy.setting):g})" if strategy.setting else ""
-    parts = [f"strategy {strategy.title}{own}: {strategy.line}"]
-    if s.dp_noise_multiplier is not None:
-        parts.append(f"differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, clipping norm {s.dp_clipping_norm:g}, delta {s.dp_delta:g}")
-    if s.shared_scaling:
-        parts.append("scaling and threshold agreed across facilities")
-    return "; ".join(parts)
-
-
 def _run_in_thread(runner, console: Console):
     """Run a blocking runner; Ctrl+C asks it to stop and waits for it."""
     import threading
@@ -308,6 +294,7 @@ def _run_in_thread(runner, console: Console):
 
 def cmd_server(args: argparse.Namespace, console: Console) -> int:
     from .fl.addresses import check_port_free
+    from .fl.choices import describe
     from .fl.security import normalise_join_code
     from .fl.server_runner import ServerOptions, ServerRunner
 
@@ -327,7 +314,7 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
             console.line(f"server: listening on {e.address}; results in {e.out_dir}")
             console.line("server: give facilities the invite above; waiting for "
                          f"{settings.min_clients} to join")
-            console.line(f"server: {_settings_line(settings)}")
+            console.line(f"server: {describe(settings)}")
             if not args.advertise and args.host in ("0.0.0.0", "::"):
                 from .fl.addresses import local_addresses
 
@@ -384,8 +371,8 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     import tempfile
 
     from .core.simulator import ensure_default_data
+    from .fl.choices import describe
     from .fl.local_demo import LocalFederation
-    from .fl.protocol import FederationSettings
 
     if args.clients > DEFAULT_CLIENTS:
         raise UserError(f"the default data has {DEFAULT_CLIENTS} facilities; use --clients 1 to {DEFAULT_CLIENTS}")
@@ -394,7 +381,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     settings = _settings_from(args, rounds=args.rounds, min_clients=args.clients, local_epochs=args.local_epochs)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pumpfl-demo-"))
     console.line(f"demo: a server and {args.clients} facilities on this computer, {args.rounds} rounds; results in {out}")
-    console.line(f"demo: {_settings_line(settings)}")
+    console.line(f"demo: {describe(settings)}")
     t0 = time.perf_counter()
     rounds: list = []
 

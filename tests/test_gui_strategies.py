@@ -1,12 +1,14 @@
 """The Server page's strategy, differential privacy and shared scaling controls, and what a
 facility is told, driven on real pages (pytest-qt, offscreen)."""
 
+import csv
+
 import pytest
 from PySide6.QtCore import Qt
 
 from pumpfl_gui.fl.choices import DP_LINE, DP_STRATEGIES, STRATEGIES
 from pumpfl_gui.fl.events import RoundFinished
-from pumpfl_gui.gui.server_page import ServerPage
+from pumpfl_gui.gui.server_page import ServerPage, export_history_csv
 from pumpfl_gui.gui.settings import AppSettings
 
 from test_gui import client_page, default_data, dialogs, server_page, wait_until  # noqa: F401 (fixtures)
@@ -69,7 +71,7 @@ def test_differential_privacy_only_with_an_average_and_off_unless_ticked(qtbot):
     assert page.federation_settings().dp_noise_multiplier is None
 
 
-def test_the_privacy_budget_follows_each_round(qtbot):
+def test_the_privacy_budget_follows_each_round(qtbot, tmp_path):
     page = server_page(qtbot)
     page.show()
     assert not page.privacy.isVisible()
@@ -81,6 +83,10 @@ def test_the_privacy_budget_follows_each_round(qtbot):
                                  epsilon=3.75, agreed_threshold=0.125))
     assert page.privacy.text() == "Privacy: ε = 3.75 after 2 rounds (δ = 1e-05)"
     assert page.log.lines()[-1].endswith("the facilities agreed an anomaly threshold of 0.125")
+    # The exported history keeps epsilon beside each round's figures.
+    export_history_csv(tmp_path / "history.csv", page.history)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert [float(r["epsilon"]) for r in rows] == [2.5, 3.75]
 
 
 def test_the_choices_survive_a_restart(qtbot, tmp_path):

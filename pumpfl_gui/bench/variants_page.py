@@ -131,9 +131,10 @@ def _judged_by_change(skab: dict) -> list[str]:
         f"Judged by their change rather than their level (step ratio below {skab['settings']['wander_below']}): with the agreed "
         f"scaler {', '.join(shared) or 'none'}; with each file's own scaler "
         + (", ".join(f"{s} ({n} of {files} files)" for s, n in own.most_common()) or "none")
-        + ". The pooled spread includes the differences between the files' levels, so against it the "
-        "row-to-row steps look small and more sensors count as wandering; a sensor judged by its change "
-        "shows a lasting shift in its level only for about one window.",
+        + ". Wandering is judged against each sensor's spread within a run, in both cases. What the "
+        "agreed scaler changes is the scale itself: it divides by the spread across all runs, which "
+        "includes the differences between their operating levels; where those dwarf the spread within "
+        "one run, an anomaly's shift is small in the shared scale.",
     ]
 
 

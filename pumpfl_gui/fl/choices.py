@@ -64,3 +64,15 @@ def check_choice(s) -> None:
             raise ValueError("the clipping norm must be positive")
         if not (0 < s.dp_delta < 1):
             raise ValueError("delta must be between 0 and 1")
+
+
+def describe(s) -> str:
+    """The FederationSettings ``s``'s choices in one line, for logs as a run starts."""
+    strategy = STRATEGIES[s.strategy]
+    own = f" ({strategy.setting_label} {getattr(s, strategy.setting):g})" if strategy.setting else ""
+    parts = [f"strategy {strategy.title}{own}: {strategy.line}"]
+    if s.dp_noise_multiplier is not None:
+        parts.append(f"differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, clipping norm {s.dp_clipping_norm:g}, delta {s.dp_delta:g}")
+    if s.shared_scaling:
+        parts.append("scaling and threshold agreed across facilities")
+    return "; ".join(parts)

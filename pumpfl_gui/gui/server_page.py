@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import UserError
 from ..fl.addresses import check_port_free, local_addresses
-from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES
+from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES, describe
 from ..fl.protocol import FederationSettings
 from ..fl.server_runner import ServerOptions, ServerRunner
 from .plots import LossPlot
@@ -206,6 +206,7 @@ class ServerPage(QWidget):
         self.status = QLabel("Not running.")
         self.status.setWordWrap(True)
         self.privacy = QLabel()
+        self._run_delta = defaults.dp_delta  # the running federation's delta, for the epsilon line
         self.privacy.setToolTip(_sentence(DP_LINE))
         self.privacy.hide()
         self.progress = QProgressBar()
@@ -382,7 +383,7 @@ class ServerPage(QWidget):
         self.stop.setEnabled(True)
         self._lock_settings(True)
         self.status.setText("Starting…")
-        self.log.add(describe_choice(settings))
+        self.log.add(describe(settings))
         return True
 
     def stop_server(self) -> None:
@@ -415,6 +416,7 @@ class ServerPage(QWidget):
         self.copy.setEnabled(False)
         self._started_at = time.monotonic()
         self._run_over = False
+        self._run_delta = settings.dp_delta
         self.privacy.setText("Privacy: no round yet")
         self.privacy.setVisible(settings.dp_noise_multiplier is not None)
 
@@ -486,7 +488,7 @@ class ServerPage(QWidget):
             self._set(name, "Rounds", int(done or 0) + 1)
         if e.epsilon is not None:
             self.privacy.setText(f"Privacy: ε = {e.epsilon:.2f} after {e.round} round{'s' if e.round != 1 else ''} "
-                                 f"(δ = {float(self.dp_delta.text()):g})")
+                                 f"(δ = {self._run_delta:g})")
             self.privacy.show()
         self.progress.setValue(e.round)
         elapsed = time.monotonic() - self._started_at
@@ -542,25 +544,12 @@ class ServerPage(QWidget):
             self.log.add(f"history exported to {path}")
 
 
-def describe_choice(s: FederationSettings) -> str:
-    """One log line: the strategy, its setting, and differential privacy and shared scaling if on."""
-    chosen = STRATEGIES[s.strategy]
-    line = f"strategy {chosen.title}"
-    if chosen.setting:
-        line += f", {chosen.setting_label} {getattr(s, chosen.setting):g}"
-    if s.dp_noise_multiplier is not None:
-        line += (f"; differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, "
-                 f"clipping norm {s.dp_clipping_norm:g}, δ {s.dp_delta:g}")
-    if s.shared_scaling:
-        line += "; scaling and threshold agreed across facilities"
-    return line
-
-
 def export_history_csv(path: Path, history: list) -> None:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["round", "facility", "samples", "train_loss", "eval_loss", "round_train_loss", "round_eval_loss", "bytes_sent", "bytes_received", "seconds"])
+        w.writerow(["round", "facility", "samples", "train_loss", "eval_loss", "round_train_loss", "round_eval_loss", "bytes_sent",
+                    "bytes_received", "seconds", "epsilon"])
         for h in history:
             for name, c in sorted(h.per_client.items()):
                 w.writerow([h.round, name, c.get("samples", ""), c.get("train_loss", ""), c.get("eval_loss", ""),
-                            h.train_loss, h.eval_loss, h.bytes_sent, h.bytes_received, h.seconds])
+                            h.train_loss, h.eval_loss, h.bytes_sent, h.bytes_received, h.seconds, "" if h.epsilon is None else h.epsilon])

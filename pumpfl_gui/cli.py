@@ -65,13 +65,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return value
 
 
@@ -587,23 +598,13 @@ def _federation_choices() -> argparse.ArgumentParser:
                      help="; ".join(f"{s.name}: {s.line}" for s in STRATEGIES.values()) + " (default fedavg)")
     how.add_argument("--mu", type=_non_negative_float, help="fedprox: proximal term mu (default 0.01)")
     how.add_argument("--server-lr", type=_positive_float, help="fedadam: the server's learning rate (default 0.03)")
-    how.add_argument("--trim", type=float, help="trimmed: fraction cut from each end, below 0.5 (default 0.2; at least one facility)")
+    how.add_argument("--trim", type=_number, help="trimmed: fraction cut from each end, below 0.5 (default 0.2; at least one facility)")
     dp = parent.add_argument_group("differential privacy", DP_LINE)
     dp.add_argument("--dp-noise", type=_positive_float, metavar="Z", help="turn it on with noise multiplier Z (about 2 or more keeps epsilon single-digit over 10 rounds)")
     dp.add_argument("--dp-clip", type=_positive_float, metavar="C", help="clipping norm of each facility's change (default 1.0)")
     dp.add_argument("--dp-delta", type=_positive_float, metavar="DELTA", help="the delta epsilon is stated for (default 1e-5)")
     parent.add_argument("--shared-scaling", action="store_true", help=SHARED_SCALING_LINE)
     return parent
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
 
 
 def _port(text: str) -> int:

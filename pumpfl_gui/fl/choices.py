@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Strategy:
+class StrategyChoice:
     name: str  # as typed: pumpfl server --strategy NAME
     title: str
     line: str  # what it does, in one line
@@ -21,13 +21,13 @@ class Strategy:
 STRATEGIES = {
     s.name: s
     for s in (
-        Strategy("fedavg", "FedAvg", "averages the facilities' models, each weighted by how many windows it trained on"),
-        Strategy("fedprox", "FedProx", "FedAvg, with a pull (mu) keeping each facility's training near the shared model, for facilities that differ",
+        StrategyChoice("fedavg", "FedAvg", "averages the facilities' models, each weighted by how many windows it trained on"),
+        StrategyChoice("fedprox", "FedProx", "FedAvg, with a pull (mu) keeping each facility's training near the shared model, for facilities that differ",
                  "proximal_mu", "proximal term mu"),
-        Strategy("fedadam", "FedAdam", "the server moves the shared model with Adam along the facilities' average change",
+        StrategyChoice("fedadam", "FedAdam", "the server moves the shared model with Adam along the facilities' average change",
                  "server_lr", "server learning rate"),
-        Strategy("median", "Median", "each weight is the median of the facilities' values: one misbehaving facility cannot drag the model (3 or more facilities)"),
-        Strategy("trimmed", "Trimmed mean", "each weight drops its highest and lowest values (at least one each side) and averages the rest (3 or more facilities)",
+        StrategyChoice("median", "Median", "each weight is the median of the facilities' values: one misbehaving facility cannot drag the model (3 or more facilities)"),
+        StrategyChoice("trimmed", "Trimmed mean", "each weight drops its highest and lowest values (at least one each side) and averages the rest (3 or more facilities)",
                  "trim_fraction", "trimmed fraction each side"),
     )
 }

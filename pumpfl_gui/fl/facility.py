@@ -65,7 +65,6 @@ class Facility:
         self.spec = spec
         self.name = name or self.data.path.stem
         self.seed = seed
-        self.wander_below = wander_below
         self.shared_scaler: Scaler | None = None  # the federation's, once agreed (shared scaling)
         self._scale([Scaler.fit(p.values[p.train_mask()], wander_below, spec.window) for p in parts])
         self.model = build_model(spec)

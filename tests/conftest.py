@@ -5,6 +5,8 @@
   processes they start — must not touch the real one.
 - Qt runs offscreen on a full-HD screen.
 - No test may leave a thread behind (a runner that does not stop is a bug users would feel).
+- SKAB-format files are made here (``skab_dir``), never read from ``../shared``: a fresh clone
+  has no such folder.
 """
 
 import os
@@ -26,6 +28,15 @@ def private_user_data(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_DATA_HOME", str(folder))
         yield folder
+
+
+@pytest.fixture(scope="session")
+def skab_dir(tmp_path_factory):
+    """SKAB's layout, made here: valve1/0.csv, valve1/1.csv, valve2/0.csv (1,100 rows each, the
+    valve closed in rows 600-899) and anomaly-free/anomaly-free.csv (2,000 rows)."""
+    from pumpfl_gui.core.skab_simulator import write_skab_folder
+
+    return write_skab_folder(tmp_path_factory.mktemp("skab") / "skab")
 
 
 @pytest.fixture(autouse=True)

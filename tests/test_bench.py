@@ -1,4 +1,4 @@
-"""``pumpfl bench …`` as a user runs it, on small real data: each command once, then the report.
+"""``pumpfl bench …`` as a user runs it, on small data made here: each command once, then the report.
 
 These are smoke runs (one round, one epoch, a few files) that prove the commands work end to
 end — a real Flower federation on loopback included — and that their figures agree with
@@ -15,22 +15,24 @@ from pumpfl_gui.bench.skab import SkabSettings
 from pumpfl_gui.bench.variants import run_pump_variants, run_skab_variants
 from pumpfl_gui.core.errors import UserError
 from pumpfl_gui.core.simulator import generate
+from pumpfl_gui.core.skab_simulator import write_anomaly_free_csv, write_skab_csv
 from pumpfl_gui.fl.protocol import FederationSettings
 
-from test_cli import SKAB, assert_user_error, pumpfl
+from test_cli import assert_user_error, pumpfl
 
 FAST = ("--rounds", "1", "--local-epochs", "1")
 
 
+VALVE1_ROWS = 1147  # valve1/0.csv here is as long as SKAB's own (its files run 995-1,154 rows)
+
+
 @pytest.fixture(scope="module")
-def skab_dir(tmp_path_factory):
-    """Two facilities of real SKAB files: one labelled file each, plus a short anomaly-free run."""
+def skab_sites(tmp_path_factory):
+    """Two facilities of SKAB-format files: one labelled file each, plus a short anomaly-free run."""
     folder = tmp_path_factory.mktemp("skab")
-    for site, name in (("valve1", "0.csv"), ("valve2", "1.csv")):
-        (folder / site).mkdir()
-        shutil.copy(SKAB / site / name, folder / site / name)
-    lines = (SKAB / "anomaly-free" / "anomaly-free.csv").read_text().splitlines(keepends=True)
-    (folder / "valve2" / "normal.csv").write_text("".join(lines[:1201]))
+    write_skab_csv(folder / "valve1" / "0.csv", rows=VALVE1_ROWS, anomaly_start=573, anomaly_rows=401, seed=1)
+    write_skab_csv(folder / "valve2" / "1.csv", rows=1063, anomaly_start=560, anomaly_rows=333, seed=2)
+    write_anomaly_free_csv(folder / "valve2" / "normal.csv", rows=1200, seed=3)
     return folder
 
 
@@ -47,10 +49,10 @@ def plant_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, skab_dir, plant_dir):
+def results(tmp_path_factory, skab_sites, plant_dir):
     """Every bench command once, its JSON in one folder (the layout ``report --reuse`` reads)."""
     out = tmp_path_factory.mktemp("docs") / "bench"
-    runs = {f"skab_{mode}": ("skab", "--data", skab_dir, "--mode", mode, *FAST) for mode in ("local", "federated", "centralized")}
+    runs = {f"skab_{mode}": ("skab", "--data", skab_sites, "--mode", mode, *FAST) for mode in ("local", "federated", "centralized")}
     runs["pump"] = ("pump", "--data", plant_dir, *FAST)
     runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
     printed = {}
@@ -62,11 +64,11 @@ def results(tmp_path_factory, skab_dir, plant_dir):
 
 
 @pytest.fixture(scope="module")
-def variants(results, skab_dir, plant_dir):
+def variants(results, skab_sites, plant_dir):
     """FedAvg (the runs above), another strategy, a DP row and shared scaling on both benchmarks,
     their JSON beside the others' for ``report --reuse``."""
     pump = run_pump_variants(plant_dir, FederationSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedprox", "dp-0.5", "shared"], fedavg=results[0]["pump"])
-    skab = run_skab_variants(skab_dir, SkabSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedadam", "dp-1", "shared"], fedavg=results[0]["skab_federated"])
+    skab = run_skab_variants(skab_sites, SkabSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedadam", "dp-1", "shared"], fedavg=results[0]["skab_federated"])
     folder = results[2] / "bench"
     for name, r in (("pump_variants", pump), ("skab_variants", skab)):
         (folder / f"{name}.json").write_text(json.dumps(r, indent=2))
@@ -82,7 +84,7 @@ def test_skab_scores_every_labelled_test_row_under_the_protocol(results, mode):
     assert [f["file"] for f in r["files"]] == ["0.csv", "1.csv"]
     for f in r["files"]:
         assert sum(f["counts"].values()) == f["test_rows"]
-    assert r["files"][0]["test_rows"] == 1147 - 400
+    assert r["files"][0]["test_rows"] == VALVE1_ROWS - 400
     c = r["counts"]
     assert r["f1"] == round(c["tp"] / (c["tp"] + (c["fp"] + c["fn"]) / 2), 4)
     assert r["far_pct"] == round(100 * c["fp"] / (c["fp"] + c["tn"]), 2)
@@ -165,11 +167,11 @@ def test_skab_choice_rows_follow_their_counts_and_shared_scaling_scores_with_the
     assert len({f["threshold"] for f in rows["fedavg"]["files"]}) == 2  # each file's own
 
 
-def test_a_choice_the_facilities_cannot_keep_is_refused_before_training(plant_dir, skab_dir):
+def test_a_choice_the_facilities_cannot_keep_is_refused_before_training(plant_dir, skab_sites):
     with pytest.raises(UserError, match="needs at least 3 facilities"):
         run_pump_variants(plant_dir, keys=["median"])
     with pytest.raises(UserError, match="needs at least 3 facilities"):
-        run_skab_variants(skab_dir, keys=["trimmed"])
+        run_skab_variants(skab_sites, keys=["trimmed"])
 
 
 def test_speed_prints_the_ratio_it_stores(results):
@@ -177,11 +179,11 @@ def test_speed_prints_the_ratio_it_stores(results):
     assert f"{r['ratios']['round_speedup']:.2f}x faster" in results[1]["speed"]
 
 
-def test_report_draws_every_plot_and_the_summary_table(results, variants, tmp_path):
+def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_sites, tmp_path):
     docs = results[2]
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\nrest\n")
-    proc = pumpfl("bench", "report", "--skab", SKAB, "--out", docs, "--readme", readme, "--reuse")
+    proc = pumpfl("bench", "report", "--skab", skab_sites, "--out", docs, "--readme", readme, "--reuse")
     assert proc.returncode == 0, proc.stderr
     page = (docs / "BENCHMARKS.md").read_text()
     for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed", "choices"):
@@ -202,17 +204,17 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, tmp_pa
     assert "| SKAB, federated | F1 / FAR % / MAR % |" in text
 
 
-def test_bench_errors_are_one_line(tmp_path):
+def test_bench_errors_are_one_line(skab_dir, tmp_path):
     assert_user_error(pumpfl("bench", "skab", "--data", tmp_path), "holds no CSV files")
     assert_user_error(pumpfl("bench", "skab", "--data", tmp_path / "missing"), "is not a folder")
     (tmp_path / "site").mkdir()
-    shutil.copy(SKAB / "anomaly-free" / "anomaly-free.csv", tmp_path / "site" / "normal.csv")
+    shutil.copy(skab_dir / "anomaly-free" / "anomaly-free.csv", tmp_path / "site" / "normal.csv")
     assert_user_error(pumpfl("bench", "skab", "--data", tmp_path, *FAST), "nothing to score")
-    lines = (SKAB / "valve1" / "0.csv").read_text().splitlines(keepends=True)
+    lines = (skab_dir / "valve1" / "0.csv").read_text().splitlines(keepends=True)
     (tmp_path / "site" / "short.csv").write_text("".join(lines[:21]))
     assert_user_error(pumpfl("bench", "skab", "--data", tmp_path, "--mode", "local", *FAST), "short.csv has 20 rows")
     assert_user_error(pumpfl("bench", "pump", "--data", tmp_path / "site"), "needs the pump schema")
     (tmp_path / "one").mkdir()
-    shutil.copy(SKAB / "valve1" / "0.csv", tmp_path / "one" / "client_0.csv")
+    shutil.copy(skab_dir / "valve1" / "0.csv", tmp_path / "one" / "client_0.csv")
     assert_user_error(pumpfl("bench", "pump", "--data", tmp_path / "one"), "at least two facility CSVs")
-    assert_user_error(pumpfl("bench", "report", "--skab", SKAB, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse")
+    assert_user_error(pumpfl("bench", "report", "--skab", skab_dir, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse")

@@ -121,9 +121,11 @@ def cmd_data_generate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_data_check(args: argparse.Namespace, console: Console) -> int:
     from .core.dataset import describe, load_sensor_csv
+    from .core.detector import length_verdict
 
     data = load_sensor_csv(resolve_data(args.csv, console))
     print(describe(data))
+    print(f"length: {length_verdict(data)[1]}")
     return 0
 
 
@@ -141,32 +143,40 @@ def cmd_data_partition(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from .core.dataset import load_sensor_csv
-    from .core.detection import DetectionSettings
-    from .core.detector import fit_detector
+    from .core.detector import LOCAL_TRAINING, Detector, spec_for
     from .core.model import ModelSpec
     from .core.model_store import save_detector
     from .core.task import TaskState
-    from .core.training import TrainSettings
 
     path = resolve_data(args.csv, console)
     data = load_sensor_csv(path)
+    shape = spec_for(data)  # the shape the data calls for; options override parts of it
     try:
-        spec = ModelSpec(sensors=len(data.sensors), window=args.window, channels=(args.channels[0], args.channels[1]), kernel=args.kernel)
+        spec = ModelSpec(
+            sensors=len(data.sensors),
+            window=args.window or shape.window,
+            channels=tuple(args.channels) if args.channels else shape.channels,
+            kernel=args.kernel or shape.kernel,
+        )
+        settings = replace(LOCAL_TRAINING, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                           epochs=args.epochs or LOCAL_TRAINING.epochs, patience=None if args.no_early_stop else LOCAL_TRAINING.patience,
+                           **({"stride": args.stride, "max_windows": None} if args.stride else {}))
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    settings = TrainSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, stride=args.stride, seed=args.seed)
-    console.line(f"training on {path.name}: {data.rows:,} rows, {len(data.sensors)} sensors, window {spec.window}")
+    console.line(f"training on {path.name}: {data.rows:,} rows, {len(data.sensors)} sensors, window {spec.window} rows, "
+                 f"channels {spec.channels[0]}/{spec.channels[1]}, kernel {spec.kernel}")
     state = TaskState(console.progress)
 
     def on_epoch(r):
-        console.line(f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.5f}  ({r.windows:,} windows, {r.seconds:.1f} s)")
+        held = f", held back {r.held_back_loss:.5f}" if r.held_back_loss is not None else ""
+        console.line(f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.5f}{held}  ({r.windows:,} windows, {r.seconds:.1f} s)")
 
     try:
-        detector = fit_detector(data, spec, settings, DetectionSettings(), state, on_epoch)
+        detector = Detector.fit(data, spec, settings, state=state, on_epoch=on_epoch)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     save_detector(detector, args.out)
-    print(f"saved model to {args.out} (threshold {detector.threshold:.5f})")
+    print(f"saved model to {args.out} after {detector.info['epochs_run']} epochs (threshold {detector.threshold:.4f})")
     return 0
 
 
@@ -440,6 +450,13 @@ def cmd_bench_skab(args: argparse.Namespace, console: Console) -> int:
     conv = r["published"]["Conv-AE"]
     console.line(f"SKAB, {args.mode}: {len(r['files'])} labelled files, {r['wall_s']:.1f} s")
     print(f"F1 {r['f1']:.3f}  FAR {r['far_pct']:.2f} %  MAR {r['mar_pct']:.2f} %   (published Conv-AE: F1 {conv['f1']}, FAR {conv['far_pct']} %, MAR {conv['mar_pct']} %)")
+    nab, delay = r["nab"], r["delay"]
+    if nab is not None:
+        print(f"NAB standard {nab['standard']:.2f}  low FP {nab['low_fp']:.2f}  low FN {nab['low_fn']:.2f}")
+    mean = "-" if delay["mean_delay_s"] is None else f"{delay['mean_delay_s']:.1f} s"
+    print(f"anomalies detected {delay['detected']} of {delay['events']}, mean detection delay {mean}")
+    for site, f in r["per_facility"].items():
+        print(f"  {site}: F1 {f['f1']:.3f}  FAR {f['far_pct']:.2f} %  MAR {f['mar_pct']:.2f} %")
     return 0
 
 
@@ -510,13 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one facility's detector alone (the local baseline)")
     train.add_argument("csv", help="CSV file, or a default client number 0-4")
     train.add_argument("--out", required=True, help="model folder to write")
-    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--epochs", type=_positive_int, help="most epochs (default 100, stopping early once the held-back loss stops falling)")
+    train.add_argument("--no-early-stop", action="store_true", help="train every epoch, holding nothing back")
     train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--batch-size", type=_positive_int, default=256)
-    train.add_argument("--window", type=_positive_int, default=32)
-    train.add_argument("--channels", type=_positive_int, nargs=2, default=[16, 4], metavar=("C1", "C2"))
-    train.add_argument("--kernel", type=_positive_int, default=3, help="convolution kernel, odd (default 3)")
-    train.add_argument("--stride", type=_positive_int, default=4, help="step between training windows (scoring uses every window)")
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--window", type=_positive_int, help="rows per window (default: about a minute of readings, at least 32)")
+    train.add_argument("--channels", type=_positive_int, nargs=2, metavar=("C1", "C2"), help="default: 32 16 for up to 16 sensors, else 16 4")
+    train.add_argument("--kernel", type=_positive_int, help="convolution kernel, odd (default: 7 for up to 16 sensors, else 3)")
+    train.add_argument("--stride", type=_positive_int, help="step between training windows (default: every window, at most 4,000 an epoch)")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=cmd_train)
 

@@ -1,4 +1,5 @@
-"""Thresholds, flags, events and the detection figures, checked against hand-worked cases."""
+"""The scoring rule (smoothing, per-sensor spread, scores, threshold, flags, events) and the
+detection figures, checked against hand-worked cases."""
 
 import numpy as np
 import pytest
@@ -6,19 +7,68 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from pumpfl_gui.core.detection import (
     DetectionSettings,
-    failure_metrics,
     flag_rows,
-    label_event_metrics,
-    pointwise_metrics,
+    residual_scale,
     row_scores,
     runs,
-    threshold_from_errors,
+    smooth_residuals,
+    threshold_from_scores,
+    window_scores,
 )
+from pumpfl_gui.core.metrics import failure_metrics, label_event_metrics, pointwise_metrics
 
 
 def test_threshold_is_quantile_times_factor():
-    errs = np.arange(1001, dtype=float)
-    assert threshold_from_errors(errs, DetectionSettings(quantile=0.9, factor=2.0)) == pytest.approx(1800.0)
+    scores = np.arange(1001, dtype=float)
+    assert threshold_from_scores(scores, DetectionSettings(quantile=0.9, factor=2.0)) == pytest.approx(1800.0)
+
+
+def test_quantile_one_is_the_highest_training_score():
+    scores = np.random.default_rng(0).random(500)
+    assert threshold_from_scores(scores, DetectionSettings(quantile=1.0, factor=1.0)) == scores.max()
+    assert threshold_from_scores(scores, DetectionSettings(quantile=1.0, factor=3.5)) == pytest.approx(3.5 * scores.max())
+    with pytest.raises(ValueError, match="no training scores"):
+        threshold_from_scores(np.empty(0), DetectionSettings())
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(quantile=0), dict(quantile=1.5), dict(factor=0), dict(persistence=0), dict(top=0), dict(smooth=0), dict(merge_gap=-1)]
+)
+def test_detection_settings_refuse_impossible_rules(bad):
+    with pytest.raises(ValueError):
+        DetectionSettings(**bad)
+
+
+def test_detection_settings_span_and_round_trip():
+    assert DetectionSettings().span(60) == 60  # one window by default
+    assert DetectionSettings(smooth=5).span(60) == 5
+    d = DetectionSettings(quantile=0.99, top=3, smooth=10)
+    assert DetectionSettings.from_dict({**d.to_dict(), "unknown_later_field": 1}) == d
+
+
+@pytest.mark.parametrize("span", [1, 3, 10])
+def test_smoothing_is_a_causal_trailing_mean(span):
+    r = np.random.default_rng(span).normal(size=(40, 3)).astype(np.float32)
+    naive = np.stack([r[max(0, t - span + 1) : t + 1].astype(np.float64).mean(axis=0) for t in range(40)])
+    np.testing.assert_allclose(smooth_residuals(r, span), naive, rtol=1e-10, atol=1e-12)
+
+
+def test_residual_scale_is_each_sensors_rms_and_never_zero():
+    smoothed = np.array([[3.0, 0.0], [-4.0, 0.0]])
+    scale = residual_scale(smoothed)
+    assert scale[0] == pytest.approx(np.sqrt(12.5))
+    assert 0 < scale[1] <= 1e-6  # a perfectly reconstructed sensor still divides safely
+    with pytest.raises(ValueError):
+        residual_scale(np.empty((0, 2)))
+
+
+def test_window_score_is_the_mean_of_the_top_sensor_ratios():
+    smoothed = np.array([[1.0, -6.0, 2.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    scale = np.array([1.0, 2.0, 1.0, 0.25])
+    # |ratios| per sensor: [1, 3, 2, 2] and zeros.
+    assert window_scores(smoothed, scale, top=1).tolist() == [3.0, 0.0]
+    assert window_scores(smoothed, scale, top=2).tolist() == [2.5, 0.0]
+    assert window_scores(smoothed, scale, top=9).tolist() == [2.0, 0.0]  # top capped at the sensors
 
 
 def test_row_scores_are_causal():

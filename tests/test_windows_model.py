@@ -56,10 +56,33 @@ def test_autoencoder_reconstructs_its_input_shape(window):
     assert model(x).shape == x.shape
 
 
-@pytest.mark.parametrize("bad", [dict(window=30), dict(window=0), dict(kernel=4), dict(sensors=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(window=30), dict(window=0), dict(kernel=4), dict(sensors=0), dict(architecture="conv1d-ae")]
+)
 def test_model_spec_rejects_unbuildable_shapes(bad):
     with pytest.raises(ValueError):
         ModelSpec(**{"sensors": 5, **bad})
+
+
+@pytest.mark.parametrize(
+    "sensors,interval_s,window,channels,kernel",
+    [
+        (8, 1.0, 60, (32, 16), 7),  # SKAB: a reading a second, a minute's window, the wide network
+        (51, 60.0, 32, (16, 4), 3),  # the pump schema: a reading a minute, never fewer than 32 rows
+        (16, 1.5, 40, (32, 16), 7),  # up to 16 sensors count as few
+        (17, 1.5, 40, (16, 4), 3),
+        (8, 0.9, 68, (32, 16), 7),  # about a minute, rounded to a multiple of 4
+        (8, 0.1, 128, (32, 16), 7),  # never more than 128 rows
+        (8, None, 32, (32, 16), 7),  # no time column: the smallest window
+        (8, 0.0, 32, (32, 16), 7),
+    ],
+)
+def test_the_model_shape_follows_the_data(sensors, interval_s, window, channels, kernel):
+    spec = ModelSpec.for_data(sensors, interval_s)
+    assert (spec.sensors, spec.window, spec.channels, spec.kernel) == (sensors, window, channels, kernel)
+    assert spec.architecture == "conv1d-ae-v2"
+    x = torch.randn(2, sensors, window)
+    assert build_model(spec)(x).shape == x.shape
 
 
 def test_parameters_round_trip_and_shape_check():

@@ -18,11 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detector import Detector, score_data
+from ..core.detector import Detector, score_data, spec_for
 from ..core.errors import UserError
-from ..core.model import build_model, set_parameters
 from ..fl.facility import Facility
-from ..fl.protocol import FederationSettings
+from ..fl.protocol import FederationSettings, spec_from_shape
 from .machine import machine, ready_for_timing
 from .rounds import FederationRun, choice_record, federate, train_rounds
 
@@ -65,7 +64,7 @@ def run_pump(
         settings = FederationSettings(**{**asdict(settings), "min_clients": len(parts)})
     except ValueError as exc:  # e.g. a median with fewer than 3 facilities
         raise UserError(str(exc)) from None
-    spec = settings.spec_for(len(parts[0].sensors))
+    spec = spec_from_shape(len(parts[0].sensors), settings.shape()) if settings.shape() else spec_for(parts[0])
     try:
         facilities = [Facility(p, spec, p.path.stem, seed) for p in parts]
     except ValueError as exc:  # a file too short for a window, or for a held-out part
@@ -103,8 +102,9 @@ def run_pump(
         row = {"facility": fac.name, "rows": fac.data.rows, "train_windows": fac.samples}
         for mode in MODES:
             if mode in models:
-                agreed = run if mode == "federated" and settings.shared_scaling else None
-                row[mode] = _figures(score_data(_detector(fac, models[mode][i], agreed), fac.data).metrics)
+                detector = _detector(fac, mode, models[mode][i], run, settings)
+                row[mode] = _figures(score_data(detector, fac.data).metrics)
+                row[mode]["model"] = detector.info.get("model")
         per_facility.append(row)
     report("done", 1.0)
     return {
@@ -121,14 +121,17 @@ def run_pump(
     }
 
 
-def _detector(fac: Facility, params: list, agreed: FederationRun | None) -> Detector:
-    """The facility's own scaler and threshold, or (shared scaling) the federation's agreed ones."""
-    if agreed is None:
-        return fac.detector(params)
-    model = build_model(fac.spec)
-    set_parameters(model, params)
-    info = {"data_file": fac.data.path.name, "scaler": "agreed across facilities", "threshold": "agreed across facilities"}
-    return Detector(fac.spec, model, agreed.scaler, list(fac.data.sensors), agreed.threshold, info=info)
+def _detector(fac: Facility, mode: str, params: list, run: FederationRun | None, settings: FederationSettings) -> Detector:
+    """The detector each facility would hold, made as the app makes it: trained alone and
+    calibrated on its rows; or the federation's (or pooled) model personalised on its rows, with
+    the agreed scaler and threshold under shared scaling."""
+    if mode == "alone":
+        return fac.final_detector(params, personalise=False)
+    if mode == "federated" and settings.shared_scaling and run is not None:
+        fac = Facility(fac.data, fac.spec, fac.name, fac.seed)
+        fac.use_scaler(run.scaler)
+        return fac.final_detector(params, settings.rounds, run.threshold)
+    return fac.final_detector(params, settings.rounds if mode == "federated" else None)
 
 
 def _figures(metrics: dict) -> dict:

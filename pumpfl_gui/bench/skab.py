@@ -4,30 +4,26 @@ Fixed by the protocol (SKAB's README): in every file the first 400 rows may trai
 are tested; labels never train; F1, FAR and MAR are counted point by point over the test rows
 of all labelled files together. Files without labels (SKAB's anomaly-free run) only train.
 
-Ours to choose, and chosen before looking at any test row:
+Everything else is what users run: each file's detector is made, calibrated and applied
+through the one detector door (:class:`~pumpfl_gui.core.detector.Detector`) with the app's
+defaults — the network's shape follows the data (:meth:`ModelSpec.for_data`), each file keeps
+its own scaler, residual spread and threshold from its own 400 training rows, and every alarm
+uses readings up to its row only. Figures come from ``core/metrics.py``.
 
-- the default PumpFL model (window 32), trained on each file's first 400 rows — the first four
-  fifths of its training windows; the last fifth is held out and gives the loss per round;
-- each file's own scaler, fitted on its 400 training rows; a sensor whose readings wander
-  there (step ratio below 0.5, :func:`pumpfl_gui.core.windows.step_ratio`) is judged by its
-  change over the window rather than its level;
-- SKAB's published threshold rule for its Conv-AE, with our window: the 0.999 quantile of the
-  errors of the file's windows the model trained on, times 4/3, and a row is flagged once the ``window - 1`` window
-  scores up to it all exceed that threshold.
+Modes:
 
-With shared scaling (a federated choice, ``fl/choices.py``) every file is scaled with the scaler
-the facilities agreed from their training rows' aggregates, and judged against the threshold
-they agreed: the app's rule, the 0.995 quantile of every file's clean training-window errors
-pooled across facilities (``core/pooling.py``), with the same ``window - 1`` persistence — the
-federation's own agreement, in place of a threshold per file. The same model is also scored
-with the agreed scaler and SKAB's per-file threshold, so the scaler's effect shows apart from
-the threshold's.
+- ``local``: each file trains alone (:data:`~pumpfl_gui.core.detector.LOCAL_TRAINING`: up to
+  100 epochs, early stopping on its newest held-back windows) — SKAB's one model per file;
+- ``federated``: each subfolder is a facility; a real Flower federation on loopback (TLS and
+  join code) trains one global model; then each file, as each facility does in the app,
+  personalises it on its own training rows and calibrates it there
+  (:meth:`Facility.final_detector <pumpfl_gui.fl.facility.Facility.final_detector>`);
+- ``centralized``: one model on every file's training rows pooled (the reference a federation
+  approaches without pooling), personalised and calibrated per file in the same way.
 
-Modes: ``local`` (one model per file, as published), ``federated`` (each subfolder is a
-facility; a real Flower federation on loopback trains one global model), ``centralized``
-(one model on every file's training rows pooled: the reference federation approaches without
-pooling). Local and centralized train for ``rounds x local_epochs`` epochs, evaluated after
-every ``local_epochs`` as if in rounds, so the three loss curves compare.
+Besides SKAB's point-wise figures: the NAB score (``core/metrics.nab_scores``, SKAB's tsad rules,
+60-s windows to the right of each of SKAB's changepoints, alarms entering as their starts and
+ends, as SKAB's scripts do) and the mean detection delay.
 """
 
 from __future__ import annotations
@@ -38,18 +34,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detection import DetectionSettings, flag_rows, row_scores, threshold_from_errors
-from ..core.detector import prepare
+from ..core.detector import LOCAL_TRAINING, Detector, spec_for
 from ..core.errors import UserError
-from ..core.model import build_model, set_parameters
-from ..core.training import window_errors
-from ..core.windows import Scaler
-from ..fl.facility import Facility, split_held_out
+from ..core.metrics import alarm_edges, confusion, detection_delays, label_changepoints, nab_scores, rates, sum_counts
+from ..core.model import ModelSpec, build_model, get_parameters
+from ..core.runtime import seed_everything
+from ..core.training import train_epochs
+from ..fl.facility import Facility
 from ..fl.protocol import FederationSettings
 from .machine import machine, ready_for_timing
-from .rounds import FederationRun, choice_record, federate, train_rounds
+from .rounds import choice_record, federate
 
 MODES = ("local", "federated", "centralized")
 TRAIN_ROWS = 400
@@ -66,16 +63,12 @@ Progress = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class SkabSettings:
+    """The federation's rounds (local and centralized train with early stopping instead)."""
+
     rounds: int = 10
     local_epochs: int = 3
     batch_size: int = 32
     lr: float = 1e-3
-    window: int = 32
-    channels: tuple[int, int] = (16, 4)
-    kernel: int = 3
-    wander_below: float | None = 0.5
-    quantile: float = 0.999
-    factor: float = 4 / 3
     seed: int = 0
 
     def federation(self, facilities: int, **choice) -> FederationSettings:
@@ -87,15 +80,8 @@ class SkabSettings:
             lr=self.lr,
             batch_size=self.batch_size,
             stride=1,
-            window=self.window,
-            channels=self.channels,
-            kernel=self.kernel,
-            wander_below=self.wander_below,
             **choice,
         )
-
-    def detection(self) -> DetectionSettings:
-        return DetectionSettings(quantile=self.quantile, factor=self.factor, persistence=self.window - 1, merge_gap=0)
 
 
 @dataclass
@@ -105,6 +91,7 @@ class Site:
     name: str
     csvs: list[Path]
     parts: list[SensorData] = field(default_factory=list)
+    changepoints: list[np.ndarray | None] = field(default_factory=list)  # SKAB's column, per file
 
 
 def discover(data_dir: Path) -> list[Site]:
@@ -126,6 +113,18 @@ def _natural(path: Path) -> tuple:
     return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
 
 
+def _changepoints(data: SensorData) -> np.ndarray | None:
+    """SKAB's own ``changepoint`` column (the loader keeps it out of the sensors), if any."""
+    try:
+        head = pd.read_csv(data.path, sep=data.separator, nrows=0).columns
+        if "changepoint" not in head:
+            return None
+        column = pd.read_csv(data.path, sep=data.separator, usecols=["changepoint"])["changepoint"].to_numpy()
+    except (OSError, ValueError):
+        return None
+    return np.flatnonzero(np.nan_to_num(column.astype(float)) == 1) if len(column) == data.rows else None
+
+
 def load_sites(sites: list[Site], on_progress: Progress) -> list[str]:
     """Load every file with the first file's sensors; returns those sensors."""
     sensors: list[str] | None = None
@@ -136,7 +135,10 @@ def load_sites(sites: list[Site], on_progress: Progress) -> list[str]:
             on_progress(f"reading {site.name}/{csv.name}", 0.05 * done / total)
             data = load_sensor_csv(csv, sensors=sensors)
             sensors = sensors or list(data.sensors)
+            if data.rows <= TRAIN_ROWS:
+                raise UserError(f"{site.name}/{csv.name} has {data.rows} rows; SKAB's protocol trains on the first {TRAIN_ROWS}")
             site.parts.append(replace(data, train_rows=TRAIN_ROWS))
+            site.changepoints.append(_changepoints(data))
             done += 1
     if not any(p.labels is not None for s in sites for p in s.parts):
         raise UserError("none of the files has an anomaly label column, so there is nothing to score")
@@ -165,33 +167,21 @@ def run_skab(
         raise UserError(str(exc)) from None
     t0 = time.perf_counter()
     sensors = load_sites(sites, report)
-    spec = fed.spec_for(len(sensors))
-    record, scaler, threshold = {}, None, None
+    spec = spec_for(sites[0].parts[0])
+    _check_lengths(sites, spec)
+    record: dict = {}
     if mode == "local":
-        models, losses = _local(sites, spec, settings, report)
+        detectors, losses = _local(sites, spec, settings, report)
     elif mode == "centralized":
-        params, curve = _pooled([p for s in sites for p in s.parts], spec, settings, "centralized", 0.05, 0.85, report)
-        models, losses = {}, {"centralized": curve}
-        for s in sites:
-            for p in s.parts:
-                models[(s.name, p.path.name)] = params
+        detectors, losses = _centralized(sites, spec, settings, report)
     else:
-        run, losses = _federated(sites, fed, report)
-        models = {(s.name, p.path.name): run.params for s in sites for p in s.parts}
-        record = {"federation": fed.to_dict(), "choice": choice_record(fed, run)}
-        if fed.shared_scaling:
-            scaler, threshold = run.scaler, run.threshold
-    report("scoring the test rows", 0.9)
-    labelled = [(s.name, p) for s in sites for p in s.parts if p.labels is not None]
-    files = [_score(site, p, spec, models[(site, p.path.name)], settings, scaler, threshold) for site, p in labelled]
+        detectors, losses, record = _federated(sites, spec, fed, report)
+    report("scoring the test rows", 0.95)
+    files = [_score(site, part, cps, detectors[(site.name, part.path.name)]) for site, part, cps in _labelled(sites)]
     wall = time.perf_counter() - t0
-    if scaler is not None:
-        # The agreed scaler with SKAB's per-file threshold too: the scaler's effect apart from the threshold's.
-        own = _totals([_score(site, p, spec, models[(site, p.path.name)], settings, scaler) for site, p in labelled])
-        record["shared_scaler_own_threshold"] = {**_rates(own), "counts": own}
-    totals = _totals(files)
-    overall = _rates(totals)
+    overall = _figures(files)
     typical = min(files, key=lambda f: abs(f["f1"] - overall["f1"]))  # the example timeline: a file like the whole
+    per_site = {s.name: _figures([f for f in files if f["facility"] == s.name]) for s in sites if any(f["facility"] == s.name for f in files)}
     report("done", 1.0)
     return {
         "benchmark": "skab",
@@ -199,105 +189,119 @@ def run_skab(
         "data_dir": str(data_dir),
         "facilities": {s.name: [p.path.name for p in s.parts] for s in sites},
         "sensors": sensors,
-        "settings": {**asdict(settings), "train_rows": TRAIN_ROWS, "persistence": spec.window - 1},
+        "settings": {**asdict(settings), "train_rows": TRAIN_ROWS, "spec": spec.to_dict(), "local_training": LOCAL_TRAINING.to_dict()},
         **record,
         **overall,
-        "counts": totals,
+        "per_facility": per_site,
         "published": PUBLISHED,
         "loss_per_round": losses,
-        "files": [{k: v for k, v in f.items() if k != "timeline"} for f in files],
+        "files": [{k: v for k, v in f.items() if k not in ("timeline", "nab_parts", "delay_parts")} for f in files],
         "example": typical["timeline"],
         "wall_s": round(wall, 2),
         "machine": machine(),
     }
 
 
-def _totals(files: list[dict]) -> dict:
-    return {k: sum(f["counts"][k] for f in files) for k in ("tp", "fp", "fn", "tn")}
+def _labelled(sites: list[Site]):
+    for site in sites:
+        for part, cps in zip(site.parts, site.changepoints):
+            if part.labels is not None:
+                yield site, part, cps
 
 
-def _rates(c: dict) -> dict:
-    tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
-    return {
-        "f1": round(tp / (tp + (fp + fn) / 2), 4) if tp + fp + fn else 0.0,
-        "far_pct": round(100 * fp / (fp + tn), 2) if fp + tn else 0.0,
-        "mar_pct": round(100 * fn / (fn + tp), 2) if fn + tp else 0.0,
-    }
+def _check_lengths(sites: list[Site], spec: ModelSpec) -> None:
+    for site in sites:
+        for part in site.parts:
+            if TRAIN_ROWS < spec.window + 10:
+                raise UserError(f"{site.name}/{part.path.name}: {TRAIN_ROWS} training rows are too few for a {spec.window}-row window")
+
+
+def _figures(files: list[dict]) -> dict:
+    """SKAB's point-wise figures, NAB and detection delay over ``files`` together."""
+    counts = sum_counts(f["counts"] for f in files)
+    nab = nab_scores([p for f in files for p in f["nab_parts"]]) if any(f["nab_parts"] for f in files) else None
+    delays = detection_delays([p for f in files for p in f["delay_parts"]])
+    return {**rates(counts), "counts": counts, "nab": nab, "delay": delays}
 
 
 # -- training ---------------------------------------------------------------------------
 
 
-def _local(sites: list[Site], spec, settings: SkabSettings, report: Progress) -> tuple[dict, dict]:
-    labelled = [(s, p) for s in sites for p in s.parts if p.labels is not None]
-    models, losses = {}, {}
+def _local(sites: list[Site], spec: ModelSpec, settings: SkabSettings, report: Progress) -> tuple[dict, dict]:
+    """Each labelled file alone: the detector a facility holding only that file would train."""
+    labelled = [(s, p) for s, p, _ in _labelled(sites)]
+    detectors, losses = {}, {}
     for i, (site, part) in enumerate(labelled):
-        lo = 0.05 + 0.85 * i / len(labelled)
-        facility = _facility(part, spec, f"{site.name}/{part.path.name}", settings)
-        params, curve = train_rounds(facility, settings.federation(1), settings.seed, facility.name, lo, lo + 0.85 / len(labelled), report)
-        models[(site.name, part.path.name)] = params
-        losses[facility.name] = curve
-    # One curve for the mode: the files' held-out losses averaged round by round.
-    losses = {"local (mean of files)": [round(float(np.mean(c)), 6) for c in zip(*losses.values())], **losses}
-    return models, losses
+        report(f"local: {site.name}/{part.path.name}", 0.05 + 0.9 * i / len(labelled))
+        det = Detector.fit(part, spec, replace(LOCAL_TRAINING, seed=settings.seed))
+        detectors[(site.name, part.path.name)] = det
+        losses[f"{site.name}/{part.path.name}"] = [round(r, 6) for r in det.info["epoch_losses"]]
+    return detectors, {"local (per epoch, each file)": losses}
 
 
-def _facility(parts, spec, name: str, settings: SkabSettings) -> Facility:
-    try:
-        return Facility(parts, spec, name, settings.seed, settings.wander_below)
-    except ValueError as exc:  # a file too short for a window, or for a held-out part
-        raise UserError(f"{name}: {exc}") from None
+def _centralized(sites: list[Site], spec: ModelSpec, settings: SkabSettings, report: Progress) -> tuple[dict, dict]:
+    """One network on every file's training windows pooled, then personalised per file."""
+    pooled = Facility([p for s in sites for p in s.parts], spec, "centralized", settings.seed)
+    seed_everything(settings.seed)
+    model = build_model(spec)
+    report("centralized: training on every file's rows", 0.1)
+    history = train_epochs(model, pooled.view, pooled.train_pool, replace(LOCAL_TRAINING, seed=settings.seed))
+    detectors = _personalised(sites, spec, get_parameters(model), None, None, settings.seed, report)
+    return detectors, {"centralized (per epoch)": [round(r.loss, 6) for r in history]}
 
 
-def _pooled(parts: list[SensorData], spec, settings: SkabSettings, name: str, lo: float, hi: float, report: Progress) -> tuple[list, list[float]]:
-    facility = _facility(parts, spec, name, settings)
-    return train_rounds(facility, settings.federation(1), settings.seed, name, lo, hi, report)
+def _federated(sites: list[Site], spec: ModelSpec, fed: FederationSettings, report: Progress) -> tuple[dict, dict, dict]:
+    run = federate(fed, [s.csvs for s in sites], [s.name for s in sites], report, 0.05, 0.85, TRAIN_ROWS)
+    losses = {"federated (global model)": run.curve, **{f"{k} (held-out part)": v for k, v in run.per_facility.items()}}
+    detectors = _personalised(sites, spec, run.params, run.scaler, run.threshold, fed.rounds, report)
+    return detectors, losses, {"federation": fed.to_dict(), "choice": choice_record(fed, run)}
 
 
-def _federated(sites: list[Site], fed: FederationSettings, report: Progress) -> tuple[FederationRun, dict]:
-    run = federate(fed, [s.csvs for s in sites], [s.name for s in sites], report, 0.05, 0.9, TRAIN_ROWS)
-    return run, {"federated (global model)": run.curve, **{f"{k} (held-out part)": v for k, v in run.per_facility.items()}}
+def _personalised(sites, spec, params, scaler, threshold, rounds, report) -> dict:
+    """Each file's detector from the global ``params``, exactly as a facility makes its own at
+    the end of a run: personalised on its training rows, calibrated there (with the agreed
+    scaler and threshold under shared scaling)."""
+    detectors = {}
+    labelled = list(_labelled(sites))
+    for i, (site, part, _) in enumerate(labelled):
+        report(f"personalising {site.name}/{part.path.name}", 0.85 + 0.1 * i / len(labelled))
+        facility = Facility(part, spec, site.name)
+        if scaler is not None:
+            facility.use_scaler(scaler)
+        detectors[(site.name, part.path.name)] = facility.final_detector(params, rounds, threshold)
+    return detectors
 
 
 # -- scoring ----------------------------------------------------------------------------
 
 
-def _score(
-    site: str, part: SensorData, spec, params: list, settings: SkabSettings, scaler: Scaler | None = None, threshold: float | None = None
-) -> dict:
-    """The file's own scaler and threshold (from its training rows) applied to its test rows;
-    with shared scaling, the federation's agreed ``scaler`` and ``threshold`` instead."""
-    model = build_model(spec)
-    set_parameters(model, params)
-    detection = settings.detection()
-    if scaler is None:
-        scaler = Scaler.fit(part.values[part.train_mask()], settings.wander_below, spec.window)
-    prep = prepare(part, spec.window, scaler)
-    if threshold is None:
-        trained_on, _ = split_held_out(prep.clean_starts, spec.window)
-        threshold = threshold_from_errors(window_errors(model, prep.view, trained_on), detection)
-    scores = row_scores(window_errors(model, prep.view), spec.window, part.rows)
-    flags = flag_rows(scores, threshold, detection.persistence)[TRAIN_ROWS:]
+def _score(site: Site, part: SensorData, changepoints: np.ndarray | None, detector: Detector) -> dict:
+    """The file's detector on its test rows: SKAB's counts, NAB's parts and the delays."""
+    scores = detector.decision_function(part)
+    flags_all = detector.predict(part)
+    flags = flags_all[TRAIN_ROWS:]
     truth = part.labels[TRAIN_ROWS:].astype(bool)
-    counts = {
-        "tp": int((flags & truth).sum()),
-        "fp": int((flags & ~truth).sum()),
-        "fn": int((~flags & truth).sum()),
-        "tn": int((~flags & ~truth).sum()),
-    }
+    times = part.timestamps[TRAIN_ROWS:] if part.timestamps is not None else None
+    true_cps = changepoints if changepoints is not None else label_changepoints(part.labels)
+    true_cps = true_cps[true_cps >= TRAIN_ROWS] - TRAIN_ROWS
+    counts = confusion(truth, flags)
     return {
-        "facility": site,
+        "facility": site.name,
         "file": part.path.name,
         "test_rows": int(len(truth)),
-        "threshold": round(threshold, 6),
-        "relative_sensors": [s for s, r in zip(part.sensors, scaler.relative if scaler.relative is not None else []) if r],
-        **_rates(counts),
+        "threshold": round(float(detector.threshold), 6),
+        "model": detector.info.get("model"),
+        "epochs_run": detector.info.get("epochs_run"),
+        "relative_sensors": [s for s, r in zip(part.sensors, detector.scaler.relative if detector.scaler.relative is not None else []) if r],
+        **rates(counts),
         "counts": counts,
+        "nab_parts": [(true_cps, alarm_edges(flags), times)] if len(true_cps) else [],
+        "delay_parts": [(truth, flags, times)],
         "timeline": {
-            "facility": site,
+            "facility": site.name,
             "file": part.path.name,
             "train_rows": TRAIN_ROWS,
-            "threshold": round(threshold, 6),
+            "threshold": round(float(detector.threshold), 6),
             "scores": [None if np.isnan(v) else round(float(v), 5) for v in scores],
             "labels": part.labels.astype(int).tolist(),
             "flags": flags.astype(int).tolist(),

@@ -28,7 +28,9 @@ from ..core.detection import row_scores
 from ..core.model import build_model, get_parameters
 from ..core.runtime import choose_device, seed_everything
 from ..core.training import train_epochs, window_errors
+from ..core.detector import spec_for
 from ..fl.facility import Facility
+from ..fl.protocol import spec_from_shape
 from ..fl.protocol import FederationSettings, train_settings_from_config
 from . import naive
 from .machine import machine, ready_for_timing
@@ -66,7 +68,7 @@ def run_speed(
 
     # PumpFL's default model.
     report("PumpFL: preparing the data", 0.1)
-    spec = federation.spec_for(len(data.sensors))
+    spec = spec_from_shape(len(data.sensors), federation.shape()) if federation.shape() else spec_for(data)
     t0 = time.perf_counter()
     facility = Facility(data, spec)
     prep_s = time.perf_counter() - t0

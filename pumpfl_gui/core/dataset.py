@@ -136,6 +136,14 @@ class SensorData:
     def rows(self) -> int:
         return int(self.values.shape[0])
 
+    @property
+    def interval_s(self) -> float | None:
+        """The median time between readings in seconds; None without a time column."""
+        if self.timestamps is None or self.rows < 2:
+            return None
+        step = float(np.median(np.diff(self.timestamps)) / np.timedelta64(1, "s"))
+        return step if step > 0 else None
+
     def train_mask(self) -> np.ndarray:
         """Rows a facility may train on: NORMAL rows for the pump schema, all rows otherwise;
         never past ``train_rows`` when that is set."""

@@ -1,19 +1,36 @@
-"""From reconstruction errors to alarms, and honest figures for them (core layer).
+"""From the network's reconstructions to alarms (core layer; numpy).
 
-Scoring is causal: row ``t`` gets the error of the window that *ends* at ``t``, so an alarm
-raised at ``t`` used nothing recorded after ``t`` and a lead time means what it says.
+The rule, chosen on SKAB (docs/BENCHMARKS.md, "Choosing the detector") and shown to users
+through ``pumpfl score`` and the GUI:
 
-Rules (shown to users through ``pumpfl score`` and the GUI):
+- residuals: for the window ending at row ``t``, each sensor's newest reading minus its
+  reconstruction (``core/training.newest_residuals``), so row ``t`` is judged from readings up
+  to ``t`` only and an alarm can be raised as the reading arrives;
+- smoothing: each sensor's residuals are averaged over the last ``smooth`` rows (one window
+  by default): a sensor that sits off its usual value stands out, one that flickers does not;
+- per sensor against its own spread: each smoothed residual is divided by its root mean
+  square over the training windows whose smoothing span is full (the first windows of a
+  stretch average fewer residuals and are noisier);
+- score: the mean of the ``top`` largest of those ratios;
+- threshold: the ``quantile`` of those training windows' scores times ``factor`` (with a short
+  history, 1 and 3.5: neighbouring windows share most of their rows, so a few hundred of them
+  show far less of a sensor's range than the minutes after);
+- a row is flagged once ``persistence`` consecutive scores exceed the threshold;
+- flagged rows closer than ``merge_gap`` rows form one event; an event's start is its alarm.
 
-- threshold: the ``quantile`` of the training windows' errors times ``factor``;
-- a row is flagged once ``persistence`` consecutive window scores exceed the threshold;
-- flagged rows closer than ``merge_gap`` rows form one event; an event's start is its alarm;
-- for the pump schema a failure is a BROKEN row; it is *caught* when an alarm starts within
-  ``horizon_hours`` before it; the lead time is from the earliest such alarm to the BROKEN
-  minute;
-- a *false alarm* is an alarm that starts while the pump is watched in normal operation
-  (the whole window NORMAL) and outside every failure's horizon; false alarms per day divide
-  their count by the days of such watched time.
+The settings follow how much normal history calibrates them (``core/detector.detection_for``):
+
+- a short history (fewer clean training windows than 20 window lengths; SKAB's 400 training
+  seconds): smoothing over one window, the single sensor furthest off, three and a half times
+  the highest training score, and sensors that wander in the training rows (a temperature
+  warming up) judged by their change over the last window — chosen on SKAB;
+- a long history (days of readings; the pump schema's weeks): smoothing over three windows,
+  the mean of the four sensors furthest off, the 0.995 quantile of the training scores (normal
+  rows can hold the start of an unlabelled degradation), every sensor by its level — chosen on
+  the pump data, where slow drifts are what comes before a failure.
+
+How alarms are judged (failures caught, lead times, false alarms per day, SKAB's figures) is
+``core/metrics.py``.
 """
 
 from __future__ import annotations
@@ -22,16 +39,29 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .dataset import BROKEN, NORMAL
 
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    quantile: float = 0.995
-    factor: float = 1.0
-    persistence: int = 5
+    quantile: float = 1.0
+    factor: float = 3.5
+    persistence: int = 1
     merge_gap: int = 60
-    horizon_hours: float = 24.0
+    horizon_hours: float = 24.0  # pump schema: an alarm this long before a failure caught it
+    smooth: int | None = None  # rows each sensor's residuals are averaged over; None: one window
+    top: int = 1  # the score is the mean of this many sensors' largest deviations
+    wander: bool = True  # sensors that wander in the training rows are judged by their change
+
+    def __post_init__(self) -> None:
+        if not (0 < self.quantile <= 1) or not (self.factor > 0):
+            raise ValueError("the threshold's quantile must be in (0, 1] and its factor positive")
+        if self.persistence < 1 or self.merge_gap < 0 or self.top < 1:
+            raise ValueError("persistence and top must be at least 1, merge gap at least 0")
+        if self.smooth is not None and self.smooth < 1:
+            raise ValueError("smoothing must cover at least 1 row")
+
+    def span(self, window: int) -> int:
+        return self.smooth if self.smooth is not None else window
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,21 +72,40 @@ class DetectionSettings:
         return cls(**known)
 
 
-def _roc_auc(labels, scores) -> float:
-    from sklearn.metrics import roc_auc_score  # imported here: scikit-learn takes seconds to load
-
-    return float(roc_auc_score(labels, scores))
-
-def threshold_from_errors(train_errors: np.ndarray, settings: DetectionSettings) -> float:
-    if len(train_errors) == 0:
-        raise ValueError("no training errors to set a threshold from")
-    return float(np.quantile(train_errors, settings.quantile) * settings.factor)
+def smooth_residuals(residuals: np.ndarray, span: int) -> np.ndarray:
+    """Causal mean of each column over the last ``span`` rows (fewer at the start), float64."""
+    r = np.asarray(residuals, dtype=np.float64)
+    c = np.cumsum(np.vstack([np.zeros((1, r.shape[1])), r]), axis=0)
+    end = np.arange(1, len(r) + 1)
+    start = np.maximum(end - span, 0)
+    return (c[end] - c[start]) / (end - start)[:, None]
 
 
-def row_scores(window_errs: np.ndarray, window: int, rows: int) -> np.ndarray:
-    """Per-row score: the error of the window ending at that row; NaN for the first rows."""
+def residual_scale(smoothed_train: np.ndarray) -> np.ndarray:
+    """Each sensor's spread: the root mean square of its smoothed training residuals."""
+    if len(smoothed_train) == 0:
+        raise ValueError("no training windows to measure the residuals' spread on")
+    rms = np.sqrt(np.mean(np.square(smoothed_train), axis=0))
+    return np.maximum(rms, 1e-6)  # a sensor reconstructed perfectly still has a finite spread
+
+
+def window_scores(smoothed: np.ndarray, scale: np.ndarray, top: int) -> np.ndarray:
+    """Per window: the mean of the ``top`` largest |smoothed residual| / spread over sensors."""
+    ratios = np.abs(smoothed) / scale
+    k = min(top, ratios.shape[1])
+    return np.partition(ratios, ratios.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
+def threshold_from_scores(train_scores: np.ndarray, settings: DetectionSettings) -> float:
+    if len(train_scores) == 0:
+        raise ValueError("no training scores to set a threshold from")
+    return float(np.quantile(train_scores, settings.quantile) * settings.factor)
+
+
+def row_scores(per_window: np.ndarray, window: int, rows: int) -> np.ndarray:
+    """Per-row score: the score of the window ending at that row; NaN for the first rows."""
     scores = np.full(rows, np.nan)
-    scores[window - 1 : window - 1 + len(window_errs)] = window_errs
+    scores[window - 1 : window - 1 + len(per_window)] = per_window
     return scores
 
 
@@ -85,101 +134,3 @@ def runs(mask: np.ndarray, merge_gap: int = 0) -> list[tuple[int, int]]:
         else:
             merged.append((s, e))
     return merged
-
-
-def pointwise_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict:
-    """Precision, recall, F1, FAR, MAR (SKAB's definitions) and ROC-AUC over scored rows."""
-    scored = ~np.isnan(scores)
-    y = labels[scored].astype(bool)
-    f = flags[scored].astype(bool)
-    tp = int(np.sum(f & y))
-    fp = int(np.sum(f & ~y))
-    fn = int(np.sum(~f & y))
-    tn = int(np.sum(~f & ~y))
-    both = len(np.unique(y)) == 2
-    return {
-        "rows": int(scored.sum()),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "tn": tn,
-        "precision": tp / (tp + fp) if tp + fp else 0.0,
-        "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "f1": tp / (tp + (fp + fn) / 2) if tp + fp + fn else 0.0,
-        "far_pct": 100.0 * fp / (fp + tn) if fp + tn else 0.0,
-        "mar_pct": 100.0 * fn / (fn + tp) if fn + tp else 0.0,
-        "roc_auc": _roc_auc(y, scores[scored]) if both else None,
-    }
-
-
-def _watched_rows(status: np.ndarray, window: int) -> np.ndarray:
-    """Rows whose whole window (this row and the window-1 before it) is NORMAL."""
-    normal = status == NORMAL
-    bad = np.concatenate(([0], np.cumsum(~normal, dtype=np.int64)))
-    watched = np.zeros(len(status), dtype=bool)
-    ends = np.arange(window - 1, len(status))
-    watched[ends] = (bad[ends + 1] - bad[ends + 1 - window]) == 0
-    return watched
-
-
-def failure_metrics(
-    status: np.ndarray,
-    timestamps: np.ndarray | None,
-    events: list[tuple[int, int]],
-    window: int,
-    settings: DetectionSettings,
-) -> dict:
-    """Failures caught before their BROKEN minute, lead times and false alarms per day."""
-    rows = len(status)
-    if timestamps is None:
-        # Without a time column, assume the pump schema's one row per minute.
-        minutes = np.arange(rows, dtype=np.float64)
-    else:
-        minutes = (timestamps - timestamps[0]) / np.timedelta64(1, "m")
-        minutes = np.asarray(minutes, dtype=np.float64)
-    horizon = settings.horizon_hours * 60.0
-    broken = np.flatnonzero(status == BROKEN)
-    starts = np.array([s for s, _ in events], dtype=np.int64)
-    in_horizon = np.zeros(len(starts), dtype=bool)
-    failures = []
-    for b in broken:
-        t = minutes[b]
-        near = (minutes[starts] >= t - horizon) & (minutes[starts] < t) if len(starts) else np.zeros(0, bool)
-        in_horizon |= near
-        lead = float((t - minutes[starts[near]].min()) / 60.0) if near.any() else None
-        failures.append({"row": int(b), "caught": lead is not None, "lead_hours": lead})
-    watched = _watched_rows(status, window)
-    # Time already counted towards a failure's horizon is not time in which alarms are false.
-    outside = np.ones(rows, dtype=bool)
-    for b in broken:
-        outside &= ~((minutes >= minutes[b] - horizon) & (minutes < minutes[b]))
-    watch_rows = watched & outside
-    false_starts = [int(s) for s, h in zip(starts, in_horizon) if not h and watched[s]]
-    step = float(np.median(np.diff(minutes))) if rows > 1 else 1.0
-    days = watch_rows.sum() * step / (24 * 60)
-    leads = [f["lead_hours"] for f in failures if f["caught"]]
-    return {
-        "failures": len(failures),
-        "caught": len(leads),
-        "per_failure": failures,
-        "median_lead_hours": float(np.median(leads)) if leads else None,
-        "false_alarms": len(false_starts),
-        "watched_days": float(days),
-        "false_alarms_per_day": len(false_starts) / days if days > 0 else None,
-    }
-
-
-def label_event_metrics(labels: np.ndarray, events: list[tuple[int, int]]) -> dict:
-    """For 0/1 labels: how many labelled anomaly runs an alarm overlaps, and the first delay."""
-    label_runs = runs(labels.astype(bool))
-    detected, delays = 0, []
-    for s, e in label_runs:
-        hits = [es for es, ee in events if es < e and ee > s]
-        if hits:
-            detected += 1
-            delays.append(max(0, min(hits) - s))
-    return {
-        "anomaly_events": len(label_runs),
-        "detected": detected,
-        "median_delay_rows": float(np.median(delays)) if delays else None,
-    }

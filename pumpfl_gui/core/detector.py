@@ -1,33 +1,139 @@
-"""A trained detector: network, scaler, sensors, threshold — and the steps that make and use it.
+"""The one detector door: fit on a facility's normal rows, calibrate, score, predict (core layer).
 
-Core layer. ``fit_detector`` is one facility training alone (the baseline federation must
-beat); ``score_data`` applies any detector, local or federated, to a facility's data.
+Every caller — the app, ``pumpfl train/score``, a facility in a federation, the benchmarks —
+makes, calibrates and applies detectors through :class:`Detector`, so a benchmark measures
+exactly what users run. The shape is scikit-learn's and PyOD's: :meth:`Detector.fit`,
+:meth:`Detector.decision_function` (a score per row), ``threshold`` (calibrated on the
+facility's own normal rows), :meth:`Detector.predict` (alarms); :func:`score_data` adds the
+events and figures the app and the benchmarks show.
+
+Calibration is one rule (``core/detection.py``): a facility's own scaler (unless the
+federation agreed one), its residuals' spread per sensor and its threshold, all from the
+windows of its training rows.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .dataset import SensorData
 from .detection import (
     DetectionSettings,
-    failure_metrics,
     flag_rows,
-    label_event_metrics,
-    pointwise_metrics,
+    residual_scale,
     row_scores,
     runs,
-    threshold_from_errors,
+    smooth_residuals,
+    threshold_from_scores,
+    window_scores,
 )
-from .runtime import seed_everything
+from .metrics import failure_metrics, label_event_metrics, pointwise_metrics
 from .model import ConvAutoencoder, ModelSpec, build_model
+from .runtime import seed_everything
 from .task import TaskState
-from .training import EpochResult, TrainSettings, train_epochs, window_errors
+from .training import EpochResult, TrainSettings, newest_residuals, train_epochs
 from .windows import Scaler, clean_window_starts, window_view
+
+# How a facility trains alone, and how it adapts a federation's model to itself: up to this
+# many epochs, stopping early on its newest held-back windows (measured on SKAB); a big
+# facility's epoch visits 4,000 windows spread over all of them.
+LOCAL_TRAINING = TrainSettings(epochs=100, lr=1e-3, batch_size=32, stride=1, patience=5, max_windows=4000)
+PERSONALISING = TrainSettings(epochs=20, lr=3e-4, batch_size=32, stride=1, patience=5, max_windows=4000)
+WANDER_BELOW = 0.5  # a sensor whose steps are this small against its spread wanders (Scaler.fit)
+AGREED = "agreed across facilities"  # info["scaler"] / info["threshold"]: the federation's, kept as is
+
+
+@dataclass
+class PreparedData:
+    """A facility's rows scaled and indexed for windowing."""
+
+    scaled: np.ndarray  # float32 (rows, sensors)
+    view: np.ndarray  # stride-1 window view (n_windows, sensors, window)
+    clean_starts: np.ndarray  # every window of normal training rows
+    train_starts: np.ndarray  # every ``stride``-th of them: the windows training visits
+
+
+def calibration_windows(clean_starts: np.ndarray, n_windows: int, span: int) -> np.ndarray:
+    """Windows whose smoothed residual averages ``span`` clean windows (it and the ones before):
+    the first windows of a stretch average fewer, are noisier, and would set the threshold."""
+    ok = np.zeros(n_windows, dtype=bool)
+    ok[clean_starts] = True
+    return clean_window_starts(ok, span) + span - 1
+
+
+def rows_needed(window: int, detection: DetectionSettings) -> int:
+    """Normal rows in a row a file needs to train and calibrate: a window, a smoothing span of
+    windows after it, and as many again for the threshold to rest on."""
+    return window + 2 * detection.span(window) - 1
+
+
+def prepare(data: SensorData, window: int, scaler: Scaler, train_stride: int = 1) -> PreparedData:
+    scaled = scaler.transform(data.values)
+    view = window_view(scaled, window)
+    clean = clean_window_starts(data.train_mask(), window)
+    return PreparedData(scaled, view, clean, clean[::train_stride])
+
+
+SHORT_HISTORY = DetectionSettings()  # chosen on SKAB (core/detection.py)
+SHORT_HISTORY_WINDOWS = 20  # fewer clean training windows than this many window lengths: a short history
+
+
+def detection_for(data: SensorData, window: int) -> DetectionSettings:
+    """The detection rules for a facility's data, by how much normal history it has."""
+    clean = len(clean_window_starts(data.train_mask(), window))
+    if clean < SHORT_HISTORY_WINDOWS * window:
+        return SHORT_HISTORY
+    # Chosen on the pump data (docs/BENCHMARKS.md, "Choosing the detector").
+    return DetectionSettings(quantile=0.995, factor=1.0, smooth=3 * window, top=4, wander=False)
+
+
+def fit_scaler(data: SensorData, window: int, detection: DetectionSettings) -> Scaler:
+    """A facility's own scaler from its training rows; with ``detection.wander``, sensors that
+    wander there are judged by their change over the last window."""
+    return Scaler.fit(data.values[data.train_mask()], WANDER_BELOW if detection.wander else None, window)
+
+
+def spec_for(data: SensorData) -> ModelSpec:
+    """The network's shape for this data: its sensors and how often it is read."""
+    return ModelSpec.for_data(len(data.sensors), data.interval_s)
+
+
+def check_trainable(data: SensorData, window: int, detection: DetectionSettings = DetectionSettings()) -> None:
+    """Raise ValueError with a human sentence when the data cannot train a window model."""
+    problem = trainable_problem(data, window, detection)
+    if problem:
+        raise ValueError(problem)
+
+
+def trainable_problem(data: SensorData, window: int, detection: DetectionSettings = DetectionSettings()) -> str | None:
+    """Why ``data`` cannot train (or calibrate) a model with this window, or None."""
+    need = rows_needed(window, detection)
+    n_ok = int(data.train_mask().sum())
+    if data.rows < need:
+        return f"{data.path.name} has {data.rows:,} rows; a {window}-row window needs at least {need:,} normal rows in a row"
+    if len(clean_window_starts(data.train_mask(), need)) == 0:
+        return f"{data.path.name} has no stretch of {need:,} normal rows to learn from ({n_ok:,} normal rows in all)"
+    return None
+
+
+def length_verdict(data: SensorData) -> tuple[bool, str]:
+    """(long enough?, one sentence): whether ``data`` can train and be scored with the model
+    shape it will get (``pumpfl data check`` and the app's preview say it)."""
+    spec = spec_for(data)
+    need = rows_needed(spec.window, detection_for(data, spec.window))
+    mask = np.concatenate(([False], data.train_mask(), [False]))
+    edges = np.flatnonzero(np.diff(mask.astype(np.int8)))
+    longest = int((edges[1::2] - edges[0::2]).max()) if len(edges) else 0
+    every = f"one reading every {data.interval_s:g} s" if data.interval_s else "no time column"
+    shape = f"windows of {spec.window} rows ({every}), so it needs {need:,} normal rows in a row"
+    if longest < need:
+        return False, f"too short to train: the model reads {shape}; the longest stretch here is {longest:,}"
+    return True, f"long enough to train and score: the model reads {shape}; the longest stretch here is {longest:,}"
 
 
 @dataclass
@@ -39,75 +145,115 @@ class Detector:
     threshold: float | None
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     info: dict = field(default_factory=dict)  # provenance: data file, training settings, losses
+    spread: np.ndarray | None = None  # per sensor: the smoothed residuals' RMS on training rows
 
+    @property
+    def calibrated(self) -> bool:
+        return self.scaler is not None and self.threshold is not None and self.spread is not None
 
-@dataclass
-class PreparedData:
-    """A facility's rows scaled and indexed for windowing."""
+    # -- making one -------------------------------------------------------------------------
 
-    scaled: np.ndarray  # float32 (rows, sensors)
-    view: np.ndarray  # stride-1 window view (n_windows, sensors, window)
-    clean_starts: np.ndarray  # every window of normal rows (the threshold is set on these)
-    train_starts: np.ndarray  # every ``stride``-th of them: the windows training visits
+    @classmethod
+    def fit(
+        cls,
+        data: SensorData,
+        spec: ModelSpec | None = None,
+        settings: TrainSettings = LOCAL_TRAINING,
+        detection: DetectionSettings | None = None,
+        state: TaskState | None = None,
+        on_epoch: Callable[[EpochResult], None] | None = None,
+    ) -> "Detector":
+        """Train one facility's detector on its own normal rows (labels never used); the
+        detection rules follow its data unless given."""
+        spec = spec or spec_for(data)
+        detection = detection or detection_for(data, spec.window)
+        check_trainable(data, spec.window, detection)
+        scaler = fit_scaler(data, spec.window, detection)
+        seed_everything(settings.seed)  # the initial weights, too, follow the seed
+        untrained = cls(spec, build_model(spec), scaler, list(data.sensors), None, detection, {"data_file": data.path.name})
+        return untrained._trained(data, settings, "trained alone", state, on_epoch)
 
+    def personalise(
+        self,
+        data: SensorData,
+        settings: TrainSettings = PERSONALISING,
+        state: TaskState | None = None,
+        on_epoch: Callable[[EpochResult], None] | None = None,
+    ) -> "Detector":
+        """A copy of this (federation's) model fine-tuned on ``data``'s own normal rows, then
+        calibrated there: shared knowledge, local habits."""
+        detection = detection_for(data, self.spec.window)
+        check_trainable(data, self.spec.window, detection)
+        scaler = self.scaler if self.info.get("scaler") == AGREED else fit_scaler(data, self.spec.window, detection)
+        mine = Detector(self.spec, copy.deepcopy(self.model), scaler, self.sensors, self.threshold, detection, dict(self.info))
+        return mine._trained(data, settings, "personalised", state, on_epoch)
 
-def prepare(data: SensorData, window: int, scaler: Scaler, train_stride: int = 1) -> PreparedData:
-    scaled = scaler.transform(data.values)
-    view = window_view(scaled, window)
-    clean = clean_window_starts(data.train_mask(), window)
-    return PreparedData(scaled, view, clean, clean[::train_stride])
+    def _trained(self, data, settings, how, state, on_epoch) -> "Detector":
+        clean = clean_window_starts(data.train_mask(), self.spec.window)
+        settings = replace(settings, stride=settings.stride_for(len(clean)), max_windows=None)
+        prep = prepare(data, self.spec.window, self.scaler, settings.stride)
+        t0 = time.perf_counter()
+        history = train_epochs(self.model, prep.view, prep.train_starts, settings, state, on_epoch)
+        info = {
+            **self.info,
+            "data_file": data.path.name,
+            "model": how,
+            "train_windows": int(len(prep.train_starts)),
+            "train_settings": settings.to_dict(),
+            "epoch_losses": [r.loss for r in history],
+            "epochs_run": len(history),
+            "train_seconds": round(time.perf_counter() - t0, 3),
+        }
+        return replace(self, info=info).calibrate(data, state)
 
+    # -- calibration: the one rule ------------------------------------------------------------
 
-def check_trainable(data: SensorData, window: int) -> None:
-    """Raise ValueError with a human sentence when the data cannot train a window model."""
-    n_ok = int(data.train_mask().sum())
-    if data.rows < window:
-        raise ValueError(f"{data.path.name} has {data.rows} rows; the model needs at least {window} in a row")
-    if len(clean_window_starts(data.train_mask(), window)) == 0:
-        raise ValueError(
-            f"{data.path.name} has no stretch of {window} normal rows to learn from ({n_ok} normal rows in all)"
-        )
+    def calibrate(self, data: SensorData, state: TaskState | None = None) -> "Detector":
+        """Scaler (unless the model carries one the federation agreed), residual spread and
+        threshold from ``data``'s own normal rows. Returns a calibrated copy. A model never
+        calibrated before (a federation's global model) takes the rules ``data`` calls for."""
+        if self.info.get("model") == "global":
+            self = replace(self, detection=detection_for(data, self.spec.window))
+        scaler, spread, train_scores = self._calibration(data, state)
+        if self.info.get("threshold") == AGREED and self.threshold is not None:
+            threshold = self.threshold  # the federation agreed it (shared scaling)
+        else:
+            threshold = threshold_from_scores(train_scores, self.detection)
+        info = {**self.info, "calibrated_on": data.path.name, "calibration_windows": int(len(train_scores))}
+        return replace(self, scaler=scaler, threshold=threshold, spread=spread, info=info)
 
+    def training_scores(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
+        """The scores of the training windows calibration rests on (a federation pools their
+        quantiles for a shared threshold)."""
+        return self._calibration(data, state)[2]
 
-def fit_detector(
-    data: SensorData,
-    spec: ModelSpec | None = None,
-    settings: TrainSettings = TrainSettings(),
-    detection: DetectionSettings = DetectionSettings(),
-    state: TaskState | None = None,
-    on_epoch: Callable[[EpochResult], None] | None = None,
-) -> Detector:
-    """Train one facility's detector on its own normal rows (labels never used)."""
-    spec = spec or ModelSpec(sensors=len(data.sensors))
-    check_trainable(data, spec.window)
-    scaler = Scaler.fit(data.values[data.train_mask()])
-    prep = prepare(data, spec.window, scaler, settings.stride)
-    seed_everything(settings.seed)  # the initial weights, too, follow the seed
-    model = build_model(spec)
-    t0 = time.perf_counter()
-    history = train_epochs(model, prep.view, prep.train_starts, settings, state, on_epoch)
-    train_seconds = time.perf_counter() - t0
-    threshold = calibrate_threshold(model, prep, detection, settings.device, state)
-    info = {
-        "data_file": data.path.name,
-        "train_windows": int(len(prep.train_starts)),
-        "train_settings": settings.to_dict(),
-        "epoch_losses": [r.loss for r in history],
-        "train_seconds": round(train_seconds, 3),
-    }
-    return Detector(spec, model, scaler, list(data.sensors), threshold, detection, info)
+    def _calibration(self, data: SensorData, state: TaskState | None) -> tuple[Scaler, np.ndarray, np.ndarray]:
+        check_trainable(data, self.spec.window, self.detection)
+        scaler = self.scaler if self.scaler is not None else fit_scaler(data, self.spec.window, self.detection)
+        prep = prepare(data, self.spec.window, scaler)
+        smoothed = self._smoothed(prep.view, state)
+        windows = calibration_windows(prep.clean_starts, len(prep.view), self.detection.span(self.spec.window))
+        spread = residual_scale(smoothed[windows])
+        return scaler, spread, window_scores(smoothed[windows], spread, self.detection.top)
 
+    def _smoothed(self, view: np.ndarray, state: TaskState | None) -> np.ndarray:
+        residuals = newest_residuals(self.model, view, state=state)
+        return smooth_residuals(residuals, self.detection.span(self.spec.window))
 
-def calibrate_threshold(
-    model: ConvAutoencoder,
-    prep: PreparedData,
-    detection: DetectionSettings,
-    device: str | None = None,
-    state: TaskState | None = None,
-) -> float:
-    """Threshold from the errors of every clean training window (stride 1)."""
-    errs = window_errors(model, prep.view, prep.clean_starts, device=device, state=state)
-    return threshold_from_errors(errs, detection)
+    # -- applying it --------------------------------------------------------------------------
+
+    def decision_function(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
+        """One score per row (NaN for the first ``window - 1`` rows); higher is stranger."""
+        if not self.calibrated:
+            raise ValueError("the detector is not calibrated to a facility yet")
+        view = window_view(self.scaler.transform(data.values), self.spec.window)
+        per_window = window_scores(self._smoothed(view, state), self.spread, self.detection.top)
+        per_window[: self.detection.span(self.spec.window) - 1] = np.nan  # smoothed over fewer windows: not judged
+        return row_scores(per_window, self.spec.window, data.rows)
+
+    def predict(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
+        """True for rows in alarm."""
+        return flag_rows(self.decision_function(data, state), self.threshold, self.detection.persistence)
 
 
 @dataclass
@@ -119,19 +265,9 @@ class ScoreResult:
     metrics: dict  # pointwise / failures / label_events, where labels exist
 
 
-def calibrate(detector: Detector, data: SensorData, state: TaskState | None = None) -> Detector:
-    """Fit the threshold — and the scaler, unless the model has one (a federation's agreed
-    scaler) — on ``data``'s own normal rows."""
-    check_trainable(data, detector.spec.window)
-    scaler = detector.scaler if detector.scaler is not None else Scaler.fit(data.values[data.train_mask()])
-    prep = prepare(data, detector.spec.window, scaler)
-    threshold = calibrate_threshold(detector.model, prep, detector.detection, state=state)
-    info = {**detector.info, "calibrated_on": data.path.name}
-    return Detector(detector.spec, detector.model, scaler, detector.sensors, threshold, detector.detection, info)
-
-
 def score_data(detector: Detector, data: SensorData, state: TaskState | None = None) -> ScoreResult:
-    """Score every row of ``data`` (its sensors must be the detector's, in order).
+    """Score every row of ``data`` (its sensors must be the detector's, in order), with events
+    and, where the file has labels, the figures.
 
     An uncalibrated detector (a federation's global model) is first calibrated on ``data``'s
     own normal rows, as each facility does with the model it receives.
@@ -141,12 +277,9 @@ def score_data(detector: Detector, data: SensorData, state: TaskState | None = N
     w = detector.spec.window
     if data.rows < w:
         raise ValueError(f"{data.path.name} has {data.rows} rows; scoring needs at least {w}")
-    if detector.scaler is None or detector.threshold is None:
-        detector = calibrate(detector, data, state)
-    scaled = detector.scaler.transform(data.values)
-    view = window_view(scaled, w)
-    errs = window_errors(detector.model, view, state=state)
-    scores = row_scores(errs, w, data.rows)
+    if not detector.calibrated:
+        detector = detector.calibrate(data, state)
+    scores = detector.decision_function(data, state)
     flags = flag_rows(scores, detector.threshold, detector.detection.persistence)
     events = runs(flags, detector.detection.merge_gap)
     metrics: dict = {}

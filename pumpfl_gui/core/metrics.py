@@ -59,7 +59,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detection import runs
+from .column_roles import BROKEN, NORMAL
+from .detection import DetectionSettings, runs
 
 NS_PER_S = 1_000_000_000
 
@@ -259,4 +260,110 @@ def detection_delays(files: Sequence[tuple]) -> dict:
         "detected": len(delays),
         "mean_delay_s": float(np.mean(delays)) if delays else None,
         "median_delay_s": float(np.median(delays)) if delays else None,
+    }
+
+
+# -- figures for one scored file (pumpfl score, the GUI, the pump benchmark) -----------------
+
+
+def _roc_auc(labels, scores) -> float:
+    from sklearn.metrics import roc_auc_score  # imported here: scikit-learn takes seconds to load
+
+    return float(roc_auc_score(labels, scores))
+
+def pointwise_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict:
+    """Precision, recall, F1, FAR, MAR (SKAB's definitions) and ROC-AUC over scored rows."""
+    scored = ~np.isnan(scores)
+    y = labels[scored].astype(bool)
+    f = flags[scored].astype(bool)
+    tp = int(np.sum(f & y))
+    fp = int(np.sum(f & ~y))
+    fn = int(np.sum(~f & y))
+    tn = int(np.sum(~f & ~y))
+    both = len(np.unique(y)) == 2
+    return {
+        "rows": int(scored.sum()),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1": tp / (tp + (fp + fn) / 2) if tp + fp + fn else 0.0,
+        "far_pct": 100.0 * fp / (fp + tn) if fp + tn else 0.0,
+        "mar_pct": 100.0 * fn / (fn + tp) if fn + tp else 0.0,
+        "roc_auc": _roc_auc(y, scores[scored]) if both else None,
+    }
+
+
+def _watched_rows(status: np.ndarray, window: int) -> np.ndarray:
+    """Rows whose whole window (this row and the window-1 before it) is NORMAL."""
+    normal = status == NORMAL
+    bad = np.concatenate(([0], np.cumsum(~normal, dtype=np.int64)))
+    watched = np.zeros(len(status), dtype=bool)
+    ends = np.arange(window - 1, len(status))
+    watched[ends] = (bad[ends + 1] - bad[ends + 1 - window]) == 0
+    return watched
+
+
+def failure_metrics(
+    status: np.ndarray,
+    timestamps: np.ndarray | None,
+    events: list[tuple[int, int]],
+    window: int,
+    settings: DetectionSettings,
+) -> dict:
+    """Failures caught before their BROKEN minute, lead times and false alarms per day."""
+    rows = len(status)
+    if timestamps is None:
+        # Without a time column, assume the pump schema's one row per minute.
+        minutes = np.arange(rows, dtype=np.float64)
+    else:
+        minutes = (timestamps - timestamps[0]) / np.timedelta64(1, "m")
+        minutes = np.asarray(minutes, dtype=np.float64)
+    horizon = settings.horizon_hours * 60.0
+    broken = np.flatnonzero(status == BROKEN)
+    starts = np.array([s for s, _ in events], dtype=np.int64)
+    in_horizon = np.zeros(len(starts), dtype=bool)
+    failures = []
+    for b in broken:
+        t = minutes[b]
+        near = (minutes[starts] >= t - horizon) & (minutes[starts] < t) if len(starts) else np.zeros(0, bool)
+        in_horizon |= near
+        lead = float((t - minutes[starts[near]].min()) / 60.0) if near.any() else None
+        failures.append({"row": int(b), "caught": lead is not None, "lead_hours": lead})
+    watched = _watched_rows(status, window)
+    # Time already counted towards a failure's horizon is not time in which alarms are false.
+    outside = np.ones(rows, dtype=bool)
+    for b in broken:
+        outside &= ~((minutes >= minutes[b] - horizon) & (minutes < minutes[b]))
+    watch_rows = watched & outside
+    false_starts = [int(s) for s, h in zip(starts, in_horizon) if not h and watched[s]]
+    step = float(np.median(np.diff(minutes))) if rows > 1 else 1.0
+    days = watch_rows.sum() * step / (24 * 60)
+    leads = [f["lead_hours"] for f in failures if f["caught"]]
+    return {
+        "failures": len(failures),
+        "caught": len(leads),
+        "per_failure": failures,
+        "median_lead_hours": float(np.median(leads)) if leads else None,
+        "false_alarms": len(false_starts),
+        "watched_days": float(days),
+        "false_alarms_per_day": len(false_starts) / days if days > 0 else None,
+    }
+
+
+def label_event_metrics(labels: np.ndarray, events: list[tuple[int, int]]) -> dict:
+    """For 0/1 labels: how many labelled anomaly runs an alarm overlaps, and the first delay."""
+    label_runs = runs(labels.astype(bool))
+    detected, delays = 0, []
+    for s, e in label_runs:
+        hits = [es for es, ee in events if es < e and ee > s]
+        if hits:
+            detected += 1
+            delays.append(max(0, min(hits) - s))
+    return {
+        "anomaly_events": len(label_runs),
+        "detected": detected,
+        "median_delay_rows": float(np.median(delays)) if delays else None,
     }

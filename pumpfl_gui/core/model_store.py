@@ -1,7 +1,7 @@
 """Model folders: weights plus JSON metadata, loaded without running any code (core layer).
 
-A model folder holds ``model.json`` (architecture, sensors, window, scaler, threshold,
-detection rules, provenance) and ``weights.npz`` (one array per network tensor). Arrays are
+A model folder holds ``model.json`` (architecture, sensors, window, scaler, residual spread,
+threshold, detection rules, provenance) and ``weights.npz`` (one array per network tensor). Arrays are
 read with ``allow_pickle=False`` and the JSON with the standard parser, so a hostile model
 folder can at worst be refused — never execute anything (unlike ``torch.load`` of a pickle).
 """
@@ -25,7 +25,7 @@ from .model import ModelSpec, build_model
 from .windows import Scaler
 
 FORMAT = "pumpfl-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: scores from per-sensor residuals (core/detection.py); 1 is not comparable
 META_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
 
@@ -46,6 +46,7 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
         # unless the facilities agreed them (shared scaling).
         "scaler": detector.scaler.to_dict() if detector.scaler is not None else None,
         "threshold": detector.threshold,
+        "spread": detector.spread.tolist() if detector.spread is not None else None,
         "detection": detector.detection.to_dict(),
         "parameters": {k: list(v.shape) for k, v in state.items()},
         "info": detector.info,
@@ -72,16 +73,25 @@ def load_detector(folder: str | Path) -> Detector:
         raise ModelError(f"{meta_path} is not a PumpFL model description")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ModelError(f"{folder} was saved by a newer PumpFL ({meta.get('app_version')}); update the app")
+    if meta.get("format_version", 0) < FORMAT_VERSION:
+        raise ModelError(
+            f"{folder} was saved by PumpFL {meta.get('app_version')}, which scored readings another way; train it again"
+        )
     try:
         spec = ModelSpec.from_dict(meta["spec"])
         sensors = [str(s) for s in meta["sensors"]]
         scaler = Scaler.from_dict(meta["scaler"]) if meta["scaler"] is not None else None
         threshold = float(meta["threshold"]) if meta["threshold"] is not None else None
         detection = DetectionSettings.from_dict(meta.get("detection", {}))
+        spread = np.asarray(meta["spread"], dtype=np.float64) if meta.get("spread") is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{meta_path} is incomplete or malformed ({exc})") from None
     if len(sensors) != spec.sensors or (scaler is not None and scaler.mean.shape != (spec.sensors,)):
         raise ModelError(f"{meta_path} is inconsistent: sensors, scaler and architecture disagree")
+    if spread is not None and (spread.shape != (spec.sensors,) or not np.all(np.isfinite(spread)) or not np.all(spread > 0)):
+        raise ModelError(f"{meta_path} is inconsistent: the residual spread must be one positive number per sensor")
+    if threshold is not None and not (np.isfinite(threshold) and threshold > 0):
+        raise ModelError(f"{meta_path} holds an unusable threshold ({threshold})")
     model = build_model(spec)
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
@@ -96,4 +106,4 @@ def load_detector(folder: str | Path) -> Detector:
             raise ModelError(f"{weights_path}: {name} has shape {arrays[name].shape}, expected {tuple(tensor.shape)}")
     model.load_state_dict({k: torch.from_numpy(np.array(arrays[k], dtype=np.float32)) for k in expected})
     model.eval()
-    return Detector(spec, model, scaler, sensors, threshold, detection, dict(meta.get("info", {})))
+    return Detector(spec, model, scaler, sensors, threshold, detection, dict(meta.get("info", {})), spread)

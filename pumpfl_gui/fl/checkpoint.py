@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.detection import DetectionSettings
-from ..core.detector import Detector
+from ..core.detector import AGREED, Detector
 from ..core.errors import UserError
 from ..core.files import write_atomic
 from ..core.model import ModelSpec, build_model, set_parameters
@@ -50,7 +50,11 @@ def save(
     """Write the round's outputs; ``scaler`` and ``threshold``: the agreed ones (shared scaling)."""
     model = build_model(spec)
     set_parameters(model, params)
-    info = {"trained": "federated", "rounds_completed": rnd, "settings": settings.to_dict()}
+    info = {"trained": "federated", "model": "global", "rounds_completed": rnd, "settings": settings.to_dict()}
+    if scaler is not None:
+        info["scaler"] = AGREED
+    if threshold is not None:
+        info["threshold"] = AGREED
     save_detector(Detector(spec, model, scaler, list(sensors), threshold, DetectionSettings(), info), out / MODEL_DIR)
     write_atomic(out / HISTORY, json.dumps({"rounds": history}, indent=2).encode())
     state = {"round": rnd, "sensors": list(sensors), "settings": settings.to_dict()}
@@ -68,6 +72,7 @@ class ResumeState:
     history: list
     join_code: str | None = None
     scaler: Scaler | None = None  # the agreed one, when the run used shared scaling
+    spec: ModelSpec | None = None  # the network the run trains
 
 
 def load(folder: Path) -> ResumeState:
@@ -92,4 +97,4 @@ def load(folder: Path) -> ResumeState:
         scaler = Scaler.from_dict(state["shared_scaler"]) if state.get("shared_scaler") else None
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"cannot resume from {folder}: its shared scaler is damaged ({exc})") from None
-    return ResumeState(int(state["round"]), list(state["sensors"]), params, history, join_code, scaler)
+    return ResumeState(int(state["round"]), list(state["sensors"]), params, history, join_code, scaler, det.spec)

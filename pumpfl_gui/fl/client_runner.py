@@ -33,7 +33,8 @@ from flwr.proto.transport_pb2 import ClientMessage
 
 from ..core.dataset import SensorData, load_sensor_csv
 from ..core.errors import UserError
-from ..core.model import ModelSpec, get_parameters
+from ..core.detector import spec_for
+from ..core.model import get_parameters
 from ..core.task import Cancelled, TaskState
 from ..core.windows import Scaler
 from . import protocol as P
@@ -58,6 +59,7 @@ class ClientOptions:
     known_servers: KnownServers | None = None
     name: str | None = None
     out_dir: Path | None = None  # where the final model (with the local threshold) goes
+    personalise: bool = True  # fine-tune the global model on this facility's rows before saving it
     max_wait: float = 600.0  # give up after this long without a server
     seed: int = 0
     train_rows: int | None = None  # only each file's first rows train (a benchmark's fixed split)
@@ -180,7 +182,9 @@ class ClientRunner:
     def _finish(self) -> Finished:
         out = self.options.out_dir
         if out is not None and self.facility is not None and self.global_params is not None:
-            self.facility.save_final(self.global_params, Path(out), self.agreed_threshold)
+            how = "personalising the federation's model on this facility's rows" if self.facility.personalise else "calibrating"
+            self.emit(ConnectionState("finishing", how))
+            self.facility.save_final(self.global_params, Path(out), self.rounds, self.agreed_threshold)
         result = Finished(rounds_completed=self.rounds, out_dir=str(out or ""), message="the server finished")
         self.emit(result)
         return result
@@ -299,16 +303,13 @@ class ClientRunner:
                     problem = f"{self.name}'s data does not fit the federation: {exc}"
         spec_cfg = json.loads(str(config.get(P.HELLO_SPEC, "{}")) or "{}")
         samples = 0
+        spec = None
         if not problem:
             try:
-                spec = ModelSpec(
-                    sensors=len(data[0].sensors),
-                    window=int(spec_cfg.get("window", ModelSpec.window)),
-                    channels=tuple(int(c) for c in spec_cfg.get("channels", ModelSpec.channels)),
-                    kernel=int(spec_cfg.get("kernel", ModelSpec.kernel)),
-                )
-                wander = spec_cfg.get("wander_below")
-                self.facility = Facility(data, spec, self.name, self.options.seed, None if wander is None else float(wander))
+                sensors = len(data[0].sensors)
+                # The coordinator's shape, or the one this facility's readings call for.
+                spec = P.spec_from_shape(sensors, spec_cfg) if "window" in spec_cfg else spec_for(data[0])
+                self.facility = Facility(data, spec, self.name, self.options.seed, self.options.personalise)
                 self._scaler_json = ""
                 samples = self.facility.samples
             except ValueError as exc:
@@ -323,6 +324,8 @@ class ClientRunner:
             P.REPLY_SAMPLES: samples,
             P.REPLY_PROBLEM: problem,
         }
+        if spec is not None:
+            reply[P.REPLY_SPEC] = P.dumps(P.shape_of(spec))
         if spec_cfg.get("shared_scaling") and not problem:
             reply[P.REPLY_STATS] = P.dumps(self.facility.scaling_stats())  # aggregates, never a reading
         return reply

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.dataset import SensorData
-from ..core.detection import DetectionSettings, threshold_from_errors
-from ..core.detector import Detector, check_trainable, prepare
+from ..core.detection import DetectionSettings
+from ..core.detector import AGREED, Detector, check_trainable, detection_for, fit_scaler, prepare
 from ..core.model import ModelSpec, build_model, get_parameters, set_parameters
 from ..core.model_store import save_detector
 from ..core.pooling import error_sketch, scaling_stats
@@ -43,8 +43,10 @@ def split_held_out(clean: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
 class Facility:
     """A facility's data — one file, or several whose windows never cross from one to the next.
 
-    Each file keeps its own scaler, fitted on its own training rows (``wander_below``: see
-    :meth:`Scaler.fit`), until the federation agrees one for all (:meth:`use_scaler`).
+    Each file keeps its own scaler, fitted on its own training rows (the detector's rule,
+    :func:`~pumpfl_gui.core.detector.fit_scaler`), until the federation agrees one for all
+    (:meth:`use_scaler`). After the last round the facility adapts the global model to its own
+    rows (:meth:`final_detector`: personalised, or the global model calibrated as it is).
     """
 
     def __init__(
@@ -53,7 +55,7 @@ class Facility:
         spec: ModelSpec,
         name: str | None = None,
         seed: int = 0,
-        wander_below: float | None = None,
+        personalise: bool = True,
     ) -> None:
         parts = [data] if isinstance(data, SensorData) else list(data)
         if not parts:
@@ -65,9 +67,11 @@ class Facility:
         self.spec = spec
         self.name = name or self.data.path.stem
         self.seed = seed
+        self.personalise = personalise  # fine-tune the global model on this facility's rows at the end
         self.shared_scaler: Scaler | None = None  # the federation's, once agreed (shared scaling)
-        self._scale([Scaler.fit(p.values[p.train_mask()], wander_below, spec.window) for p in parts])
+        self._scale([fit_scaler(p, spec.window, detection_for(p, spec.window)) for p in parts])
         self.model = build_model(spec)
+        self.final: Detector | None = None  # the detector saved at the end of the run
 
     def _scale(self, scalers: list[Scaler]) -> None:
         parts, spec = self.parts, self.spec
@@ -102,10 +106,10 @@ class Facility:
         self._scale([scaler] * len(self.parts))
 
     def error_sketch(self, parameters: list[np.ndarray], state: TaskState | None = None) -> dict:
-        """Quantiles of the model's errors on every clean window of every file (core/pooling.py)."""
-        set_parameters(self.model, parameters)
-        clean = np.concatenate([pr.clean_starts + off for pr, off in zip(self.preps, self.offsets)])
-        return error_sketch(window_errors(self.model, self.view, clean, state=state))
+        """Quantiles of the global model's scores on the clean windows of every file, each file
+        calibrated on its own rows (core/pooling.py)."""
+        scores = [self._global(parameters).training_scores(part, state) for part in self.parts]
+        return error_sketch(np.concatenate(scores))
 
     @property
     def samples(self) -> int:
@@ -131,21 +135,43 @@ class Facility:
         errs = window_errors(self.model, self.view, self.held_out[::EVAL_STRIDE], state=state)
         return float(errs.mean()), int(len(errs))
 
-    def detector(
-        self, parameters: list[np.ndarray], detection: DetectionSettings = DetectionSettings(), agreed_threshold: float | None = None
-    ) -> Detector:
-        """The global model with this facility's scaler (or the shared one) and threshold: the
-        agreed one, else computed locally on its first file, the one the app shows."""
-        set_parameters(self.model, parameters)
-        info = {"data_file": self.data.path.name, "trained": "federated", "facility": self.name}
-        if agreed_threshold is not None:
-            info["threshold"] = "agreed across facilities"
-            threshold = float(agreed_threshold)
-        else:
-            threshold = threshold_from_errors(window_errors(self.model, self.preps[0].view, self.preps[0].clean_starts), detection)
+    def _global(self, parameters: list[np.ndarray], rounds: int | None = None) -> Detector:
+        """The federation's model, uncalibrated (with the agreed scaler, if any)."""
+        model = build_model(self.spec)
+        set_parameters(model, parameters)
+        info = {"data_file": self.data.path.name, "trained": "federated", "facility": self.name, "model": "global"}
+        if rounds is not None:
+            info["rounds"] = rounds
         if self.shared_scaler is not None:
-            info["scaler"] = "agreed across facilities"
-        return Detector(self.spec, self.model, self.scaler, list(self.data.sensors), threshold, detection, info)
+            info["scaler"] = AGREED
+        return Detector(self.spec, model, self.shared_scaler, list(self.data.sensors), None, DetectionSettings(), info)
 
-    def save_final(self, parameters: list[np.ndarray], folder: Path, agreed_threshold: float | None = None) -> Path:
-        return save_detector(self.detector(parameters, agreed_threshold=agreed_threshold), folder)
+    def final_detector(
+        self,
+        parameters: list[np.ndarray],
+        rounds: int | None = None,
+        agreed_threshold: float | None = None,
+        state: TaskState | None = None,
+        data: SensorData | None = None,
+        personalise: bool | None = None,
+    ) -> Detector:
+        """The facility's detector for ``data`` (its first file): the global model personalised
+        on its own normal rows (or, with ``personalise`` off, calibrated as it is), with the
+        agreed threshold when the facilities agreed one."""
+        data = data or self.data
+        base = self._global(parameters, rounds)
+        if self.personalise if personalise is None else personalise:
+            detector = base.personalise(data, state=state)
+            detector.info["model"] = f"personalised from round {rounds}" if rounds is not None else "personalised"
+        else:
+            detector = base.calibrate(data, state)
+        if agreed_threshold is not None:
+            detector.threshold = float(agreed_threshold)
+            detector.info["threshold"] = AGREED
+        return detector
+
+    def save_final(
+        self, parameters: list[np.ndarray], folder: Path, rounds: int | None = None, agreed_threshold: float | None = None
+    ) -> Path:
+        self.final = self.final_detector(parameters, rounds, agreed_threshold)
+        return save_detector(self.final, folder)

@@ -44,6 +44,8 @@ class GatedClientManager(SimpleClientManager):
         self.join_code = join_code  # None: --insecure, no join code asked
         self.spec = spec  # what every facility builds: window, channels, scaling (FederationSettings.hello_spec)
         self.sensors = sensors  # the federation's columns; the first facility sets them if None
+        # The network's shape: the coordinator's, or the one the first facility's data calls for.
+        self.shape: dict | None = {k: spec[k] for k in P.SHAPE_KEYS} if "window" in spec else None
         self.names: dict[str, str] = {}
         self.samples: dict[str, int] = {}
         self.stats: dict[str, dict] = {}  # with shared scaling: each facility's aggregates (core/pooling.py)
@@ -159,16 +161,30 @@ class GatedClientManager(SimpleClientManager):
             theirs = json.loads(str(props.get(P.REPLY_SENSORS, "")))
         except json.JSONDecodeError:
             return "this facility sent no sensor list"
+        try:
+            shape = P.shape_of(P.spec_from_shape(max(len(theirs), 1), json.loads(str(props.get(P.REPLY_SPEC, "")))))
+        except ValueError:  # json's errors are ValueErrors too
+            return "this facility sent no usable model shape"
         with self._lock:
             if self.sensors is None:
-                problem = self._check_stats(props, name, len(theirs))
+                problem = self._check_stats(props, name, len(theirs)) or self._check_shape(name, shape)
                 if problem is None:
                     self.sensors = list(theirs)  # the first facility defines the federation's columns
+                    self.shape = self.shape or shape  # ... and, unless the coordinator fixed it, the shape
                 return problem
             ours = self.sensors
+            problem = self._check_shape(name, shape)
         if theirs != ours:
             return self._mismatch(name, ours, theirs)
-        return self._check_stats(props, name, len(ours))
+        return problem or self._check_stats(props, name, len(ours))
+
+    def _check_shape(self, name: str, shape: dict) -> str | None:
+        if self.shape is None or shape == self.shape:
+            return None
+        return (
+            f"{name}'s readings call for a model window of {shape['window']} rows where the federation uses "
+            f"{self.shape['window']} (readings taken at another interval?); every facility needs data read as often"
+        )
 
     def _check_stats(self, props: dict, name: str, sensors: int) -> str | None:
         if not self.spec.get("shared_scaling"):

@@ -47,7 +47,11 @@ REPLY_SAMPLES = "samples"
 REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
 REPLY_PROBE = "probe"  # 1: only checking the join code ("Test connection"); do not enrol me
 REPLY_STATS = "scaling_stats"  # with shared scaling: per-sensor counts, means, variances (core/pooling.py)
-PROPERTY_KEYS = frozenset({REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE, REPLY_STATS, HELLO_PROTOCOL})
+REPLY_SPEC = "model_spec"  # JSON window/channels/kernel the facility's data calls for (ModelSpec.for_data)
+PROPERTY_KEYS = frozenset(
+    {REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE, REPLY_STATS, REPLY_SPEC, HELLO_PROTOCOL}
+)
+SHAPE_KEYS = ("window", "channels", "kernel")
 HELLO_PROBE_OK = "probe_ok"  # the server's answer to a probe whose join code is right
 
 
@@ -61,12 +65,12 @@ class FederationSettings:
     lr: float = 1e-3
     batch_size: int = 256
     stride: int = 4
-    window: int = 32
-    channels: tuple[int, int] = (16, 4)
-    kernel: int = 3
+    # The network's shape; None: follow the data (ModelSpec.for_data on the facilities' readings).
+    window: int | None = None
+    channels: tuple[int, int] | None = None
+    kernel: int | None = None
     round_timeout: float = 600.0  # seconds a round may wait for a facility's answer
     join_timeout: float = 3600.0  # seconds the server waits for the minimum of facilities
-    wander_below: float | None = None  # facilities judge wandering sensors by their change (Scaler.fit)
     # How updates are combined (fl/strategies.py) and that strategy's own setting.
     strategy: str = "fedavg"
     proximal_mu: float = 0.01  # fedprox
@@ -84,14 +88,20 @@ class FederationSettings:
         TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride, proximal_mu=self.proximal_mu)
         check_choice(self)
 
-    def spec_for(self, sensors: int) -> ModelSpec:
-        return ModelSpec(sensors=sensors, window=self.window, channels=self.channels, kernel=self.kernel)
+    def shape(self) -> dict | None:
+        """The network's shape the coordinator fixed, or None to follow the facilities' data."""
+        if self.window is None:
+            return None
+        default = ModelSpec(sensors=1, window=self.window)
+        return {
+            "window": self.window,
+            "channels": list(self.channels or default.channels),
+            "kernel": int(self.kernel or default.kernel),
+        }
 
     def hello_spec(self) -> dict:
         """What each facility builds, sent in the handshake."""
-        spec = {"window": self.window, "channels": list(self.channels), "kernel": self.kernel}
-        if self.wander_below is not None:
-            spec["wander_below"] = self.wander_below
+        spec = dict(self.shape() or {})
         if self.shared_scaling:
             spec["shared_scaling"] = 1
         return spec
@@ -109,8 +119,23 @@ class FederationSettings:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["channels"] = list(self.channels)
+        d["channels"] = list(self.channels) if self.channels is not None else None
         return d
+
+
+def spec_from_shape(sensors: int, shape: dict) -> ModelSpec:
+    """A ModelSpec from a shape dict (window, channels, kernel); ValueError when malformed."""
+    try:
+        channels = tuple(int(c) for c in shape["channels"])
+        if len(channels) != 2:
+            raise ValueError("two channel counts expected")
+        return ModelSpec(sensors=sensors, window=int(shape["window"]), channels=channels, kernel=int(shape["kernel"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed model shape ({exc})") from None
+
+
+def shape_of(spec: ModelSpec) -> dict:
+    return {"window": spec.window, "channels": list(spec.channels), "kernel": spec.kernel}
 
 
 def train_settings_from_config(config: dict, seed: int = 0) -> TrainSettings:

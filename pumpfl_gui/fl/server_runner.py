@@ -24,6 +24,7 @@ from flwr.common import GetPropertiesIns, ndarrays_to_parameters, parameters_to_
 from flwr.server import Server
 
 from ..core.detection import DetectionSettings
+from ..core.detector import WANDER_BELOW
 from ..core.model import build_model, get_parameters
 from ..core.pooling import check_sketch, pool_scaler, pooled_quantile
 from ..core.paths import user_data_dir
@@ -113,6 +114,8 @@ class ServerRunner:
         self.manager = GatedClientManager(
             join_code, s.hello_spec(), self.emit, sensors=state.sensors if state else None, default_wait=s.round_timeout
         )
+        if state is not None:
+            self.manager.shape = P.shape_of(state.spec)  # a resumed run keeps its network
         if self._stop.is_set():
             self.manager.stop()
         bind = f"[{opts.host}]:{opts.port}" if ":" in opts.host else f"{opts.host}:{opts.port}"
@@ -159,7 +162,7 @@ class ServerRunner:
         if not manager.wait_for(s.min_clients, timeout=s.join_timeout):
             self._check_stop()
             raise RuntimeError(f"only {manager.num_available()} of {s.min_clients} facilities joined within {s.join_timeout:.0f} s")
-        spec = s.spec_for(len(manager.sensors))
+        spec = P.spec_from_shape(len(manager.sensors), manager.shape)
         if state is not None:
             params = state.parameters
             history = state.history
@@ -286,7 +289,7 @@ class ServerRunner:
         stats = [self.manager.stats[cid] for cid in self.manager.all() if cid in self.manager.stats]
         if not stats:
             raise RuntimeError("shared scaling: no facility sent its scaling summary")
-        scaler = pool_scaler(stats, s.wander_below, s.window)
+        scaler = pool_scaler(stats, WANDER_BELOW, P.spec_from_shape(len(self.manager.sensors), self.manager.shape).window)
         rows = sum(int(x["rows"]) for x in stats)
         log.info("shared scaler pooled from %d facilities (%d rows)", len(stats), rows)
         return scaler

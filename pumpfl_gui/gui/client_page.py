@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.dataset import BROKEN, describe, load_sensor_csv
-from ..core.detector import score_data
+from ..core.detector import length_verdict, score_data
 from ..core.errors import UserError
 from ..core.paths import default_data_dir, user_data_dir
 from ..core.scores_csv import write_scores_csv
@@ -211,7 +211,9 @@ class ClientPage(QWidget):
             self._data_failed(result, path)
             return
         self.data, self.csv_path = result, path
-        self.data_info.setText(describe(result).replace("\n", "<br>"))
+        long_enough, verdict = length_verdict(result)
+        verdict_html = coloured(html.escape(verdict), "ok" if long_enough else "failed", self)
+        self.data_info.setText(html.escape(describe(result)).replace("\n", "<br>") + "<br>" + verdict_html)
         k = min(PREVIEW_SENSORS, len(result.sensors))
         self.preview.show(result.timestamps, result.values[:, :k], result.sensors[:k])
         self.log.add(f"data: {path.name}, {result.rows:,} rows, {len(result.sensors)} sensors")
@@ -379,11 +381,12 @@ class ClientPage(QWidget):
         if isinstance(result, Exception):
             self.status.setText(f"Could not score the data: {result}")
             return
-        data, score = result
+        data, score, model = result
         self.score = (data, score)
         failures = list(np.flatnonzero(data.status == BROKEN)) if data.status is not None else []
         self.anomaly.show_result(data.timestamps, score.scores, score.threshold, score.flags, score.events, failures, data.labels)
-        self.figures.setText(figures_text(score.metrics) or f"{int(score.flags.sum()):,} rows flagged in {len(score.events)} event(s).")
+        summary = figures_text(score.metrics) or f"{int(score.flags.sum()):,} rows flagged in {len(score.events)} event(s)."
+        self.figures.setText(f"Model: {_model_words(model)}<br>{summary}")
         self.export.setEnabled(True)
         self.tabs.setCurrentIndex(1)
         self.status.setText(f"Finished. {len(score.events)} anomalous stretch(es) flagged in your data.")
@@ -398,8 +401,18 @@ class ClientPage(QWidget):
 
 
 def _score(facility, params, agreed_threshold=None):
-    detector = facility.detector(params, agreed_threshold=agreed_threshold)  # as saved with the model
-    return facility.data, score_data(detector, facility.data)
+    # The detector the run saved (personalised on this facility's rows), else made the same way.
+    detector = facility.final or facility.final_detector(params, agreed_threshold=agreed_threshold)
+    return facility.data, score_data(detector, facility.data), detector.info.get("model", "global")
+
+
+def _model_words(model: str) -> str:
+    """How the facility's saved model was made, for plant staff."""
+    if model.startswith("personalised"):
+        return f"the federation's model, {model} on your own readings"
+    if model == "global":
+        return "the federation's global model, calibrated on your own readings"
+    return model
 
 
 def _probe(address, root, code):

@@ -1,0 +1,316 @@
+"""The one detector door (core/detector.py): fit, calibrate, personalise, score, save and load,
+on small SKAB-layout files made here (core/skab_simulator.py)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from pumpfl_gui.core.dataset import load_sensor_csv
+from pumpfl_gui.core.detection import DetectionSettings, threshold_from_scores
+from pumpfl_gui.core.detector import (
+    AGREED,
+    LOCAL_TRAINING,
+    PERSONALISING,
+    detection_for,
+    Detector,
+    calibration_windows,
+    fit_scaler,
+    prepare,
+    rows_needed,
+    score_data,
+    spec_for,
+    trainable_problem,
+)
+from pumpfl_gui.core.errors import ModelError
+from pumpfl_gui.core.model import ModelSpec, build_model
+from pumpfl_gui.core.model_store import load_detector, save_detector
+from pumpfl_gui.core.skab_simulator import write_anomaly_free_csv, write_skab_csv
+from pumpfl_gui.core.training import TrainSettings, newest_residuals, split_held_back, train_epochs, window_errors
+from pumpfl_gui.core.windows import clean_window_starts, window_view
+
+SKAB_TRAIN_ROWS = 400  # SKAB's benchmark trains on each file's first 400 rows
+ANOMALY = slice(600, 900)  # the valve is closed in these rows (write_skab_csv's defaults)
+NORMAL_AFTER_TRAINING = slice(SKAB_TRAIN_ROWS, 600)
+
+
+def skab_file(folder, name="valve.csv", seed=0):
+    return replace(load_sensor_csv(write_skab_csv(folder / name, seed=seed)), train_rows=SKAB_TRAIN_ROWS)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One facility trained alone as users train it (LOCAL_TRAINING), with its epochs recorded."""
+    data = skab_file(tmp_path_factory.mktemp("door"))
+    epochs = []
+    det = Detector.fit(data, on_epoch=epochs.append)
+    return data, det, epochs
+
+
+def _weights(det):
+    return {k: v.detach().clone() for k, v in det.model.state_dict().items()}
+
+
+def _as_global(det):
+    """What a federation hands a facility: weights only, no scaler, spread or threshold."""
+    return Detector(det.spec, det.model, None, det.sensors, None, det.detection, {"model": "federated"})
+
+
+# -- (1) fitting on a SKAB-like file ------------------------------------------------------------
+
+
+def test_the_shape_follows_the_file_and_training_stops_early(fitted):
+    data, det, epochs = fitted
+    assert data.interval_s == 1.0
+    assert spec_for(data) == det.spec
+    assert (det.spec.sensors, det.spec.window, det.spec.channels, det.spec.kernel) == (8, 60, (32, 16), 7)
+    assert det.info["model"] == "trained alone" and det.calibrated
+    assert det.info["epochs_run"] == len(epochs) < LOCAL_TRAINING.epochs
+    # It stopped because the held-back loss had not improved for `patience` epochs.
+    held = [e.held_back_loss for e in epochs]
+    assert all(h is not None for h in held)
+    assert min(held[-LOCAL_TRAINING.patience :]) >= min(held[: -LOCAL_TRAINING.patience])
+    # Only the 400 training rows train: every window inside them, less the newest tenth held back.
+    windows = SKAB_TRAIN_ROWS - det.spec.window + 1
+    assert det.info["train_windows"] == windows
+    assert epochs[0].windows == len(split_held_back(np.arange(windows), LOCAL_TRAINING.held_back)[0])
+
+
+def test_the_valve_closing_is_flagged_and_normal_rows_are_not(fitted):
+    data, det, _ = fitted
+    flags = det.predict(data)
+    assert flags[ANOMALY].mean() > 0.8
+    assert flags[ANOMALY].mean() > flags[NORMAL_AFTER_TRAINING].mean() + 0.5
+    # Nothing the threshold rests on alarms: the training rows whose smoothing span is full.
+    settled = det.spec.window - 1 + det.detection.span(det.spec.window) - 1
+    assert not flags[settled:SKAB_TRAIN_ROWS].any()
+    result = score_data(det, data)
+    assert result.metrics["label_events"]["detected"] == 1
+    np.testing.assert_array_equal(result.flags, flags)
+
+
+def test_the_first_scored_rows_of_a_file_do_not_alarm(fitted):
+    # Rows whose smoothing span is not yet full are not judged (they would average fewer residuals).
+    data, det, _ = fitted
+    assert not det.predict(data)[:SKAB_TRAIN_ROWS].any()
+
+
+def test_scores_are_per_row_and_nan_until_the_first_full_smoothing_span(fitted):
+    data, det, _ = fitted
+    scores = det.decision_function(data)
+    first = det.spec.window + det.detection.span(det.spec.window) - 2  # the first row judged
+    assert scores.shape == (data.rows,)
+    assert np.isnan(scores[:first]).all() and np.isfinite(scores[first:]).all()
+    np.testing.assert_array_equal(det.predict(data), np.nan_to_num(scores, nan=-np.inf) > det.threshold)  # persistence 1
+
+
+def test_the_threshold_follows_the_rule_on_the_training_windows(fitted):
+    data, det, _ = fitted
+    train_scores = det.training_scores(data)
+    assert det.threshold == threshold_from_scores(train_scores, det.detection)
+    # The calibration windows: every training window whose smoothing span is full.
+    prep = prepare(data, det.spec.window, det.scaler)
+    span = det.detection.span(det.spec.window)
+    expected = calibration_windows(prep.clean_starts, len(prep.view), span)
+    assert len(train_scores) == det.info["calibration_windows"] == len(expected)
+    assert expected[0] == span - 1 and expected[-1] == SKAB_TRAIN_ROWS - det.spec.window
+    # ... and the scores there are the per-row scores of those windows' last rows.
+    rows = det.decision_function(data)[expected + det.spec.window - 1]
+    np.testing.assert_allclose(rows, train_scores, rtol=1e-12)
+
+
+# -- (2) causality ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("t", [120, 450, 700])
+def test_later_readings_never_change_earlier_scores(fitted, t):
+    data, det, _ = fitted
+    before = det.decision_function(data)
+    values = data.values.copy()
+    values[t + 1 :] += np.random.default_rng(t).normal(0, 50, values[t + 1 :].shape).astype(np.float32)
+    after = det.decision_function(replace(data, values=values))
+    np.testing.assert_array_equal(after[: t + 1], before[: t + 1])
+    assert not np.allclose(after[t + 1 :], before[t + 1 :])  # the change itself is seen
+
+
+# -- (3) personalising ------------------------------------------------------------------------------
+
+
+def test_personalise_returns_a_calibrated_copy_and_leaves_the_original(fitted, tmp_path):
+    data, det, _ = fitted
+    other = skab_file(tmp_path, "other.csv", seed=5)
+    original = _weights(det)
+    before = det.decision_function(data)
+    mine = det.personalise(other, replace(PERSONALISING, epochs=3))
+    assert mine is not det and mine.model is not det.model
+    assert mine.info["model"] == "personalised" and mine.info["data_file"] == "other.csv"
+    assert mine.calibrated and mine.info["calibrated_on"] == "other.csv"
+    assert 1 <= mine.info["epochs_run"] <= 3
+    # Its own scaler (the federation agreed none), spread and threshold.
+    np.testing.assert_array_equal(mine.scaler.mean, fit_scaler(other, det.spec.window, detection_for(other, det.spec.window)).mean)
+    assert mine.threshold == threshold_from_scores(mine.training_scores(other), mine.detection)
+    # The original is untouched: weights, calibration, scores.
+    for name, tensor in det.model.state_dict().items():
+        torch.testing.assert_close(tensor, original[name], rtol=0, atol=0)
+    assert any(not torch.equal(mine.model.state_dict()[k], original[k]) for k in original)
+    assert det.info["model"] == "trained alone"
+    np.testing.assert_array_equal(det.decision_function(data), before)
+
+
+def test_personalise_keeps_a_scaler_the_federation_agreed(fitted, tmp_path):
+    data, det, _ = fitted
+    agreed = replace(det, info={**det.info, "scaler": AGREED})
+    mine = agreed.personalise(skab_file(tmp_path, "other.csv", seed=5), replace(PERSONALISING, epochs=1))
+    assert mine.scaler is det.scaler
+
+
+# -- (4) calibrating a global model ---------------------------------------------------------------
+
+
+def test_calibrating_a_global_model_fits_the_files_own_scaler(fitted, tmp_path):
+    data, det, _ = fitted
+    glob = _as_global(det)
+    assert not glob.calibrated
+    with pytest.raises(ValueError, match="not calibrated"):
+        glob.decision_function(data)
+    other = skab_file(tmp_path, "other.csv", seed=7)
+    mine = glob.calibrate(other)
+    assert mine.calibrated and not glob.calibrated and mine.model is glob.model
+    own = fit_scaler(other, det.spec.window, detection_for(other, det.spec.window))
+    np.testing.assert_array_equal(mine.scaler.mean, own.mean)
+    np.testing.assert_array_equal(mine.scaler.scale, own.scale)
+    assert not np.array_equal(mine.scaler.mean, det.scaler.mean)
+    assert mine.info["calibrated_on"] == "other.csv"
+    # score_data calibrates a global model the same way on the file it scores.
+    np.testing.assert_array_equal(score_data(glob, other).scores, mine.decision_function(other))
+
+
+def test_an_agreed_threshold_and_scaler_are_kept(fitted, tmp_path):
+    data, det, _ = fitted
+    agreed = replace(det, threshold=123.0, info={**det.info, "scaler": AGREED, "threshold": AGREED})
+    mine = agreed.calibrate(skab_file(tmp_path, "other.csv", seed=7))
+    assert mine.threshold == 123.0 and mine.scaler is det.scaler
+    assert not np.array_equal(mine.spread, det.spread)  # the spread is always the facility's own
+
+
+# -- (5) the model folder ------------------------------------------------------------------------
+
+
+def test_a_saved_detector_scores_exactly_as_before(fitted, tmp_path):
+    data, det, _ = fitted
+    again = load_detector(save_detector(det, tmp_path / "m"))
+    assert again.spec == det.spec and again.sensors == det.sensors and again.detection == det.detection
+    assert again.threshold == det.threshold
+    np.testing.assert_array_equal(again.spread, det.spread)
+    np.testing.assert_array_equal(again.decision_function(data), det.decision_function(data))
+    np.testing.assert_array_equal(again.predict(data), det.predict(data))
+
+
+def test_a_global_model_saves_without_calibration(fitted, tmp_path):
+    data, det, _ = fitted
+    again = load_detector(save_detector(_as_global(det), tmp_path / "g"))
+    assert again.scaler is None and again.threshold is None and again.spread is None
+    assert not again.calibrated
+
+
+def test_a_model_of_the_old_format_must_be_trained_again(fitted, tmp_path):
+    folder = save_detector(fitted[1], tmp_path / "old")
+    meta = json.loads((folder / "model.json").read_text())
+    meta["format_version"] = 1
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="train it again"):
+        load_detector(folder)
+
+
+# -- (6) too short to train --------------------------------------------------------------------
+
+
+def test_a_file_shorter_than_needed_is_explained(tmp_path):
+    detection = DetectionSettings()
+    need = rows_needed(60, detection)
+    assert need == 60 + 2 * detection.span(60) - 1
+    short = load_sensor_csv(write_anomaly_free_csv(tmp_path / "short.csv", rows=need - 1))
+    problem = trainable_problem(short, 60, detection)
+    assert problem is not None
+    assert "short.csv" in problem and f"{need - 1:,} rows" in problem and f"at least {need:,}" in problem
+    with pytest.raises(ValueError, match="at least"):
+        Detector.fit(short, settings=TrainSettings(epochs=1))
+    enough = load_sensor_csv(write_anomaly_free_csv(tmp_path / "enough.csv", rows=need))
+    assert trainable_problem(enough, 60, detection) is None
+    # Long enough, but too few rows it may train on.
+    few = replace(enough, train_rows=need - 1)
+    assert "no stretch of" in trainable_problem(few, 60, detection)
+    # Less smoothing needs fewer rows.
+    assert trainable_problem(short, 60, DetectionSettings(smooth=10)) is None
+
+
+# -- (7) early stopping keeps the best epoch ------------------------------------------------------
+
+
+def test_early_stopping_keeps_the_best_held_back_epoch(fitted):
+    data, det, epochs = fitted
+    held = [e.held_back_loss for e in epochs]
+    best = int(np.argmin(held))
+    assert best < len(held) - 1  # the last epoch was not the best: its weights were not kept
+    prep = prepare(data, det.spec.window, det.scaler)
+    _, held_back = split_held_back(prep.clean_starts, LOCAL_TRAINING.held_back)
+    assert window_errors(det.model, prep.view, held_back).mean() == pytest.approx(held[best], rel=1e-6)
+
+
+def test_early_stopping_on_a_small_loop():
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    values = np.column_stack([np.sin(t / 9), np.cos(t / 13)]) + rng.normal(0, 0.3, (600, 2))
+    view = window_view(values.astype(np.float32), 16)
+    starts = clean_window_starts(np.ones(600, bool), 16)
+    spec = ModelSpec(sensors=2, window=16)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    settings = TrainSettings(epochs=200, lr=3e-2, batch_size=16, stride=1, patience=2, held_back=0.2)
+    results = train_epochs(model, view, starts, settings)
+    held = [r.held_back_loss for r in results]
+    assert len(results) < settings.epochs  # stopped early
+    best = int(np.argmin(held))
+    assert len(held) - 1 - best == settings.patience  # exactly `patience` epochs without improvement
+    _, held_back = split_held_back(starts, settings.held_back)
+    assert results[0].windows == len(starts) - len(held_back)
+    assert window_errors(model, view, held_back).mean() == pytest.approx(held[best], rel=1e-6)
+    # Without patience nothing is held back and every epoch runs.
+    plain = train_epochs(build_model(spec), view, starts, replace(settings, epochs=3, patience=None))
+    assert len(plain) == 3 and all(r.held_back_loss is None and r.windows == len(starts) for r in plain)
+
+
+# -- the pieces underneath -------------------------------------------------------------------------
+
+
+def test_newest_residuals_are_the_newest_reading_minus_its_reconstruction():
+    view = window_view(np.arange(40, dtype=np.float32).reshape(20, 2), 4)
+
+    class Zeros(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x)
+
+    class Same(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    np.testing.assert_array_equal(newest_residuals(Zeros(), view), view[:, :, -1])
+    np.testing.assert_array_equal(newest_residuals(Same(), view), np.zeros((17, 2)))
+
+
+def test_held_back_windows_are_the_newest():
+    starts = np.array([9, 3, 0, 7, 1, 5, 2, 8, 4, 6])
+    train, held = split_held_back(starts, 0.2)
+    assert train.tolist() == list(range(8)) and held.tolist() == [8, 9]
+    train, held = split_held_back(np.arange(3), 0.01)
+    assert len(train) == 2 and len(held) == 1  # at least one window on each side
+
+
+def test_a_big_facility_visits_at_most_max_windows_an_epoch():
+    settings = TrainSettings(stride=1, max_windows=4000)
+    assert settings.stride_for(3000) == 1
+    assert settings.stride_for(4001) == 2
+    assert settings.stride_for(77_000) == 20
+    assert TrainSettings(stride=3).stride_for(10**6) == 3

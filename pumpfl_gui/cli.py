@@ -204,6 +204,18 @@ def _format_metrics(metrics: dict) -> list[str]:
     return lines
 
 
+def _model_kind(info: dict) -> str:
+    """How a saved model was made, in words (its info["model"])."""
+    kind = info.get("model", "")
+    if kind.startswith("personalised"):
+        return f"the federation's model, {kind} on {info.get('data_file', 'this facility')}'s rows"
+    if kind == "global":
+        return "the federation's global model, calibrated on the scored file's own normal rows"
+    if kind == "trained alone":
+        return f"trained alone on {info.get('data_file', 'one file')}"
+    return kind or "unknown"
+
+
 def cmd_score(args: argparse.Namespace, console: Console) -> int:
     from .core.dataset import load_sensor_csv
     from .core.detector import score_data
@@ -222,6 +234,7 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         raise UserError(str(exc)) from None
     flagged = int(result.flags.sum())
     console.line("")
+    print(f"model: {_model_kind(detector.info)}")
     print(f"{path.name}: {data.rows:,} rows scored, {flagged:,} flagged in {len(result.events)} event(s) (threshold {result.threshold:.5f})")
     for line in _format_metrics(result.metrics):
         print(line)
@@ -254,7 +267,7 @@ def _event_line(who: str, e) -> str | None:
         agreed = f"  agreed threshold {e.agreed_threshold:.5f}" if e.agreed_threshold is not None else ""
         return (f"{who}: round {e.round}/{e.rounds} done in {e.seconds:.1f} s  train loss {tl}  eval loss {el}  "
                 f"sent {e.bytes_sent / 1e6:.2f} MB  received {e.bytes_received / 1e6:.2f} MB{privacy}{agreed}")
-    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "trusted", "agreed"):
+    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "trusted", "agreed", "finishing"):
         return f"{who}: {e.detail}"
     if k == "FitResult":
         return f"{who}: round {e.round} trained on {e.samples:,} windows, loss {e.train_loss:.4f} ({e.seconds:.1f} s)"
@@ -315,7 +328,7 @@ def _run_in_thread(runner, console: Console):
 
 def cmd_server(args: argparse.Namespace, console: Console) -> int:
     from .fl.addresses import check_port_free
-    from .fl.choices import describe
+    from .fl.choices import caution, describe
     from .fl.security import normalise_join_code
     from .fl.server_runner import ServerOptions, ServerRunner
 
@@ -336,6 +349,8 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
             console.line("server: give facilities the invite above; waiting for "
                          f"{settings.min_clients} to join")
             console.line(f"server: {describe(settings)}")
+            if caution(settings):
+                console.line(f"caution: {caution(settings)}")
             if not args.advertise and args.host in ("0.0.0.0", "::"):
                 from .fl.addresses import local_addresses
 
@@ -378,7 +393,7 @@ def cmd_client(args: argparse.Namespace, console: Console) -> int:
     name = args.name or csv.stem
     out = Path(args.out) if args.out else user_data_dir() / "models" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = ClientOptions(insecure=insecure, join_code=code, fingerprint=fp, known_servers=None if insecure else KnownServers(),
-                            name=name, out_dir=out)
+                            name=name, out_dir=out, personalise=not args.no_personalise)
     runner = ClientRunner(csv, address, options, lambda e: (line := _event_line(runner.name, e)) and console.line(line))
     result = _run_in_thread(runner, console)
     if result.kind != "Finished":
@@ -392,7 +407,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     import tempfile
 
     from .core.simulator import ensure_default_data
-    from .fl.choices import describe
+    from .fl.choices import caution, describe
     from .fl.local_demo import LocalFederation
 
     if args.clients > DEFAULT_CLIENTS:
@@ -403,6 +418,8 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="pumpfl-demo-"))
     console.line(f"demo: a server and {args.clients} facilities on this computer, {args.rounds} rounds; results in {out}")
     console.line(f"demo: {describe(settings)}")
+    if caution(settings):
+        console.line(f"caution: {caution(settings)}")
     t0 = time.perf_counter()
     rounds: list = []
 
@@ -570,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--insecure", action="store_true", help="plain connection to an --insecure server")
     client.add_argument("--name", help="how this facility is shown to the coordinator")
     client.add_argument("--out", help="where to keep the final model with this facility's threshold")
+    client.add_argument("--no-personalise", action="store_true",
+                        help="keep the federation's model as it is (default: fine-tune it on this facility's rows after the last round)")
     client.set_defaults(func=cmd_client)
 
     demo = sub.add_parser("demo", parents=[choices], help="a server and K default facilities on this computer")

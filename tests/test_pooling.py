@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
-from pumpfl_gui.core.pooling import SKETCH_PROBS, check_sketch, check_stats, error_sketch, pool_scaler, pooled_quantile, scaling_stats
+from pumpfl_gui.core.pooling import (
+    SKETCH_PROBS,
+    check_sketch,
+    check_stats,
+    error_sketch,
+    pool_scaler,
+    pooled_quantile,
+    pooled_threshold,
+    scaling_stats,
+)
 from pumpfl_gui.core.training import TrainSettings, train_epochs
 from pumpfl_gui.core.windows import Scaler, window_view
 from pumpfl_gui.fl.privacy import epsilon
@@ -72,6 +81,25 @@ def test_the_pooled_threshold_is_the_quantile_of_all_errors_together():
     both = pooled_quantile([sketch, error_sketch(other)], 0.995)
     assert both == pytest.approx(np.quantile(np.concatenate([one, other]), 0.995), rel=0.05)
     assert np.quantile(one, 0.995) < both < np.quantile(other, 0.995)
+
+
+def test_the_shared_threshold_follows_the_rule_of_the_facility_with_most_windows():
+    rng = np.random.default_rng(4)
+    long, short = rng.gamma(2.0, 0.1, 20_000), rng.gamma(2.0, 0.1, 300)
+    sketches = [error_sketch(short, (1.0, 3.5)), error_sketch(long, (0.995, 1.0))]
+    assert pooled_threshold(sketches) == pytest.approx(pooled_quantile(sketches, 0.995), rel=1e-9)
+    assert pooled_threshold(sketches[:1]) == pytest.approx(3.5 * short.max(), rel=1e-4)
+
+
+@pytest.mark.parametrize("rule", [None, [0.0, 1.0], [1.5, 1.0], [0.99, -1.0], [0.99, 1e9], "x"])
+def test_a_sketch_without_a_sound_threshold_rule_is_refused(rule):
+    sketch = error_sketch(np.arange(10.0))
+    if rule is None:
+        del sketch["rule"]
+    else:
+        sketch["rule"] = rule
+    with pytest.raises(ValueError, match="rule"):
+        check_sketch(sketch)
 
 
 def test_epsilon_grows_with_rounds_shrinks_with_noise_and_keeps_the_classic_bound():

@@ -8,12 +8,11 @@ from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays, serde
 from flwr.proto.transport_pb2 import ClientMessage
 
 from pumpfl_gui.core.dataset import load_sensor_csv
-from pumpfl_gui.core.detector import score_data
+from pumpfl_gui.core.detector import detection_for, score_data, spec_for
 from pumpfl_gui.core.model import build_model, get_parameters
 from pumpfl_gui.core.model_store import load_detector
 from pumpfl_gui.core.runtime import seed_everything
 from pumpfl_gui.core.simulator import generate
-from pumpfl_gui.core.training import window_errors
 from pumpfl_gui.core.windows import Scaler
 from pumpfl_gui.fl import checkpoint
 from pumpfl_gui.fl.choices import STRATEGIES
@@ -22,7 +21,7 @@ from pumpfl_gui.fl.facility import Facility
 from pumpfl_gui.fl.protocol import FederationSettings
 from loopback import Run
 
-FAST = dict(local_epochs=2, batch_size=64, join_timeout=60, round_timeout=60)  # enough steps to learn on 4,000 rows
+FAST = dict(local_epochs=2, batch_size=32, join_timeout=60, round_timeout=60)  # enough steps to learn on 4,000 rows
 ROWS = 4000
 
 
@@ -65,7 +64,7 @@ def federate(tmp, settings, csvs, garbage=()):
 def untrained_loss(csv, settings):
     """The held-out loss of the model every run starts from (the server's seed 0)."""
     data = load_sensor_csv(csv)
-    facility = Facility(data, settings.spec_for(len(data.sensors)))
+    facility = Facility(data, spec_for(data))  # the shape follows the data, as in the federation
     seed_everything(0)
     return facility.evaluate(get_parameters(build_model(facility.spec)))[0]
 
@@ -128,7 +127,7 @@ def test_differential_privacy_adds_the_stated_noise_and_counts_epsilon(sites, tm
     # about sqrt(2 * weights) * sd from where it started.
     data = load_sensor_csv(sites[0])
     seed_everything(0)
-    start = get_parameters(build_model(settings.spec_for(len(data.sensors))))
+    start = get_parameters(build_model(spec_for(data)))
     final = checkpoint.load(tmp_path / "server").parameters
     moved = np.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(final, start)))
     weights = sum(a.size for a in start)
@@ -149,13 +148,11 @@ def test_shared_scaling_agrees_one_scaler_and_one_threshold(sites, tmp_path):
         np.testing.assert_allclose(model.scaler.mean, together.mean, rtol=1e-9)
         np.testing.assert_allclose(model.scaler.scale, together.scale, rtol=1e-9)
         assert model.threshold == pytest.approx(last.agreed_threshold)
-    # The agreed threshold is close to the 0.995 quantile of all facilities' clean-window errors.
-    errors = []
-    for csv in sites[:2]:
-        facility = run.clients[csv.stem].facility
-        clean = np.concatenate([pr.clean_starts + off for pr, off in zip(facility.preps, facility.offsets)])
-        errors.append(window_errors(glob.model, facility.view, clean))
-    assert last.agreed_threshold == pytest.approx(np.quantile(np.concatenate(errors), 0.995), rel=0.05)
+    # The agreed threshold is the facilities' rule (the quantile and factor their history calls
+    # for) applied to all their training scores together, each in its own spreads.
+    scores = np.concatenate([glob.training_scores(p) for p in parts])
+    rule = detection_for(parts[0], glob.spec.window)
+    assert last.agreed_threshold == pytest.approx(np.quantile(scores, rule.quantile) * rule.factor, rel=0.05)
     # The global model now scores a facility's file as it stands: no recalibration.
     result = score_data(glob, load_sensor_csv(sites[0], sensors=glob.sensors))
     assert result.threshold == pytest.approx(last.agreed_threshold)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from ..core.detector import WANDER_BELOW
+
 
 def choices_plot(plt, pump: dict, skab: dict, path: Path) -> None:
     """Global loss per round for every variant on both benchmarks, and epsilon per round."""
@@ -128,7 +130,7 @@ def _judged_by_change(skab: dict) -> list[str]:
     files = len(rows["fedavg"]["files"])
     return [
         "",
-        f"Judged by their change rather than their level (step ratio below {skab['settings']['wander_below']}): with the agreed "
+        f"Judged by their change rather than their level (step ratio below {WANDER_BELOW}): with the agreed "
         f"scaler {', '.join(shared) or 'none'}; with each file's own scaler "
         + (", ".join(f"{s} ({n} of {files} files)" for s, n in own.most_common()) or "none")
         + ". Wandering is judged against each sensor's spread within a run, in both cases. What the "

@@ -212,8 +212,7 @@ class Detector:
         """Scaler (unless the model carries one the federation agreed), residual spread and
         threshold from ``data``'s own normal rows. Returns a calibrated copy. A model never
         calibrated before (a federation's global model) takes the rules ``data`` calls for."""
-        if self.info.get("model") == "global":
-            self = replace(self, detection=detection_for(data, self.spec.window))
+        self = self._rules_for(data)
         scaler, spread, train_scores = self._calibration(data, state)
         if self.info.get("threshold") == AGREED and self.threshold is not None:
             threshold = self.threshold  # the federation agreed it (shared scaling)
@@ -225,7 +224,13 @@ class Detector:
     def training_scores(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
         """The scores of the training windows calibration rests on (a federation pools their
         quantiles for a shared threshold)."""
-        return self._calibration(data, state)[2]
+        return self._rules_for(data)._calibration(data, state)[2]
+
+    def _rules_for(self, data: SensorData) -> "Detector":
+        """A global model takes the rules ``data`` calls for; a facility's keeps its own."""
+        if self.info.get("model") == "global":
+            return replace(self, detection=detection_for(data, self.spec.window))
+        return self
 
     def _calibration(self, data: SensorData, state: TaskState | None) -> tuple[Scaler, np.ndarray, np.ndarray]:
         check_trainable(data, self.spec.window, self.detection)

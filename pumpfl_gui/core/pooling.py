@@ -90,12 +90,15 @@ def pool_scaler(stats: Sequence[dict], wander_below: float | None = None, span: 
     return Scaler(mean, scale, relative, span)
 
 
-def error_sketch(errors: np.ndarray, probs: Sequence[float] = SKETCH_PROBS) -> dict:
-    """A facility's window errors as their count and quantiles at ``probs``."""
+def error_sketch(errors: np.ndarray, rule: tuple[float, float] = (1.0, 1.0), probs: Sequence[float] = SKETCH_PROBS) -> dict:
+    """A facility's training scores as their count and quantiles at ``probs``, with its
+    threshold rule (quantile, factor: ``DetectionSettings``)."""
     errors = np.asarray(errors, dtype=np.float64)
     if len(errors) == 0:
         raise ValueError("no window errors to summarise")
-    return {"n": int(len(errors)), "p": [float(p) for p in probs], "v": np.quantile(errors, probs).tolist()}
+    sketch = {"n": int(len(errors)), "p": [float(p) for p in probs], "v": np.quantile(errors, probs).tolist()}
+    sketch["rule"] = [float(rule[0]), float(rule[1])]
+    return sketch
 
 
 def check_sketch(sketch: dict) -> None:
@@ -107,6 +110,20 @@ def check_sketch(sketch: dict) -> None:
         raise ValueError("the error summary is malformed")
     if np.any(np.diff(p) <= 0) or p[0] < 0 or p[-1] != 1.0 or np.any(np.diff(v) < 0):
         raise ValueError("the error summary is malformed")
+    try:
+        q, f = (float(x) for x in sketch["rule"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("the error summary names no threshold rule") from None
+    if not (0 < q <= 1 and 0 < f <= 100):
+        raise ValueError("the error summary's threshold rule is out of bounds")
+
+
+def pooled_threshold(sketches: Sequence[dict]) -> float:
+    """The shared threshold: the rule's quantile of every facility's training scores together,
+    times its factor; the rule of the facility with the most windows (facilities with other
+    amounts of history may follow other rules: core/detector.detection_for)."""
+    q, f = max(sketches, key=lambda s: s["n"])["rule"]
+    return pooled_quantile(sketches, q) * f
 
 
 def pooled_quantile(sketches: Sequence[dict], q: float) -> float:

@@ -105,7 +105,7 @@ class CheckpointSaved(Event):
 
 @dataclass(frozen=True)
 class ConnectionState(Event):
-    state: str  # connecting | connected | waiting | training | evaluating | reconnecting | refused
+    state: str  # connecting | connected | waiting | training | evaluating | reconnecting | refused | finishing
     detail: str = ""
 
 

@@ -108,8 +108,10 @@ class Facility:
     def error_sketch(self, parameters: list[np.ndarray], state: TaskState | None = None) -> dict:
         """Quantiles of the global model's scores on the clean windows of every file, each file
         calibrated on its own rows (core/pooling.py)."""
-        scores = [self._global(parameters).training_scores(part, state) for part in self.parts]
-        return error_sketch(np.concatenate(scores))
+        glob = self._global(parameters)
+        scores = [glob.training_scores(part, state) for part in self.parts]
+        rule = detection_for(self.data, self.spec.window)
+        return error_sketch(np.concatenate(scores), (rule.quantile, rule.factor))
 
     @property
     def samples(self) -> int:

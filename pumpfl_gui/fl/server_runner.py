@@ -23,10 +23,9 @@ import numpy as np
 from flwr.common import GetPropertiesIns, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import Server
 
-from ..core.detection import DetectionSettings
 from ..core.detector import WANDER_BELOW
 from ..core.model import build_model, get_parameters
-from ..core.pooling import check_sketch, pool_scaler, pooled_quantile
+from ..core.pooling import check_sketch, pool_scaler, pooled_threshold
 from ..core.paths import user_data_dir
 from ..core.runtime import seed_everything
 from . import checkpoint
@@ -249,8 +248,7 @@ class ServerRunner:
                 record["delta"] = s.dp_delta
             threshold = None
             if sketches:
-                detection = DetectionSettings()
-                threshold = pooled_quantile(sketches, detection.quantile) * detection.factor
+                threshold = pooled_threshold(sketches)
                 record["agreed_threshold"] = threshold
                 record["threshold_from"] = len(sketches)
             history.append(record)

@@ -327,9 +327,10 @@ class ClientPage(QWidget):
         if k == "ConnectionState":
             labels = {"connecting": "Connecting…", "connected": "Connected; waiting for the round to start.",
                       "training": f"Training ({e.detail})…", "evaluating": f"Evaluating the global model ({e.detail})…",
-                      "reconnecting": f"Reconnecting: {e.detail}", "trusted": e.detail}
+                      "reconnecting": f"Reconnecting: {e.detail}", "trusted": e.detail,
+                      "finishing": "The rounds are over: adapting the federation's model to your readings…"}
             self.status.setText(labels.get(e.state, e.detail))
-            if e.state in ("reconnecting", "trusted", "connected", "agreed"):
+            if e.state in ("reconnecting", "trusted", "connected", "agreed", "finishing"):
                 self.log.add(e.detail)
         elif k == "EpochLoss":
             self._train_x.append(e.round - 1 + e.epoch / e.epochs)

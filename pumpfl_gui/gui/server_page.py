@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import UserError
 from ..fl.addresses import check_port_free, local_addresses
-from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES, describe
+from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES, caution, describe
 from ..fl.protocol import FederationSettings
 from ..fl.server_runner import ServerOptions, ServerRunner
 from .plots import LossPlot
@@ -180,13 +180,17 @@ class ServerPage(QWidget):
         dform.addRow("δ (delta)", self.dp_delta)
         self.dp_line = Hint()  # what it does, or why it is off with the chosen strategy
         dform.addRow(self.dp_line)
+        # What measurement says against the choices made (fl/choices.caution), in warning colour.
+        self.caution = QLabel()
+        self.caution.setWordWrap(True)
+        self.caution.hide()
         _align_labels(form, sform, self.strategy_form, dform)
 
         # Disabled as one while the server runs; the boxes inside keep their own state.
         self.settings_area = QWidget()
         settings_layout = QVBoxLayout(self.settings_area)
         settings_layout.setContentsMargins(0, 0, 0, 0)
-        for w in (box, strategy_box, self.dp):
+        for w in (box, strategy_box, self.dp, self.caution):
             settings_layout.addWidget(w)
         self.start = QPushButton("&Start server")
         self.start.setDefault(True)
@@ -255,6 +259,8 @@ class ServerPage(QWidget):
         self.save_model.clicked.connect(self._save_model)
         self.export.clicked.connect(self._export_history)
         self.strategy.currentIndexChanged.connect(self._strategy_changed)
+        for changed in (self.dp.toggled, self.shared_scaling.toggled, self.dp_noise.valueChanged, self.min_clients.valueChanged):
+            changed.connect(self._show_caution)
         self._load_settings()
         self._strategy_changed()
         self.refresh_network()
@@ -303,6 +309,15 @@ class ServerPage(QWidget):
         self.dp.setEnabled(not refusal)
         self.dp.setToolTip(refusal)
         self.dp_line.set_hint(refusal or _sentence(DP_LINE))
+        self._show_caution()
+
+    def _show_caution(self, *_args) -> None:
+        try:
+            words = caution(self.federation_settings())
+        except ValueError:  # an unsound choice is refused when the server starts
+            words = None
+        self.caution.setText(coloured(html.escape(_sentence(words)), "warning", self) if words else "")
+        self.caution.setVisible(bool(words))
 
     # -- network ----------------------------------------------------------------------
 

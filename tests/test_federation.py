@@ -262,9 +262,10 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
         elif kind == "evaluate_res":
             res = serde.evaluate_res_from_proto(msg.evaluate_res)
             assert set(res.metrics) <= P.EVAL_METRICS
-            if P.CFG_SKETCH in res.metrics:  # quantiles of its window errors: an aggregate, never a reading
+            if P.CFG_SKETCH in res.metrics:  # quantiles of its training scores: an aggregate, never a reading
                 sketch = json.loads(res.metrics.pop(P.CFG_SKETCH))
-                assert set(sketch) == {"n", "p", "v"} and sketch["p"] == list(SKETCH_PROBS) and len(sketch["v"]) == len(SKETCH_PROBS)
+                assert set(sketch) == {"n", "p", "v", "rule"} and sketch["p"] == list(SKETCH_PROBS) and len(sketch["v"]) == len(SKETCH_PROBS)
+                assert len(sketch["rule"]) == 2  # its threshold rule: a quantile and a factor
                 sketches += 1
             scalars = list(res.metrics.values()) + [res.loss, res.num_examples]
         elif kind == "get_properties_res":

@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from pumpfl_gui.core.dataset import load_sensor_csv
-from pumpfl_gui.core.detector import fit_detector, score_data
+from pumpfl_gui.core.detector import Detector, score_data
 from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.training import TrainSettings
 from pumpfl_gui.gui.plots import (MAX_SPANS, SYMBOLS_BELOW, AnomalyView, LossPlot, SensorPreview, _RedrawPacer,
@@ -29,7 +29,7 @@ def scored(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plots-data")
     generate(folder)
     data = load_sensor_csv(folder / "client_0.csv")
-    detector = fit_detector(data, settings=TrainSettings(epochs=1))
+    detector = Detector.fit(data, settings=TrainSettings(epochs=1))
     return data, score_data(detector, data)
 
 

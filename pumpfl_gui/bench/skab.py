@@ -246,7 +246,7 @@ def _centralized(sites: list[Site], spec: ModelSpec, settings: SkabSettings, rep
     model = build_model(spec)
     report("centralized: training on every file's rows", 0.1)
     history = train_epochs(model, pooled.view, pooled.train_pool, replace(LOCAL_TRAINING, seed=settings.seed))
-    detectors = _personalised(sites, spec, get_parameters(model), None, None, settings.seed, report)
+    detectors = _personalised(sites, spec, get_parameters(model), None, None, None, report)
     return detectors, {"centralized (per epoch)": [round(r.loss, 6) for r in history]}
 
 

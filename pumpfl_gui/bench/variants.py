@@ -175,10 +175,8 @@ def pump_row(v: Variant, result: dict) -> dict:
 def skab_row(v: Variant, result: dict) -> dict:
     """SKAB's headline figures (all labelled files' test rows together) for the federated model."""
     curve = result["loss_per_round"]["federated (global model)"]
-    own = result.get("shared_scaler_own_threshold")  # with shared scaling: SKAB's per-file threshold instead
     return {
         **_common(v, result),
-        **({"own_threshold": own} if own else {}),
         "f1": result["f1"],
         "far_pct": result["far_pct"],
         "mar_pct": result["mar_pct"],

@@ -158,11 +158,12 @@ class Facility:
         personalise: bool | None = None,
     ) -> Detector:
         """The facility's detector for ``data`` (its first file): the global model personalised
-        on its own normal rows (or, with ``personalise`` off, calibrated as it is), with the
-        agreed threshold when the facilities agreed one."""
+        on its own normal rows (or, with ``personalise`` off, calibrated as it is). When the
+        facilities agreed a threshold (shared scaling), it was agreed for the global model's
+        scores, so the global model is kept as it is and judged against it."""
         data = data or self.data
         base = self._global(parameters, rounds)
-        if self.personalise if personalise is None else personalise:
+        if agreed_threshold is None and (self.personalise if personalise is None else personalise):
             detector = base.personalise(data, state=state)
             detector.info["model"] = f"personalised from round {rounds}" if rounds is not None else "personalised"
         else:

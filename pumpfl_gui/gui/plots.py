@@ -490,7 +490,7 @@ class AnomalyView(_PaletteAware):
         self._positive = np.empty(0)  # finite, positive errors (what the histogram counts)
         self._events_total = 0
 
-        self.log_check = QCheckBox("Logarithmic error scale")
+        self.log_check = QCheckBox("Logarithmic score scale")
         self.log_check.setToolTip("Errors span several orders of magnitude; a log scale shows small and large ones together.")
         self.log_check.setChecked(True)
         self.summary = QLabel()
@@ -521,7 +521,7 @@ class AnomalyView(_PaletteAware):
         self._canvas.ci.layout.setHorizontalSpacing(18)  # keep the histogram's axis title off the timeline
 
         tl = self.timeline
-        tl.setLabel("left", "reconstruction error (MSE)")
+        tl.setLabel("left", "anomaly score (spreads off normal)")
         tl.setLabel("bottom", "row (reading number)")
         _prepare_plot(tl)
         self.label_spans = _Spans(_translucent(LABEL_AMBER, 70))
@@ -542,7 +542,7 @@ class AnomalyView(_PaletteAware):
 
         hg = self.histogram
         hg.setLabel("left", "readings (count)")
-        hg.setLabel("bottom", "reconstruction error (MSE)")
+        hg.setLabel("bottom", "anomaly score")
         hg.setLogMode(x=True, y=True)  # counts, too, span orders of magnitude (the alarm tail is small)
         _prepare_plot(hg, long_series=False)
         hg.setMouseEnabled(y=False)
@@ -702,7 +702,7 @@ class AnomalyView(_PaletteAware):
 
     def _rebuild_legend(self, has_labels: bool) -> None:
         self.legend.clear()
-        self.legend.addItem(self.error_curve, "reconstruction error")
+        self.legend.addItem(self.error_curve, "anomaly score")
         entries = [
             ("threshold", "hline", QColor(ALARM_RED), lambda: [self.threshold_line, self.hist_threshold_line]),
             ("alarm (flagged event)", "band", _translucent(ALARM_RED, 110), lambda: [self.event_spans]),
@@ -719,15 +719,15 @@ class AnomalyView(_PaletteAware):
         _bg, fg = _palette_colours(self)
         shown, total = self.event_spans.count(), self._events_total
         if total > shown:
-            title = f"Reconstruction error over time ({total:,} alarms, drawn as {shown} bands)"
+            title = f"Anomaly score over time ({total:,} alarms, drawn as {shown} bands)"
         else:
-            title = "Reconstruction error over time"
+            title = "Anomaly score over time"
         _style_plot(self.timeline, title, fg)
-        _style_plot(self.histogram, "How often each error occurs", fg)
+        _style_plot(self.histogram, "How often each score occurs", fg)
 
     def _set_summary(self, rows: int, flagged: int, events: int, failures: int) -> None:
         if not len(self._positive):
-            self.summary.setText(f"{rows:,} readings, no reconstruction errors to show" if rows else "")
+            self.summary.setText(f"{rows:,} readings, no anomaly scores to show" if rows else "")
             return
         parts = [f"{rows:,} readings scored", f"{flagged:,} flagged in {events:,} alarm(s)"]
         if failures:

@@ -45,6 +45,18 @@ def test_check_accepts_every_skab_file(skab_dir):
         proc = pumpfl("data", "check", f)
         assert proc.returncode == 0, proc.stderr
         assert "schema: skab" in proc.stdout and "sensors used: 8" in proc.stdout
+        # Read each second: windows of 60 rows; the files are long enough for them.
+        assert "length: long enough to train and score: the model reads windows of 60 rows (one reading every 1 s)" in proc.stdout
+
+
+def test_check_says_when_a_file_is_too_short_for_its_window(skab_dir, tmp_path):
+    lines = (skab_dir / "valve1" / "0.csv").read_text().splitlines(keepends=True)
+    short = tmp_path / "short.csv"
+    short.write_text("".join(lines[:6]))  # five readings: the loader accepts them, no model could
+    proc = pumpfl("data", "check", short)
+    assert proc.returncode == 0, proc.stderr
+    assert "length: too short to train: the model reads windows of 60 rows" in proc.stdout
+    assert "needs 179 normal rows in a row; the longest stretch here is 5" in proc.stdout
 
 
 def test_generate_writes_the_default_layout(data_dir, tmp_path):

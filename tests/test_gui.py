@@ -138,6 +138,8 @@ def test_a_broken_csv_gives_a_dialog_and_the_page_stays_usable(qtbot, tmp_path, 
     page.load_data(default_data / "client_2.csv")  # still usable
     wait_until(qtbot, lambda: page.csv_path == default_data / "client_2.csv", 30_000)
     assert page.data.rows == 44_160
+    # The preview says whether the file is long enough for the window it will get.
+    assert "long enough to train and score: the model reads windows of 32 rows" in page.data_info.text()
 
 
 def test_stop_mid_round_leaves_no_thread_behind(qtbot, tmp_path, default_data):

@@ -126,7 +126,9 @@ def _detector(fac: Facility, mode: str, params: list, run: FederationRun | None,
     calibrated on its rows; or the federation's (or pooled) model personalised on its rows, with
     the agreed scaler and threshold under shared scaling."""
     if mode == "alone":
-        return fac.final_detector(params, personalise=False)
+        detector = fac.final_detector(params, personalise=False)
+        detector.info["model"] = "trained alone"
+        return detector
     if mode == "federated" and settings.shared_scaling and run is not None:
         fac = Facility(fac.data, fac.spec, fac.name, fac.seed)
         fac.use_scaler(run.scaler)

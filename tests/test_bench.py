@@ -7,7 +7,6 @@ their own counts. The full benchmarks are ``pumpfl bench report`` (docs/BENCHMAR
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 

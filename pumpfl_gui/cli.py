@@ -204,21 +204,9 @@ def _format_metrics(metrics: dict) -> list[str]:
     return lines
 
 
-def _model_kind(info: dict) -> str:
-    """How a saved model was made, in words (its info["model"])."""
-    kind = info.get("model", "")
-    if kind.startswith("personalised"):
-        return f"the federation's model, {kind} on {info.get('data_file', 'this facility')}'s rows"
-    if kind == "global":
-        return "the federation's global model, calibrated on the scored file's own normal rows"
-    if kind == "trained alone":
-        return f"trained alone on {info.get('data_file', 'one file')}"
-    return kind or "unknown"
-
-
 def cmd_score(args: argparse.Namespace, console: Console) -> int:
     from .core.dataset import load_sensor_csv
-    from .core.detector import score_data
+    from .core.detector import describe_model, score_data
     from .core.model_store import load_detector
     from .core.scores_csv import write_scores_csv
     from .core.task import TaskState
@@ -234,7 +222,8 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         raise UserError(str(exc)) from None
     flagged = int(result.flags.sum())
     console.line("")
-    print(f"model: {_model_kind(detector.info)}")
+    own = f"{detector.info.get('data_file', 'this facility')}'s rows"
+    print("model: " + describe_model(detector.info, own, "the scored file's own normal rows"))
     print(f"{path.name}: {data.rows:,} rows scored, {flagged:,} flagged in {len(result.events)} event(s) (threshold {result.threshold:.5f})")
     for line in _format_metrics(result.metrics):
         print(line)

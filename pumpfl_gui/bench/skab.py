@@ -116,12 +116,12 @@ def _natural(path: Path) -> tuple:
 def _changepoints(data: SensorData) -> np.ndarray | None:
     """SKAB's own ``changepoint`` column (the loader keeps it out of the sensors), if any."""
     try:
-        head = pd.read_csv(data.path, sep=data.separator, nrows=0).columns
-        if "changepoint" not in head:
-            return None
-        column = pd.read_csv(data.path, sep=data.separator, usecols=["changepoint"])["changepoint"].to_numpy()
+        frame = pd.read_csv(data.path, sep=data.separator, usecols=lambda name: name == "changepoint")
     except (OSError, ValueError):
         return None
+    if "changepoint" not in frame:
+        return None
+    column = frame["changepoint"].to_numpy()
     return np.flatnonzero(np.nan_to_num(column.astype(float)) == 1) if len(column) == data.rows else None
 
 
@@ -168,7 +168,6 @@ def run_skab(
     t0 = time.perf_counter()
     sensors = load_sites(sites, report)
     spec = spec_for(sites[0].parts[0])
-    _check_lengths(sites, spec)
     record: dict = {}
     if mode == "local":
         detectors, losses = _local(sites, spec, settings, report)
@@ -207,13 +206,6 @@ def _labelled(sites: list[Site]):
         for part, cps in zip(site.parts, site.changepoints):
             if part.labels is not None:
                 yield site, part, cps
-
-
-def _check_lengths(sites: list[Site], spec: ModelSpec) -> None:
-    for site in sites:
-        for part in site.parts:
-            if TRAIN_ROWS < spec.window + 10:
-                raise UserError(f"{site.name}/{part.path.name}: {TRAIN_ROWS} training rows are too few for a {spec.window}-row window")
 
 
 def _figures(files: list[dict]) -> dict:

@@ -126,14 +126,24 @@ def length_verdict(data: SensorData) -> tuple[bool, str]:
     shape it will get (``pumpfl data check`` and the app's preview say it)."""
     spec = spec_for(data)
     need = rows_needed(spec.window, detection_for(data, spec.window))
-    mask = np.concatenate(([False], data.train_mask(), [False]))
-    edges = np.flatnonzero(np.diff(mask.astype(np.int8)))
-    longest = int((edges[1::2] - edges[0::2]).max()) if len(edges) else 0
+    longest = max((end - start for start, end in runs(data.train_mask())), default=0)
     every = f"one reading every {data.interval_s:g} s" if data.interval_s else "no time column"
     shape = f"windows of {spec.window} rows ({every}), so it needs {need:,} normal rows in a row"
     if longest < need:
         return False, f"too short to train: the model reads {shape}; the longest stretch here is {longest:,}"
     return True, f"long enough to train and score: the model reads {shape}; the longest stretch here is {longest:,}"
+
+
+def describe_model(info: dict, trained_on: str, calibrated_on: str) -> str:
+    """How a saved model was made (its ``info["model"]``), in words for the CLI and the app."""
+    kind = info.get("model", "")
+    if kind.startswith("personalised"):
+        return f"the federation's model, {kind} on {trained_on}"
+    if kind == "global":
+        return f"the federation's global model, calibrated on {calibrated_on}"
+    if kind == "trained alone":
+        return f"trained alone on {info.get('data_file', 'one file')}"
+    return kind or "unknown"
 
 
 @dataclass

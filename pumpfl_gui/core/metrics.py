@@ -275,11 +275,8 @@ def pointwise_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray)
     """Precision, recall, F1, FAR, MAR (SKAB's definitions) and ROC-AUC over scored rows."""
     scored = ~np.isnan(scores)
     y = labels[scored].astype(bool)
-    f = flags[scored].astype(bool)
-    tp = int(np.sum(f & y))
-    fp = int(np.sum(f & ~y))
-    fn = int(np.sum(~f & y))
-    tn = int(np.sum(~f & ~y))
+    counts = confusion(y, flags[scored])
+    tp, fp, fn, tn = (counts[k] for k in COUNT_KEYS)
     both = len(np.unique(y)) == 2
     return {
         "rows": int(scored.sum()),

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.dataset import BROKEN, describe, load_sensor_csv
-from ..core.detector import length_verdict, score_data
+from ..core.detector import describe_model, length_verdict, score_data
 from ..core.errors import UserError
 from ..core.paths import default_data_dir, user_data_dir
 from ..core.scores_csv import write_scores_csv
@@ -387,7 +387,7 @@ class ClientPage(QWidget):
         failures = list(np.flatnonzero(data.status == BROKEN)) if data.status is not None else []
         self.anomaly.show_result(data.timestamps, score.scores, score.threshold, score.flags, score.events, failures, data.labels)
         summary = figures_text(score.metrics) or f"{int(score.flags.sum()):,} rows flagged in {len(score.events)} event(s)."
-        self.figures.setText(f"Model: {_model_words(model)}<br>{summary}")
+        self.figures.setText(f"Model: {html.escape(model)}<br>{summary}")
         self.export.setEnabled(True)
         self.tabs.setCurrentIndex(1)
         self.status.setText(f"Finished. {len(score.events)} anomalous stretch(es) flagged in your data.")
@@ -404,16 +404,7 @@ class ClientPage(QWidget):
 def _score(facility, params, agreed_threshold=None):
     # The detector the run saved (personalised on this facility's rows), else made the same way.
     detector = facility.final or facility.final_detector(params, agreed_threshold=agreed_threshold)
-    return facility.data, score_data(detector, facility.data), detector.info.get("model", "global")
-
-
-def _model_words(model: str) -> str:
-    """How the facility's saved model was made, for plant staff."""
-    if model.startswith("personalised"):
-        return f"the federation's model, {model} on your own readings"
-    if model == "global":
-        return "the federation's global model, calibrated on your own readings"
-    return model
+    return facility.data, score_data(detector, facility.data), describe_model(detector.info, "your own readings", "your own readings")
 
 
 def _probe(address, root, code):

@@ -49,6 +49,25 @@ class ClientLeft(Event):
 
 
 @dataclass(frozen=True)
+class FacilityDropped(Event):
+    """A facility's answer failed the server's checks (or never came): it is out of this round."""
+
+    round: int
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Waiting(Event):
+    """The run waits for facilities: ``detail`` says for whom, ``seconds_left`` until it gives up."""
+
+    needed: int
+    connected: int
+    seconds_left: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class RoundStarted(Event):
     round: int
     rounds: int

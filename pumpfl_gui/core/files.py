@@ -25,3 +25,19 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """Make ``path`` (and its parents) and leave it readable by this user only (0700)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write a secret (a join code, a key) atomically, readable by this user only (0600)."""
+    raw = data.encode() if isinstance(data, str) else data
+    path = write_atomic(path, raw)
+    os.chmod(path, 0o600)
+    return path

@@ -15,11 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
+from .core import redaction
 from .core.errors import UserError
 
 log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
+WAITING_LINE_EVERY_S = 10.0  # a paused run's countdown: one console line this often at most
 DEFAULT_CLIENTS = 5
 
 
@@ -247,6 +249,10 @@ def _event_line(who: str, e) -> str | None:
         return f"{who}: refused {e.name}: {e.reason}"
     if k == "ClientLeft":
         return f"{who}: {e.name} left"
+    if k == "FacilityDropped":
+        return f"{who}: round {e.round}: {e.name} is out of this round: {e.reason}"
+    if k == "Waiting":
+        return f"{who}: {e.connected} of {e.needed} facilities connected; {e.detail}"
     if k == "RoundStarted":
         return f"{who}: round {e.round}/{e.rounds} with {', '.join(e.participants)}"
     if k == "RoundFinished":
@@ -256,13 +262,40 @@ def _event_line(who: str, e) -> str | None:
         agreed = f"  agreed threshold {e.agreed_threshold:.5f}" if e.agreed_threshold is not None else ""
         return (f"{who}: round {e.round}/{e.rounds} done in {e.seconds:.1f} s  train loss {tl}  eval loss {el}  "
                 f"sent {e.bytes_sent / 1e6:.2f} MB  received {e.bytes_received / 1e6:.2f} MB{privacy}{agreed}")
-    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "trusted", "agreed", "finishing"):
+    if k == "ConnectionState" and e.state in ("connected", "reconnecting", "waiting", "trusted", "agreed", "finishing"):
         return f"{who}: {e.detail}"
     if k == "FitResult":
         return f"{who}: round {e.round} trained on {e.samples:,} windows, loss {e.train_loss:.4f} ({e.seconds:.1f} s)"
-    if k in ("Finished", "Failed"):
-        return f"{who}: {'finished' if k == 'Finished' else 'failed'}: {e.message}"
+    if k == "Finished":
+        return f"{who}: {'finished' if e.complete else 'ended early'}: {e.message}"
+    if k == "Failed":
+        return f"{who}: failed: {e.message}"
     return None
+
+
+class _Throttle:
+    """Lets a kind of line through at most once every ``seconds`` (Waiting countdowns)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def __call__(self, key: str) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < self.seconds:
+            return False
+        self._last[key] = now
+        return True
+
+
+def _console_event(who: str, e, console: Console, throttle: _Throttle) -> None:
+    """Print an event of ``pumpfl server`` / ``client``. A failure is left to main(), which
+    prints it once as ``error: …``; a countdown is printed at most every ~10 s."""
+    if e.kind == "Failed" or (e.kind == "Waiting" and not throttle(who)):
+        return
+    line = _event_line(who, e)
+    if line:
+        console.line(line)
 
 
 def _settings_from(args, **fields):
@@ -315,25 +348,80 @@ def _run_in_thread(runner, console: Console):
     return result
 
 
+def _read_invite_names(path: Path) -> list[str]:
+    """Facility names from an invites file: one a line; blank lines and lines starting with # are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"the invites file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise UserError(f"the invites file {path} is not plain text; write one facility name a line") from None
+    except OSError as exc:
+        raise UserError(f"cannot read the invites file {path} ({exc.strerror or exc})") from None
+    names = [line.strip() for line in text.splitlines()]
+    names = [name for name in names if name and not name.startswith("#")]
+    if not names:
+        raise UserError(f"the invites file {path} names no facility; write one facility name a line")
+    return names
+
+
+def _invite_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The facilities to invite by name (--invite, then --invites FILE), each once."""
+    from .fl.protocol import NAME_LIMIT, clean_name
+
+    names = [name.strip() for name in args.invite]
+    if any(not clean_name(name) for name in names):
+        raise UserError('--invite needs the facility\'s name, e.g. --invite "Plant A"')
+    if args.invites:
+        names += _read_invite_names(Path(args.invites))
+    seen: set[str] = set()
+    for name in names:
+        if len(name) > NAME_LIMIT:
+            raise UserError(f"the facility name '{name[:20]}…' is longer than {NAME_LIMIT} characters; shorten it")
+        if clean_name(name).casefold() in seen:
+            raise UserError(f"'{name}' is invited twice; each facility gets one invite")
+        seen.add(clean_name(name).casefold())
+    if names and args.insecure:
+        raise UserError("named invites carry their own join codes, which an --insecure server does not use; "
+                        "leave out --insecure, or the invites")
+    return tuple(names)
+
+
+def _print_named_invites(invites: dict, out_dir: str, console: Console) -> None:
+    """Each facility's own invite, once, on stdout; where the files are, on stderr."""
+    for name, invite in invites.items():
+        print(f"invite for {name}: {invite.to_text()}", flush=True)
+    if invites:
+        console.line(f"server: send each facility only its own invite (also in {Path(out_dir) / 'invites'}, readable by you only); "
+                     "the shared invite lets anyone who holds it join, under any name")
+
+
 def cmd_server(args: argparse.Namespace, console: Console) -> int:
     from .fl.addresses import check_port_free
-    from .fl.choices import caution, describe
+    from .fl.choices import INSECURE_SERVER_LINE, caution, describe
     from .fl.security import normalise_join_code
     from .fl.server_runner import ServerOptions, ServerRunner
 
     settings = _settings_from(args, rounds=args.rounds, min_clients=args.min_clients, local_epochs=args.local_epochs,
-                              lr=args.lr, batch_size=args.batch_size, round_timeout=args.round_timeout)
+                              lr=args.lr, batch_size=args.batch_size, round_timeout=args.round_timeout,
+                              join_timeout=args.join_timeout)
     if args.advertise:
         from .fl.addresses import parse_server_address
 
         parse_server_address(args.advertise, default_port=args.port)  # a typo is caught before the server starts
+    if args.new_code and not args.resume:
+        raise UserError("--new-code only applies with --resume DIR: a new run always gets a new join code")
+    invites = _invite_names(args)
     check_port_free(args.port, args.host)
+    if args.insecure:
+        console.line(f"WARNING: --insecure: {INSECURE_SERVER_LINE} (port {args.port})")
     code = normalise_join_code(args.join_code) if args.join_code else None
     out = Path(args.out) if args.out else None
 
     def on_event(e):
         if e.kind == "ServerListening":
             print(f"invite: {e.invite}", flush=True)
+            _print_named_invites(runner.invites(), e.out_dir, console)
             console.line(f"server: listening on {e.address}; results in {e.out_dir}")
             console.line("server: give facilities the invite above; waiting for "
                          f"{settings.min_clients} to join")
@@ -347,13 +435,13 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
                 console.line(f"server: this computer's addresses: {shown or 'none but loopback'}")
                 console.line("server: sites on other networks need a VPN (Tailscale, ZeroTier) or tunnel address: "
                              "restart with --advertise THAT_ADDRESS so the invite carries it")
-        line = _event_line("server", e)
-        if line:
-            console.line(line)
+        _console_event("server", e, console, throttle)
 
+    throttle = _Throttle(WAITING_LINE_EVERY_S)
     runner = ServerRunner(settings, ServerOptions(host=args.host, port=args.port, advertise=args.advertise, out_dir=out,
-                                                  insecure=args.insecure, join_code=code,
-                                                  resume=Path(args.resume) if args.resume else None), on_event)
+                                                  insecure=args.insecure, join_code=code, invites=invites,
+                                                  resume=Path(args.resume) if args.resume else None,
+                                                  new_code=args.new_code), on_event)
     result = _run_in_thread(runner, console)
     return 0 if result.kind == "Finished" else _fail(result.message)
 
@@ -364,31 +452,75 @@ def _fail(message: str) -> int:
 
 def cmd_client(args: argparse.Namespace, console: Console) -> int:
     from .fl.addresses import parse_server_address
+    from .core.model_store import META_FILE
     from .fl.client_runner import ClientOptions, ClientRunner
     from .fl.invite import looks_like_invite, parse_invite
     from .core.paths import user_data_dir
+    from .fl.choices import INSECURE_CLIENT_LINE
     from .fl.security import KnownServers, normalise_join_code
 
+    invited_name = None
     if looks_like_invite(args.server):
         invite = parse_invite(args.server)
         address, code, fp, insecure = invite.address, invite.join_code, invite.fingerprint, invite.insecure
+        invited_name = invite.name
     else:
         address, code, fp, insecure = parse_server_address(args.server), "", None, args.insecure
     if args.join_code:
         code = normalise_join_code(args.join_code)
     if not insecure and not code:
         raise UserError("this server needs a join code: paste the whole invite, or add --join-code CODE (or --insecure for a plain server)")
+    if insecure:
+        console.line(f"WARNING: insecure connection to {address}: {INSECURE_CLIENT_LINE}")
     csv = resolve_data(args.data, console)
-    name = args.name or csv.stem
+    name = args.name or invited_name or csv.stem
+    if invited_name and name != invited_name:
+        console.line(f"note: this is {invited_name}'s invite; the coordinator shows this facility as {invited_name}")
     out = Path(args.out) if args.out else user_data_dir() / "models" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = ClientOptions(insecure=insecure, join_code=code, fingerprint=fp, known_servers=None if insecure else KnownServers(),
                             name=name, out_dir=out, personalise=not args.no_personalise)
-    runner = ClientRunner(csv, address, options, lambda e: (line := _event_line(runner.name, e)) and console.line(line))
+    throttle = _Throttle(WAITING_LINE_EVERY_S)
+    runner = ClientRunner(csv, address, options, lambda e: _console_event(runner.name, e, console, throttle))
     result = _run_in_thread(runner, console)
     if result.kind != "Finished":
         return _fail(result.message)
-    if result.rounds_completed:
+    if result.rounds_completed and result.complete:
         print(f"final global model with this facility's own threshold saved to {out}")
+    elif result.rounds_completed and (out / META_FILE).exists():
+        print(f"model from an incomplete run ({result.rounds_completed} of {result.rounds_planned or '?'} rounds) saved to {out}")
+    return 0
+
+
+def _server_named_by(text: str):
+    """The address in an invite, or HOST[:PORT] as typed (port 8080 by default)."""
+    from .fl.addresses import parse_server_address
+    from .fl.invite import looks_like_invite, parse_invite
+
+    return parse_invite(text).address if looks_like_invite(text) else parse_server_address(text)
+
+
+def cmd_forget(args: argparse.Namespace, console: Console) -> int:
+    from .fl.security import KnownServers, short_fingerprint
+
+    store = KnownServers()
+    if args.list and args.server:
+        raise UserError("give a server to forget, or --list, not both")
+    if args.list:
+        pinned = store.servers()
+        if not pinned:
+            print("this computer trusts no server yet (a facility remembers a server after joining it)")
+        for target, fp in sorted(pinned.items()):
+            print(f"{target}  certificate {short_fingerprint(fp)}...")
+        return 0
+    if not args.server:
+        raise UserError("name the server to forget (HOST[:PORT], as the facility joined it), or see them with --list")
+    address = _server_named_by(args.server)
+    fp = store.get(address)
+    if fp is None:
+        print(f"{address} is not among the servers this computer trusts; nothing to forget (see them with: pumpfl forget --list)")
+        return 0
+    store.forget(address)
+    print(f"forgot {address} (certificate {short_fingerprint(fp)}...); the next join checks its certificate afresh, against the invite if there is one")
     return 0
 
 
@@ -563,10 +695,17 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--lr", type=_positive_float, default=1e-3)
     server.add_argument("--batch-size", type=_positive_int, default=256)
     server.add_argument("--round-timeout", type=_positive_float, default=600.0, help="seconds to wait for a facility's answer")
+    server.add_argument("--join-timeout", type=_positive_float, default=3600.0,
+                        help="seconds to wait for the minimum of facilities, at the start and whenever too few are left "
+                             "(the run pauses meanwhile, then ends resumable)")
     server.add_argument("--join-code", help="use this join code instead of a new random one")
     server.add_argument("--insecure", action="store_true", help="no TLS, no join code (trusted networks only)")
+    server.add_argument("--invite", action="append", default=[], metavar="NAME",
+                        help="make a named invite, with its own join code, for this facility (repeat for each)")
+    server.add_argument("--invites", metavar="FILE", help="make a named invite for each facility named in FILE (one a line; # comments)")
     server.add_argument("--out", help="folder for history.json and the global model")
     server.add_argument("--resume", help="continue the run saved in this folder")
+    server.add_argument("--new-code", action="store_true", help="with --resume: a new join code instead of the saved run's")
     server.set_defaults(func=cmd_server)
 
     client = sub.add_parser("client", help="take part in a federation as one facility")
@@ -586,6 +725,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--local-epochs", type=_positive_int, default=3)
     demo.add_argument("--out", help="folder for the run (default: a new temporary folder)")
     demo.set_defaults(func=cmd_demo)
+    forget = sub.add_parser("forget", help="forget a server's certificate this computer trusted (pinned)")
+    forget.add_argument("server", nargs="?", metavar="HOST[:PORT]", help="the server's address, as a facility joined it (or its invite)")
+    forget.add_argument("--list", action="store_true", help="show the servers this computer trusts")
+    forget.set_defaults(func=cmd_forget)
     bench = sub.add_parser("bench", help="measure detection quality and speed (benchmarks)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
     training = _Parser(add_help=False)  # what both detection benchmarks share
@@ -644,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        redaction.install(handler)  # a join code never reaches a log line
     console = Console()
     try:
         return int(args.func(args, console) or 0)

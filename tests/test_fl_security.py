@@ -28,11 +28,12 @@ from pumpfl_gui.fl.security import (
     KnownServersError,
     TlsError,
     Trust,
-    check_join_proof,
+    FACILITY,
+    check_handshake_proof,
     default_known_servers_path,
     fetch_certificate,
     fingerprint,
-    join_proof,
+    handshake_proof,
     judge_certificate,
     make_certificate,
     new_join_code,
@@ -353,26 +354,27 @@ def test_normalise_join_code_refuses_wrong_codes(typed, fragment):
     assert "K7QM-2XPA-9WD3" in str(info.value)  # shows what a code looks like
 
 
-def test_join_proof_hides_the_code_and_depends_on_code_and_nonce():
-    nonce = bytes(range(32))
-    proof = join_proof("K7QM-2XPA-9WD3", nonce)
+def test_handshake_proof_hides_the_code_and_depends_on_code_and_nonces():
+    nonce, theirs, fp = bytes(range(16)), bytes(range(16, 32)), "AB:" * 31 + "AB"
+    proof = handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs, fp)
     assert re.fullmatch(r"[0-9a-f]{64}", proof)
     assert "K7QM" not in proof.upper()
-    assert join_proof("k7qm 2xpa 9wd3", nonce) == proof
-    assert join_proof("K7QM-2XPA-9WD4", nonce) != proof
-    assert join_proof("K7QM-2XPA-9WD3", nonce[::-1]) != proof
+    assert handshake_proof("k7qm 2xpa 9wd3", FACILITY, nonce, theirs, fp) == proof
+    assert handshake_proof("K7QM-2XPA-9WD4", FACILITY, nonce, theirs, fp) != proof
+    assert handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce[::-1], theirs, fp) != proof
+    assert handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs[::-1], fp) != proof
 
 
-def test_check_join_proof():
-    nonce = b"\x01" * 16
-    proof = join_proof("K7QM-2XPA-9WD3", nonce)
-    assert check_join_proof("K7QM-2XPA-9WD3", nonce, proof)
-    assert check_join_proof("k7qm2xpa9wd3", nonce, proof.upper())
-    assert not check_join_proof("K7QM-2XPA-9WD4", nonce, proof)
-    assert not check_join_proof("K7QM-2XPA-9WD3", b"\x02" * 16, proof)
-    assert not check_join_proof("K7QM-2XPA-9WD3", nonce, proof[:-1])
-    assert not check_join_proof("K7QM-2XPA-9WD3", nonce, "é" * 64)
-    assert not check_join_proof("K7QM-2XPA-9WD3", nonce, None)
+def test_check_handshake_proof():
+    nonce, theirs = b"\x01" * 16, b"\x02" * 16
+    proof = handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs, "")
+    assert check_handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs, "", proof)
+    assert check_handshake_proof("k7qm2xpa9wd3", FACILITY, nonce, theirs, "", proof.upper())
+    assert not check_handshake_proof("K7QM-2XPA-9WD4", FACILITY, nonce, theirs, "", proof)
+    assert not check_handshake_proof("K7QM-2XPA-9WD3", FACILITY, b"\x03" * 16, theirs, "", proof)
+    assert not check_handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs, "", proof[:-1])
+    assert not check_handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs, "", "é" * 64)
+    assert not check_handshake_proof("K7QM-2XPA-9WD3", FACILITY, nonce, theirs, "", None)
 
 
 # --- known servers (trust on first use) --------------------------------------------------------
@@ -457,7 +459,8 @@ def test_insecure_invite():
     assert invite == Invite(ServerAddress("10.0.0.5", 8080), "", None)
     assert invite.insecure
     assert invite.to_text() == "pumpfl://10.0.0.5:8080/"
-    assert parse_invite("pumpfl://10.0.0.5:8080/?code=K7QM-2XPA-9WD3").join_code == "K7QM-2XPA-9WD3"
+    with pytest.raises(InviteError, match="no certificate fingerprint"):  # a code would travel unprotected
+        parse_invite("pumpfl://10.0.0.5:8080/?code=K7QM-2XPA-9WD3")
 
 
 FP = "AB" * 32

@@ -8,7 +8,9 @@ import torch
 
 from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
 from pumpfl_gui.core.pooling import (
+    POOL_REACH,
     SKETCH_PROBS,
+    THRESHOLD_REACH,
     check_sketch,
     check_stats,
     error_sketch,
@@ -149,3 +151,48 @@ def test_the_proximal_term_keeps_training_near_the_starting_weights():
 def test_unsound_choices_are_refused_in_words(settings, words):
     with pytest.raises(ValueError, match=words):
         FederationSettings(**settings)
+
+
+def test_summaries_beyond_the_bounds_are_refused():
+    good = scaling_stats(_files(np.random.default_rng(5)))
+    check_stats(good, 3, max_rows=good["rows"])
+    with pytest.raises(ValueError, match="more than the facility has"):
+        check_stats(good, 3, max_rows=good["rows"] - 1)
+    with pytest.raises(ValueError, match="beyond"):
+        check_stats({**good, "mean": [1e30, 0.0, 0.0]}, 3)
+    with pytest.raises(ValueError, match="malformed"):
+        check_stats({**good, "var": [float("inf"), 0.0, 0.0]}, 3)
+    sketch = error_sketch(np.arange(1.0, 11.0))
+    check_sketch(sketch, max_n=10)
+    with pytest.raises(ValueError, match="more than the facility has"):
+        check_sketch(sketch, max_n=9)
+    with pytest.raises(ValueError, match="outside"):
+        check_sketch({**sketch, "v": [1.0] * 8 + [1e30]})
+
+
+def test_one_facility_cannot_move_the_shared_scaler_without_bound():
+    files = _files(np.random.default_rng(6))
+    stats = [scaling_stats([f]) for f in files]
+    honest = pool_scaler(stats)
+    liar = {**stats[0], "mean": [1e11, 1e11, 1e11], "var": [1e20, 1e20, 1e20], "rows": 10**8}
+    pooled = pool_scaler([liar] + stats[1:])
+    assert np.all(np.isfinite(pooled.mean)) and np.all(np.isfinite(pooled.scale))
+    # Clipped to within reach of the others: the scaler moves (here 1e11 without the clip), but
+    # by a bounded amount — a few hundred typical spreads at most, whatever the facility claims.
+    typical = np.median([np.sqrt(s["var"]) for s in stats], axis=0)
+    bound = 2 * POOL_REACH * np.maximum(np.maximum(typical, np.abs(honest.mean)), 1.0)
+    assert np.all(np.abs(pooled.mean - honest.mean) < bound) and np.all(pooled.scale < bound)
+
+
+def test_one_facility_cannot_raise_the_agreed_threshold_without_bound():
+    rng = np.random.default_rng(7)
+    honest = [error_sketch(rng.gamma(2.0, 0.1, 5_000), (0.995, 1.0)) for _ in range(2)]
+    own = max(pooled_threshold([h]) for h in honest)
+    liar = error_sketch(np.full(100_000, 1e9), (0.995, 1.0))  # many windows, enormous errors
+    for facilities in ([honest[0], liar], honest + [liar]):
+        assert pooled_threshold(facilities) <= THRESHOLD_REACH * own
+    # With three or more, one facility claiming tiny errors cannot drag it down without bound either.
+    tiny = error_sketch(np.full(100_000, 1e-9), (0.995, 1.0))
+    assert pooled_threshold(honest + [tiny]) >= min(pooled_threshold([h]) for h in honest) / THRESHOLD_REACH
+    # Honest facilities' sketches pool exactly as before (the clip is far from them).
+    assert pooled_threshold(honest) == pytest.approx(pooled_quantile(honest, 0.995), rel=1e-9)

@@ -89,22 +89,23 @@ def test_every_strategy_trains_three_facilities(sites, tmp_path, strategy):
         assert [f.proximal_mu for f in fits] == [0.05 if strategy == "fedprox" else 0.0] * n
 
 
-def test_a_facility_sending_garbage_wrecks_fedavg_but_not_the_robust_strategies(sites, tmp_path):
+def test_a_facility_sending_garbage_is_dropped_and_no_strategy_is_wrecked(sites, tmp_path):
+    # Before the server checked updates (fl/update_check.py), FedAvg's model was wrecked here:
+    # its error orders of magnitude above the clean run's. Now the garbage is dropped by name.
     honest = [s.stem for s in sites[:2]]
     final = {}
     for strategy, garbage in (("fedavg", ()), ("fedavg", (sites[2].stem,)), ("median", (sites[2].stem,)), ("trimmed", (sites[2].stem,))):
         settings = FederationSettings(rounds=2, min_clients=3, strategy=strategy, **FAST)
         run = federate(tmp_path / f"{strategy}-{len(garbage)}", settings, sites, garbage=garbage)
         final[strategy if garbage else "clean"] = run.of("server", "RoundFinished")[-1].per_client
+        dropped = run.of("server", "FacilityDropped")
+        assert [(d.round, d.name) for d in dropped] == [(r, g) for r in (1, 2) for g in garbage]
+        assert all("times larger than the others'" in d.reason for d in dropped)
     for name in honest:
         clean = final["clean"][name]["eval_loss"]
-        # The robust strategies' models serve the honest facilities about as well as FedAvg
-        # without the garbage ...
-        assert final["median"][name]["eval_loss"] < 1.25 * clean
-        assert final["trimmed"][name]["eval_loss"] < 1.25 * clean
-        # ... while FedAvg's is wrecked: its error is orders of magnitude above.
-        wrecked = final["fedavg"][name]["eval_loss"]
-        assert not wrecked < 1e6 * clean, wrecked
+        # Every strategy's model serves the honest facilities about as well as without the garbage.
+        for strategy in ("fedavg", "median", "trimmed"):
+            assert final[strategy][name]["eval_loss"] < 1.25 * clean, (strategy, final[strategy][name], clean)
 
 
 def test_differential_privacy_adds_the_stated_noise_and_counts_epsilon(sites, tmp_path):

@@ -153,6 +153,17 @@ class SensorData:
         return mask
 
 
+def check_not_reserved(data: SensorData, sensors: list[str]) -> None:
+    """DataError when a sensor list someone else chose (a federation's) names a column this
+    file uses as its time or label column: a facility's labels never leave it as readings."""
+    reserved = {column: role for column, role in ((data.time_column, "time"), (data.label_column, "label")) if column}
+    clash = [f"'{s}' is its {reserved[s]} column" for s in sensors if s in reserved]
+    if clash:
+        raise DataError(
+            f"{data.path.name} cannot read the federation's sensor list: {'; '.join(clash)}, never a sensor."
+        )
+
+
 # ---- rows ---------------------------------------------------------------------------------
 
 

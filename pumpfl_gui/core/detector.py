@@ -46,6 +46,7 @@ LOCAL_TRAINING = TrainSettings(epochs=100, lr=1e-3, batch_size=32, stride=1, pat
 PERSONALISING = TrainSettings(epochs=20, lr=3e-4, batch_size=32, stride=1, patience=5, max_windows=4000)
 WANDER_BELOW = 0.5  # a sensor whose steps are this small against its spread wanders (Scaler.fit)
 AGREED = "agreed across facilities"  # info["scaler"] / info["threshold"]: the federation's, kept as is
+INCOMPLETE_RUN = "incomplete_run"  # info key: {"rounds": N, "of": M} for a model from a federation that ended early
 
 
 @dataclass
@@ -135,15 +136,21 @@ def length_verdict(data: SensorData) -> tuple[bool, str]:
 
 
 def describe_model(info: dict, trained_on: str, calibrated_on: str) -> str:
-    """How a saved model was made (its ``info["model"]``), in words for the CLI and the app."""
+    """How a saved model was made (its ``info["model"]``), in words for the CLI and the app;
+    a model from a federation that ended early says so (``info[INCOMPLETE_RUN]``)."""
     kind = info.get("model", "")
     if kind.startswith("personalised"):
-        return f"the federation's model, {kind} on {trained_on}"
-    if kind == "global":
-        return f"the federation's global model, calibrated on {calibrated_on}"
-    if kind == "trained alone":
-        return f"trained alone on {info.get('data_file', 'one file')}"
-    return kind or "unknown"
+        words = f"the federation's model, {kind} on {trained_on}"
+    elif kind == "global":
+        words = f"the federation's global model, calibrated on {calibrated_on}"
+    elif kind == "trained alone":
+        words = f"trained alone on {info.get('data_file', 'one file')}"
+    else:
+        words = kind or "unknown"
+    early = info.get(INCOMPLETE_RUN)
+    if isinstance(early, dict):
+        words += f", from an incomplete run: {early.get('rounds', '?')} of {early.get('of', '?')} rounds"
+    return words
 
 
 @dataclass

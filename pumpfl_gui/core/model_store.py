@@ -34,8 +34,9 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ModelError(f"{folder} is a file; give a folder to save the model in")
-    folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().numpy() for k, v in detector.model.state_dict().items()}
+    check_finite(detector, state)
+    folder.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -56,6 +57,21 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
     write_atomic(folder / WEIGHTS_FILE, weights.getvalue())
     write_atomic(folder / META_FILE, json.dumps(meta, indent=2).encode())
     return folder
+
+
+def check_finite(detector: Detector, state: dict[str, np.ndarray] | None = None) -> None:
+    """Raise ModelError unless the weights, scaler and threshold are finite numbers: a NaN
+    threshold never alarms (``score > nan`` is false), NaN weights score nothing."""
+    if state is None:
+        state = {k: v.detach().cpu().numpy() for k, v in detector.model.state_dict().items()}
+    bad = [k for k, v in state.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise ModelError(f"the model's weights hold non-finite values ({bad[0]}); it is not saved")
+    sc = detector.scaler
+    if sc is not None and not (np.all(np.isfinite(sc.mean)) and np.all(np.isfinite(sc.scale)) and np.all(sc.scale > 0)):
+        raise ModelError("the model's scaler holds non-finite or non-positive values; it is not saved")
+    if detector.threshold is not None and not (np.isfinite(detector.threshold) and detector.threshold > 0):
+        raise ModelError(f"the model's threshold ({detector.threshold}) is not a positive number; it is not saved")
 
 
 def load_detector(folder: str | Path) -> Detector:
@@ -106,4 +122,9 @@ def load_detector(folder: str | Path) -> Detector:
             raise ModelError(f"{weights_path}: {name} has shape {arrays[name].shape}, expected {tuple(tensor.shape)}")
     model.load_state_dict({k: torch.from_numpy(np.array(arrays[k], dtype=np.float32)) for k in expected})
     model.eval()
-    return Detector(spec, model, scaler, sensors, threshold, detection, dict(meta.get("info", {})), spread)
+    detector = Detector(spec, model, scaler, sensors, threshold, detection, dict(meta.get("info", {})), spread)
+    try:
+        check_finite(detector)
+    except ModelError as exc:
+        raise ModelError(f"{folder} cannot be used: {str(exc).replace('; it is not saved', '')}") from None
+    return detector

@@ -9,6 +9,16 @@ scaler is the one a single site holding everything would fit, built from aggrega
 *Shared threshold.* Each facility sends its window errors' quantiles at a few fixed
 probabilities. The shared threshold is the detection quantile of the mixture of the facilities'
 distributions, each weighted by its window count and read between its quantiles linearly.
+
+*Bounded and robust.* Summaries come from other sites: each is checked (finite, non-negative
+spreads, counts within what the facility registered, magnitudes no sensor reaches), and
+pooling keeps one facility from moving the result without bound. With three facilities or
+more, each one's mean and spread are clipped to within ``POOL_REACH`` typical spreads of the
+facilities' median (honest sites' levels differ by a few spreads: no clipping happens), and the
+shared threshold stays within ``THRESHOLD_REACH`` times the facilities' median own threshold.
+With two, neither can be outvoted; the threshold's reference is then the lower of the two own
+thresholds, so a facility can make alarms more frequent (which people see) but never silence
+them by raising the threshold beyond ``THRESHOLD_REACH`` times the other's.
 """
 
 from __future__ import annotations
@@ -21,6 +31,14 @@ from .windows import Scaler
 
 # Probabilities at which a facility reports its errors: dense near the detection quantiles in use.
 SKETCH_PROBS = (0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 1.0)
+# Magnitudes no sensor reading, spread or window score reaches (pooling them cannot overflow).
+MAX_MAGNITUDE = 1e12
+MAX_COUNT = 10**9  # rows or windows of one facility
+# Measured on the default data's five facilities: means at most 3.3 typical spreads from the
+# median facility's, spreads at most 2.0 times the typical one, own thresholds within 1.3 times
+# of each other (round 1). The reaches below leave honest pooling untouched there.
+POOL_REACH = 100.0  # a facility's mean within this many typical spreads of the median; its spread at most this many
+THRESHOLD_REACH = 10.0  # the shared threshold within this factor of the median facility's own
 
 
 def _moments(blocks: Sequence[np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
@@ -54,17 +72,35 @@ def scaling_stats(files: Sequence[np.ndarray]) -> dict:
             "steps": m, "step_mean": step_mean.tolist(), "step_var": step_var.tolist()}
 
 
-def check_stats(stats: dict, sensors: int) -> None:
-    """Raise ValueError unless ``stats`` is a well-formed summary of ``sensors`` columns."""
+def check_stats(stats: dict, sensors: int, max_rows: int | None = None) -> None:
+    """Raise ValueError unless ``stats`` is a well-formed, bounded summary of ``sensors``
+    columns (of at most ``max_rows`` rows, when given)."""
     try:
         rows, steps = int(stats["rows"]), int(stats["steps"])
         arrays = [np.asarray(stats[k], dtype=np.float64) for k in ("mean", "var", "step_mean", "step_var", "within_var")]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ValueError("the scaling summary is malformed") from None
     if rows < 1 or steps < 0 or any(a.shape != (sensors,) or not np.all(np.isfinite(a)) for a in arrays):
         raise ValueError("the scaling summary is malformed")
     if np.any(arrays[1] < 0) or np.any(arrays[3] < 0) or np.any(arrays[4] < 0):
         raise ValueError("the scaling summary has a negative variance")
+    limit = min(MAX_COUNT, max_rows) if max_rows is not None else MAX_COUNT
+    if rows > limit or steps > rows:
+        raise ValueError(f"the scaling summary counts {rows:,} rows and {steps:,} steps, more than the facility has ({limit:,})")
+    if any(np.any(np.abs(a) > MAX_MAGNITUDE) for a in arrays[::2]) or any(np.any(a > MAX_MAGNITUDE**2) for a in arrays[1::2]):
+        raise ValueError(f"the scaling summary holds values beyond {MAX_MAGNITUDE:g}, which no sensor reads")
+
+
+def _clipped_parts(stats: Sequence[dict]) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(rows, mean, variance) per facility; with 3 or more, each within reach of the median's."""
+    parts = [(int(s["rows"]), np.asarray(s["mean"], dtype=np.float64), np.asarray(s["var"], dtype=np.float64)) for s in stats]
+    if len(parts) < 3:
+        return parts
+    centre = np.median([p[1] for p in parts], axis=0)
+    typical = np.median([np.sqrt(p[2]) for p in parts], axis=0)
+    # A sensor the median facility reads as constant: reach measured against its level instead.
+    reach = POOL_REACH * np.where(typical > 0, typical, np.maximum(np.abs(centre), 1.0))
+    return [(n, np.clip(m, centre - reach, centre + reach), np.minimum(v, reach**2)) for n, m, v in parts]
 
 
 def pool_scaler(stats: Sequence[dict], wander_below: float | None = None, span: int = 32) -> Scaler:
@@ -76,7 +112,7 @@ def pool_scaler(stats: Sequence[dict], wander_below: float | None = None, span: 
     """
     if not stats:
         raise ValueError("no facility summaries to pool")
-    _, mean, var = _pool([(int(s["rows"]), np.asarray(s["mean"]), np.asarray(s["var"])) for s in stats])
+    _, mean, var = _pool(_clipped_parts(stats))
     spread = np.sqrt(var)
     scale = np.where(spread > 0, spread, 1.0)
     relative = None
@@ -101,15 +137,22 @@ def error_sketch(errors: np.ndarray, rule: tuple[float, float] = (1.0, 1.0), pro
     return sketch
 
 
-def check_sketch(sketch: dict) -> None:
+def check_sketch(sketch: dict, max_n: int | None = None) -> None:
+    """Raise ValueError unless ``sketch`` is a well-formed, bounded error summary (of at most
+    ``max_n`` windows, when given)."""
     try:
         n, p, v = int(sketch["n"]), np.asarray(sketch["p"], dtype=np.float64), np.asarray(sketch["v"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ValueError("the error summary is malformed") from None
     if n < 1 or p.ndim != 1 or p.shape != v.shape or len(p) < 2 or not np.all(np.isfinite(v)):
         raise ValueError("the error summary is malformed")
     if np.any(np.diff(p) <= 0) or p[0] < 0 or p[-1] != 1.0 or np.any(np.diff(v) < 0):
         raise ValueError("the error summary is malformed")
+    if v[0] < 0 or v[-1] > MAX_MAGNITUDE:
+        raise ValueError(f"the error summary's scores are outside 0-{MAX_MAGNITUDE:g}")
+    limit = min(MAX_COUNT, max_n) if max_n is not None else MAX_COUNT
+    if n > limit:
+        raise ValueError(f"the error summary counts {n:,} windows, more than the facility has ({limit:,})")
     try:
         q, f = (float(x) for x in sketch["rule"])
     except (KeyError, TypeError, ValueError):
@@ -121,9 +164,15 @@ def check_sketch(sketch: dict) -> None:
 def pooled_threshold(sketches: Sequence[dict]) -> float:
     """The shared threshold: the rule's quantile of every facility's training scores together,
     times its factor; the rule of the facility with the most windows (facilities with other
-    amounts of history may follow other rules: core/detector.detection_for)."""
+    amounts of history may follow other rules: core/detector.detection_for). It stays within
+    ``THRESHOLD_REACH`` times the median facility's own threshold (the lower median: see above)."""
     q, f = max(sketches, key=lambda s: s["n"])["rule"]
-    return pooled_quantile(sketches, q) * f
+    pooled = pooled_quantile(sketches, q) * f
+    own = sorted(pooled_quantile([s], q) * f for s in sketches)
+    reference = own[(len(own) - 1) // 2]
+    if reference <= 0:
+        return float(pooled)
+    return float(np.clip(pooled, reference / THRESHOLD_REACH, reference * THRESHOLD_REACH))
 
 
 def pooled_quantile(sketches: Sequence[dict], q: float) -> float:

@@ -107,3 +107,10 @@ def describe(s) -> str:
     if s.shared_scaling:
         parts.append("scaling and threshold agreed across facilities")
     return "; ".join(parts)
+
+
+# --insecure, in the same words on the command line and in the app.
+INSECURE_SERVER_LINE = ("no encryption and no join code: anyone who can reach this port can join the federation, "
+                        "send it updates and read the model. Use it only on a network you trust")
+INSECURE_CLIENT_LINE = ("nothing is encrypted and the server is not checked: anyone on the network in between "
+                        "can read the model and this facility's updates, or pose as the server. Use it only on a network you trust")

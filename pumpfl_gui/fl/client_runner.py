@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -31,7 +32,7 @@ from flwr.common import (
 )
 from flwr.proto.transport_pb2 import ClientMessage
 
-from ..core.dataset import SensorData, load_sensor_csv
+from ..core.dataset import SensorData, check_not_reserved, load_sensor_csv
 from ..core.errors import UserError
 from ..core.detector import spec_for
 from ..core.model import get_parameters
@@ -41,20 +42,24 @@ from . import protocol as P
 from .addresses import ServerAddress
 from .events import ConnectionState, EpochLoss, Event, EvaluateResult, Failed, Finished, FitResult
 from .facility import Facility
-from .security import (FingerprintMismatch, KnownServers, TlsError, fetch_certificate, invite_mismatch, join_proof,
+from . import limits
+from .update_check import check_arrays
+from .handshake import ServerNotProven, SERVER_NOT_PROVEN, check_server_proof, facility_hello, new_nonce, read_server_hello
+from .security import (FingerprintMismatch, KnownServers, TlsError, fetch_certificate, invite_mismatch,
                        judge_certificate, short_fingerprint)
 from .wire import join_stream, open_channel
 
 log = logging.getLogger(__name__)
 _OK = Status(code=Code.OK, message="ok")
 # Messages of errors worth another try: the server may simply not be up (yet, or again).
+DUPLICATE_RETRY_S = 30.0  # "already connected" may be this facility's own lost session, until the server notices
 _RETRYABLE = ("refused the connection", "did not answer", "cannot reach")
 
 
 @dataclass
 class ClientOptions:
     insecure: bool = False
-    join_code: str = ""
+    join_code: str = field(default="", repr=False)  # a secret: never in a log line
     fingerprint: str | None = None  # from the invite; None: trust on first use and pin
     known_servers: KnownServers | None = None
     name: str | None = None
@@ -75,6 +80,11 @@ def _speaks_tls(server: ServerAddress) -> bool:
 
 class _Refused(Exception):
     pass
+
+
+def _untrusted(what: str) -> UserError:
+    """Why this facility stops: the coordinator sent something it must not use."""
+    return UserError(f"the coordinator sent {what}; this facility stopped rather than use it")
 
 
 class _Done(Exception):
@@ -105,6 +115,16 @@ class ClientRunner:
         self._scaler_json = ""  # the shared scaler in use, as the server sent it
         self.rounds = 0
         self._joined = False  # has any session got as far as the server's first message
+        # The handshake (fl/handshake.py): this session's nonces, the certificate fingerprint the
+        # channel uses ("" without TLS), a first-seen fingerprint to pin once the server proves
+        # itself, whether it has, and since when the server says this facility is already connected.
+        self._nonces: tuple[bytes, bytes] | None = None
+        self._channel_fp = ""
+        self._pin: str | None = None
+        self._proven = False
+        self._duplicate_since: float | None = None
+        self._joined_now = False  # ... and the latest one
+        self._end: dict | None = None  # why the run ends, as the server said (P.END_REASON)
 
     def emit(self, event: Event) -> None:
         if self._on_event is not None:
@@ -127,20 +147,25 @@ class ClientRunner:
 
     def run(self) -> Finished | Failed:
         self.data = self._load()  # a DataError surfaces before any connection
-        started = time.monotonic()
+        since = time.monotonic()  # when this spell without a server began
         delay = 1.0
         while not self._stop.is_set():
             try:
                 root = None if self.options.insecure else self._trusted_certificate()
                 self.emit(ConnectionState("connecting", str(self.server)))
                 self._session(root)
-                delay = 1.0
+                detail = "the server closed the connection"
             except _Done:
-                return self._finish()
+                ended = self._ended()
+                if ended is not None:
+                    return ended
+                detail = "the run can resume" if self._end else "the server let this facility go without saying why"
             except _Refused as exc:
                 return self._fail(f"the server refused this facility: {exc}")
             except (TlsError, UserError) as exc:
                 if not any(m in str(exc) for m in _RETRYABLE):
+                    return self._fail(str(exc))
+                if not self._joined:  # a wrong address: say so now, not after max_wait
                     return self._fail(str(exc))
                 detail = str(exc)
             except grpc.RpcError as exc:
@@ -152,22 +177,59 @@ class ClientRunner:
                         f"the server at {self.server} uses encryption (TLS) and a join code; "
                         "connect with its invite instead of --insecure"
                     )
+                # The server answered and asks us to come back: busy, or our own lost session still counts.
+                busy = hasattr(exc, "code") and exc.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ALREADY_EXISTS)
+                if not self._joined and not busy:
+                    return self._fail(f"cannot reach the server at {self.server} ({detail}); check that it runs and the address")
             except Cancelled:
                 break
-            waited = time.monotonic() - started
+            if self._joined_now:  # this session got in: the wait for the server starts again
+                since, delay, self._joined_now = time.monotonic(), 1.0, False
+            waited = time.monotonic() - since
             if waited > self.options.max_wait:
                 return self._fail(f"no server at {self.server} for {waited:.0f} s ({detail}); check that it runs and the address")
-            what = "lost the server" if self._joined else "cannot reach the server"
-            self.emit(ConnectionState("reconnecting", f"{what} at {self.server} ({detail}); retrying in {delay:.0f} s"))
+            self.emit(ConnectionState("reconnecting", f"{self._waiting_words()} ({detail}); retrying in {delay:.0f} s"))
             if self._stop.wait(delay):
                 break
             delay = min(delay * 2, 30.0)
-        result = Finished(rounds_completed=self.rounds, out_dir=str(self.options.out_dir or ""), message="stopped")
+        result = Finished(rounds_completed=self.rounds, out_dir=str(self.options.out_dir or ""), message="stopped",
+                          rounds_planned=self._planned())
         self.emit(result)
         return result
 
+    def _waiting_words(self) -> str:
+        if self._end is not None and self._end.get("resumable"):
+            return f"waiting for the coordinator at {self.server} to resume the run"
+        if self._joined:
+            return f"lost the server at {self.server}; waiting for it to come back"
+        return f"cannot reach the server at {self.server}"
+
+    def _ended(self) -> Finished | Failed | None:
+        """What the server said about the run's end (P.END_REASON), acted on: the result, or None
+        to keep waiting for the coordinator (a resumable failure, or no word at all)."""
+        end = self._end
+        if end is None:
+            return None
+        outcome, done, planned = end.get("outcome"), int(end.get("completed", self.rounds)), int(end.get("rounds", 0))
+        if outcome == "completed":
+            return self._finish(f"the run completed ({planned} rounds)", complete=True)
+        if outcome == "stopped":
+            at = f"at round {done} of {planned}" if done else "before the first round"
+            return self._finish(f"the coordinator stopped the run {at}", complete=False)
+        said = f"the coordinator's run failed at round {end.get('round', done + 1)} of {planned}: {end.get('message', '')}"
+        if not end.get("resumable"):
+            return self._fail(said)
+        end["message"] = said + "; waiting for it to resume"
+        self.emit(ConnectionState("waiting", end["message"]))
+        return None
+
+    def _planned(self) -> int:
+        return int(self._end.get("rounds", 0)) if self._end else 0
+
     def _load(self, sensors: list[str] | None = None) -> list[SensorData]:
         """The facility's files, each with the first one's sensors (or ``sensors``)."""
+        if sensors is not None and self.data:
+            check_not_reserved(self.data[0], sensors)
         parts: list[SensorData] = []
         for csv in self.csvs:
             part = load_sensor_csv(csv, sensors=sensors or (parts[0].sensors if parts else None))
@@ -179,13 +241,18 @@ class ClientRunner:
         self.emit(result)
         return result
 
-    def _finish(self) -> Finished:
+    def _finish(self, message: str, complete: bool) -> Finished:
+        """The run ended as the server said: save this facility's model (marked as from an
+        incomplete run when it is) and report it."""
         out = self.options.out_dir
+        planned = self._planned()
         if out is not None and self.facility is not None and self.global_params is not None:
             how = "personalising the federation's model on this facility's rows" if self.facility.personalise else "calibrating"
             self.emit(ConnectionState("finishing", how))
-            self.facility.save_final(self.global_params, Path(out), self.rounds, self.agreed_threshold)
-        result = Finished(rounds_completed=self.rounds, out_dir=str(out or ""), message="the server finished")
+            self.facility.save_final(self.global_params, Path(out), self.rounds, self.agreed_threshold,
+                                     planned=None if complete else planned)
+        result = Finished(rounds_completed=self.rounds, out_dir=str(out or ""), message=message, complete=complete,
+                          rounds_planned=planned)
         self.emit(result)
         return result
 
@@ -202,23 +269,26 @@ class ClientRunner:
                 f"facility first joined it ({short_fingerprint(trust.expected)}...); this may not be your coordinator. "
                 "Do not proceed unless its operator confirms the change, then connect with their new invite"
             )
-        elif trust.basis == "first_use":
-            if store is not None:
-                store.pin(self.server, fp)
-            self.emit(ConnectionState("trusted", f"first connection to {self.server}: trusting certificate {short_fingerprint(fp)}"))
+        # First use: pinned only once the server proves it knows the join code (_check_server).
+        self._pin = fp if trust.basis == "first_use" else None
+        self._channel_fp = fp
         return pem
 
     def _session(self, root: bytes | None) -> None:
-        """One connection; returns when it ends (raises _Done when the server finishes)."""
+        """One connection; returns when it ends (raises _Done when the server ends the run: it
+        says why first, P.END_REASON)."""
         outbox: queue.Queue = queue.Queue()
         self._channel = open_channel(self.server.target, root)
+        self._nonces, self._proven = None, False
         if self._stop.is_set():
             self._channel.close()
             return
         try:
             stream = join_stream(self._channel, iter(outbox.get, None))
-            for msg in stream:
-                self._joined = True
+            for msg in _until_closed(stream, self):
+                if not self._joined_now:
+                    self._end = None  # a new session: whatever the last one said is past
+                self._joined = self._joined_now = True
                 field = msg.WhichOneof("msg")
                 if field == "reconnect_ins":
                     outbox.put(None)
@@ -228,6 +298,8 @@ class ClientRunner:
                 if refused:
                     time.sleep(0.2)  # let the reply go out so the server logs a clean goodbye
                     raise _Refused(refused)
+        except grpc.RpcError as exc:
+            raise self._refusal(exc) from None
         finally:
             outbox.put(None)
             self._channel.close()
@@ -235,43 +307,54 @@ class ClientRunner:
     def _handle(self, field: str, msg) -> tuple[ClientMessage, str | None]:
         if field == "get_properties_ins":
             config = dict(serde.get_properties_ins_from_proto(msg.get_properties_ins).config)
-            if P.HELLO_REFUSED in config:
-                return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), str(config[P.HELLO_REFUSED])
-            if P.AGREED_THRESHOLD in config:
-                self.agreed_threshold = float(config[P.AGREED_THRESHOLD])
-                self.emit(ConnectionState("agreed", f"the facilities agreed an anomaly threshold of {self.agreed_threshold:.4g}"))
+            if P.END_REASON in config:  # the run ends: the server says why before it lets us go
+                self._end = _end_reason(config[P.END_REASON])
                 return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), None
-            props = self._hello(config)
-            self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
+            if P.AGREED_THRESHOLD in config:
+                self._take_threshold(config[P.AGREED_THRESHOLD])
+                return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), None
+            if P.HELLO_NONCE in config:  # handshake 1 -> 2: prove we hold the code, nothing else yet
+                props = self._greet(config)
+            else:  # handshake 3 -> 4: only once the server proved it knows the code too
+                self._check_server(config)
+                props = self._hello(config)
+                self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
             return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, props))), None
+        if not self._proven:  # a server that skips the handshake gets nothing from this facility
+            raise ServerNotProven(SERVER_NOT_PROVEN)
         if field == "fit_ins":
             ins = serde.fit_ins_from_proto(msg.fit_ins)
-            rnd = int(ins.config[P.CFG_ROUND])
+            rnd = self._round_of(ins.config)
+            try:
+                P.train_settings_from_config(ins.config)
+            except ValueError as exc:
+                raise _untrusted(f"round settings out of bounds ({exc})") from None
             self._follow(ins.config)
+            start = self._global_parameters(ins.parameters)
             self.emit(ConnectionState("training", f"round {rnd}"))
             params, n, metrics = self.facility.fit(
-                parameters_to_ndarrays(ins.parameters),
+                start,
                 ins.config,
                 self._task,
                 lambda r: self.emit(EpochLoss(round=rnd, epoch=r.epoch, epochs=r.epochs, loss=r.loss)),
             )
             metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
-            total = int(ins.config.get(P.CFG_ROUNDS, 0))
+            total = self._whole(ins.config, P.CFG_ROUNDS, 0)
             self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"], rounds=total,
                                 strategy=str(ins.config.get(P.CFG_STRATEGY, "")), proximal_mu=float(ins.config.get(P.CFG_MU, 0.0))))
             res = FitRes(_OK, ndarrays_to_parameters(params), n, metrics)
             return ClientMessage(fit_res=serde.fit_res_to_proto(res)), None
         if field == "evaluate_ins":
             ins = serde.evaluate_ins_from_proto(msg.evaluate_ins)
-            rnd = int(ins.config.get(P.CFG_ROUND, 0))
+            rnd = self._round_of(ins.config)
             self.emit(ConnectionState("evaluating", f"round {rnd}"))
             self._follow(ins.config)
-            self.global_params = parameters_to_ndarrays(ins.parameters)
+            self.global_params = self._global_parameters(ins.parameters)
             loss, n = self.facility.evaluate(self.global_params, self._task)
             self.rounds = max(self.rounds, rnd)
-            self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=int(ins.config.get(P.CFG_ROUNDS, 0))))
+            self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=self._whole(ins.config, P.CFG_ROUNDS, 0)))
             metrics = {"eval_loss": loss}
-            if int(ins.config.get(P.CFG_SKETCH, 0)):
+            if self._whole(ins.config, P.CFG_SKETCH, 0):
                 metrics[P.CFG_SKETCH] = P.dumps(self.facility.error_sketch(self.global_params, self._task))
             res = EvaluateRes(_OK, loss, n, metrics)
             return ClientMessage(evaluate_res=serde.evaluate_res_to_proto(res)), None
@@ -281,27 +364,106 @@ class ClientRunner:
             return ClientMessage(get_parameters_res=serde.get_parameters_res_to_proto(res)), None
         raise grpc.RpcError(f"unexpected message {field!r} from the server")
 
+    def _round_of(self, config: dict) -> int:
+        """The round a fit or evaluate instruction is for; a facility that never joined gets none."""
+        if self.facility is None:
+            raise _untrusted("a round's instructions before this facility joined")
+        return self._whole(config, P.CFG_ROUND)
+
+    @staticmethod
+    def _whole(config: dict, key: str, default: int | None = None) -> int:
+        """A whole number from the round's settings, within 0 and the most rounds a run may have."""
+        try:
+            value = int(config[key]) if default is None or key in config else default
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise _untrusted(f"round settings without a usable {key!r}") from None
+        if not 0 <= value <= limits.ROUNDS[1]:
+            raise _untrusted(f"round settings with {key!r} {value}, outside 0-{limits.ROUNDS[1]:,}")
+        return value
+
+    def _global_parameters(self, parameters) -> list:
+        """The federation's model as sent, checked: the model's arrays, shapes, all finite."""
+        try:
+            arrays = parameters_to_ndarrays(parameters)
+        except Exception as exc:  # bytes that are no arrays at all
+            raise _untrusted(f"a model that cannot be read ({type(exc).__name__})") from None
+        problem = check_arrays(arrays, get_parameters(self.facility.model))
+        if problem:
+            raise _untrusted(f"a model unfit to use: {problem}")
+        return arrays
+
+    def _take_threshold(self, value) -> None:
+        """The agreed threshold, when it is a positive finite number. Any other value is not
+        used: the facility keeps the threshold it calibrates on its own rows at the end. The
+        model itself is fine by then (every round checked it), so stopping would only lose
+        the run's result; a NaN threshold would silence every alarm (``score > nan`` is false)."""
+        try:
+            threshold = float(value)
+        except (TypeError, ValueError):
+            threshold = float("nan")
+        if math.isfinite(threshold) and threshold > 0:
+            self.agreed_threshold = threshold
+            self.emit(ConnectionState("agreed", f"the facilities agreed an anomaly threshold of {threshold:.4g}"))
+            return
+        self.agreed_threshold = None
+        self.emit(ConnectionState("agreed", f"the coordinator sent an unusable anomaly threshold ({str(value)[:40]}); "
+                                            "this facility keeps its own, calibrated on its own rows"))
+
     def _follow(self, config: dict) -> None:
         """Take up the federation's agreed scaler when the round's settings carry a new one."""
         shared = str(config.get(P.CFG_SCALER, ""))
         if shared and shared != self._scaler_json:
-            self.facility.use_scaler(Scaler.from_dict(json.loads(shared)))
+            try:
+                self.facility.use_scaler(Scaler.from_dict(json.loads(shared)))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # json's errors are ValueErrors too
+                raise _untrusted(f"an unusable shared scaler ({exc})") from None
             self._scaler_json = shared
             self.emit(ConnectionState("agreed", "scaling the readings with the statistics the facilities agreed"))
 
+    def _refusal(self, exc: grpc.RpcError) -> Exception:
+        """What a stream's end status means here: refused (stop), already connected (try again
+        for a while: it may be this facility's own lost session), or anything else (as it was)."""
+        code = exc.code() if hasattr(exc, "code") else None
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        if code == grpc.StatusCode.PERMISSION_DENIED and details:
+            return _Refused(details)
+        if code == grpc.StatusCode.ALREADY_EXISTS:
+            now = time.monotonic()
+            self._duplicate_since = self._duplicate_since or now
+            if now - self._duplicate_since > DUPLICATE_RETRY_S:
+                return _Refused(details)
+        return exc
+
+    def _greet(self, config: dict) -> dict:
+        """Handshake message 2: which invite this facility holds, and its proof."""
+        server_nonce = read_server_hello(config)
+        self._nonces, self._proven = (server_nonce, new_nonce()), False
+        return facility_hello(self.options.join_code, *self._nonces, self._channel_fp, self.name)
+
+    def _check_server(self, config: dict) -> None:
+        """Handshake message 3: the server's proof. Only now is a first-seen certificate pinned."""
+        if self._nonces is None:
+            raise ServerNotProven(SERVER_NOT_PROVEN)
+        check_server_proof(self.options.join_code, *self._nonces, self._channel_fp, config)
+        self._proven, self._duplicate_since = True, None
+        store, fp = self.options.known_servers, self._pin
+        if fp is not None:
+            if store is not None:
+                store.pin(self.server, fp)
+            self._pin = None
+            self.emit(ConnectionState("trusted", f"first connection to {self.server}: trusting certificate {short_fingerprint(fp)}"))
+
     def _hello(self, config: dict) -> dict:
-        """Answer the server's handshake: proof of the join code, sensor names, sample count."""
+        """Handshake message 4: sensor names, sample count, model shape (never a reading)."""
         problem = ""
         data = self.data
-        announced = str(config.get(P.HELLO_SENSORS, ""))
-        if announced:
-            wanted = json.loads(announced)
+        wanted, spec_cfg = _federation_of(config)
+        if wanted is not None:
             if list(data[0].sensors) != wanted:
                 try:
                     data = self._load(wanted)
                 except UserError as exc:
                     problem = f"{self.name}'s data does not fit the federation: {exc}"
-        spec_cfg = json.loads(str(config.get(P.HELLO_SPEC, "{}")) or "{}")
         samples = 0
         spec = None
         if not problem:
@@ -314,12 +476,7 @@ class ClientRunner:
                 samples = self.facility.samples
             except ValueError as exc:
                 problem = f"{self.name}: {exc}"
-        nonce = bytes.fromhex(str(config.get(P.HELLO_NONCE, "")))
-        proof = join_proof(self.options.join_code, nonce) if self.options.join_code else ""
         reply = {
-            P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,
-            P.REPLY_PROOF: proof,
-            P.REPLY_NAME: self.name,
             P.REPLY_SENSORS: P.dumps(list(data[0].sensors)),
             P.REPLY_SAMPLES: samples,
             P.REPLY_PROBLEM: problem,
@@ -329,3 +486,42 @@ class ClientRunner:
         if spec_cfg.get("shared_scaling") and not problem:
             reply[P.REPLY_STATS] = P.dumps(self.facility.scaling_stats())  # aggregates, never a reading
         return reply
+
+
+def _federation_of(config: dict) -> tuple[list[str] | None, dict]:
+    """The sensors (None: this facility's define them) and spec the server announced."""
+    try:
+        announced = config.get(P.HELLO_SENSORS, "")
+        wanted = json.loads(announced) if announced else None
+        spec = json.loads(config.get(P.HELLO_SPEC) or "{}")
+        if not isinstance(spec, dict) or not (wanted is None or (isinstance(wanted, list) and all(isinstance(s, str) for s in wanted))):
+            raise ValueError("not a sensor list and a spec")
+    except (TypeError, ValueError, RecursionError):
+        raise _untrusted("an unreadable description of the federation (sensors, model)") from None
+    return wanted, spec
+
+
+def _until_closed(stream, runner: ClientRunner):
+    """The server's messages; once it has said why the run ends, the connection closing is
+    that end (_Done), not a lost server."""
+    try:
+        yield from stream
+    except grpc.RpcError:
+        if runner._end is None:
+            raise
+    if runner._end is not None:
+        raise _Done()
+
+
+def _end_reason(text) -> dict:
+    """The server's word on why the run ends; a malformed one counts as none (keep waiting)."""
+    try:
+        end = json.loads(str(text))
+        if not isinstance(end, dict) or end.get("outcome") not in ("completed", "stopped", "failed"):
+            return {"outcome": "failed", "resumable": True, "rounds": 0, "message": "the server ended the run without a clear reason"}
+        end["message"] = "".join(ch for ch in str(end.get("message", "")) if ch.isprintable())[:500]
+        for key in ("round", "rounds", "completed"):
+            end[key] = max(0, int(end.get(key, 0)))
+        return end
+    except (ValueError, TypeError):
+        return {"outcome": "failed", "resumable": True, "rounds": 0, "message": "the server ended the run without a clear reason"}

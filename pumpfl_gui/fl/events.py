@@ -22,8 +22,8 @@ class Event:
 @dataclass(frozen=True)
 class ServerListening(Event):
     address: str
-    invite: str
-    out_dir: str
+    invite: str = field(repr=False)  # holds the join code: never in a log line
+    out_dir: str = ""
     fingerprint: str | None = None
 
 
@@ -133,6 +133,8 @@ class Finished(Event):
     rounds_completed: int
     out_dir: str
     message: str = ""
+    complete: bool = False  # True only when every planned round ran (a stopped run is not)
+    rounds_planned: int = 0  # the run's rounds, when known
 
 
 @dataclass(frozen=True)

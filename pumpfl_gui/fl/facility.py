@@ -17,13 +17,15 @@ import numpy as np
 
 from ..core.dataset import SensorData
 from ..core.detection import DetectionSettings
-from ..core.detector import AGREED, Detector, check_trainable, detection_for, fit_scaler, prepare
+from ..core.detector import AGREED, INCOMPLETE_RUN, Detector, check_trainable, detection_for, fit_scaler, prepare
+from ..core.errors import ModelError
 from ..core.model import ModelSpec, build_model, get_parameters, set_parameters
 from ..core.model_store import save_detector
 from ..core.pooling import error_sketch, scaling_stats
 from ..core.task import TaskState
 from ..core.training import EpochResult, train_epochs, window_errors
 from ..core.windows import Scaler, window_view
+from .limits import check_model
 from .protocol import train_settings_from_config
 
 HELD_OUT_FRACTION = 0.2
@@ -60,6 +62,7 @@ class Facility:
         parts = [data] if isinstance(data, SensorData) else list(data)
         if not parts:
             raise ValueError("a facility needs at least one data file")
+        check_model(spec)  # the shape may come from the coordinator: bounded before any allocation
         for part in parts:
             check_trainable(part, spec.window)
         self.parts = parts
@@ -102,6 +105,8 @@ class Facility:
         """Scale every file with the federation's agreed scaler from now on."""
         if scaler.mean.shape != (len(self.data.sensors),):
             raise ValueError(f"the shared scaler has {scaler.mean.shape[0]} sensors; this facility has {len(self.data.sensors)}")
+        if not (np.all(np.isfinite(scaler.mean)) and np.all(np.isfinite(scaler.scale)) and np.all(scaler.scale > 0)):
+            raise ValueError("a shared scaler with non-finite means or scales that are not positive finite numbers")
         self.shared_scaler = scaler
         self._scale([scaler] * len(self.parts))
 
@@ -174,7 +179,14 @@ class Facility:
         return detector
 
     def save_final(
-        self, parameters: list[np.ndarray], folder: Path, rounds: int | None = None, agreed_threshold: float | None = None
+        self, parameters: list[np.ndarray], folder: Path, rounds: int | None = None, agreed_threshold: float | None = None,
+        planned: int | None = None,
     ) -> Path:
+        """Save this facility's detector; ``planned``: the run's rounds when it ended early (the
+        model then says it comes from an incomplete run, core.detector.describe_model)."""
+        if not all(np.all(np.isfinite(a)) for a in parameters):
+            raise ModelError("the federation's model holds non-finite values (NaN or infinity); no model is saved")
         self.final = self.final_detector(parameters, rounds, agreed_threshold)
+        if planned is not None:
+            self.final.info[INCOMPLETE_RUN] = {"rounds": int(rounds or 0), "of": int(planned)}
         return save_detector(self.final, folder)

@@ -1,17 +1,20 @@
 """Invites: the one pasteable line a server hands to each facility (fl layer; no Qt).
 
 ``pumpfl://HOST:PORT/?code=K7QM-2XPA-9WD3&fp=<64 hex>`` carries where to connect, the join code
-and the fingerprint of the server's certificate. An insecure server's invite has no ``fp`` (and
-usually no ``code``); the client must say plainly that such a connection is not protected.
+and the fingerprint of the server's certificate; a facility's own invite adds ``&name=Plant+A``
+(the name the coordinator knows it by). An insecure server's invite has neither ``fp`` nor
+``code``; the client must say plainly that such a connection is not protected. A code without
+a fingerprint is refused: it would send the code's proof to whoever answers, unencrypted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pumpfl_gui.core.errors import UserError
 from pumpfl_gui.fl.addresses import AddressError, ServerAddress, parse_server_address
+from pumpfl_gui.fl.protocol import NAME_LIMIT, clean_name
 from pumpfl_gui.fl.security import normalise_fingerprint, normalise_join_code
 
 SCHEME = "pumpfl"
@@ -24,11 +27,13 @@ class InviteError(AddressError):
 
 @dataclass(frozen=True)
 class Invite:
-    """A parsed invite. ``fingerprint`` is in ``AB:CD:...`` form, or None for an insecure server."""
+    """A parsed invite. ``fingerprint`` is in ``AB:CD:...`` form, or None for an insecure server;
+    ``name`` is the facility's, for an invite made for one facility."""
 
     address: ServerAddress
-    join_code: str
+    join_code: str = field(repr=False)  # a secret: never in a log line
     fingerprint: str | None
+    name: str | None = None
 
     @property
     def insecure(self) -> bool:
@@ -41,6 +46,8 @@ class Invite:
             params["code"] = normalise_join_code(self.join_code)
         if self.fingerprint is not None:
             params["fp"] = normalise_fingerprint(self.fingerprint).replace(":", "")
+        if self.name:
+            params["name"] = self.name
         query = f"?{urlencode(params)}" if params else ""
         return f"{SCHEME}://{self.address.target}/{query}"
 
@@ -100,10 +107,24 @@ def parse_invite(text: str) -> Invite:
             ) from None
     if fingerprint is not None and not code_text:
         raise InviteError("the invite has no join code (code=); copy the whole invite again")
+    if fingerprint is None and code_text:
+        raise InviteError(
+            "the invite has a join code but no certificate fingerprint (fp=), so the connection could not be "
+            "checked or encrypted; copy the whole invite again, or ask the coordinator for a new one"
+        )
     join_code = ""
     if code_text:
         try:
             join_code = normalise_join_code(code_text)
         except UserError as exc:
             raise InviteError(f"the invite's join code is wrong: {exc}") from None
-    return Invite(address, join_code, fingerprint)
+    return Invite(address, join_code, fingerprint, _invited_name(params.get("name", [None])[0]))
+
+
+def _invited_name(text: str | None) -> str | None:
+    if text is None:
+        return None
+    name = clean_name(text)
+    if not name or len(text.strip()) > NAME_LIMIT:
+        raise InviteError(f"the invite's facility name (name=) is empty or longer than {NAME_LIMIT} characters; copy the whole invite again")
+    return name

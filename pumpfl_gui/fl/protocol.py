@@ -8,13 +8,15 @@ against exactly these lists.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import asdict, dataclass
 
 from ..core.model import ModelSpec
 from ..core.training import TrainSettings
+from . import limits
 from .choices import check_choice
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: mutual proof bound to the TLS channel, nothing about the federation before it
 
 # Server -> facility, in each round's config.
 CFG_ROUND = "round"
@@ -28,31 +30,41 @@ CFG_MU = "proximal_mu"  # FedProx's proximal term (the key Flower's FedProx stra
 CFG_SCALER = "shared_scaler"  # JSON of the agreed scaler, with shared scaling on
 CFG_SKETCH = "error_sketch"  # 1: send your errors' quantiles with this evaluation (shared threshold)
 AGREED_THRESHOLD = "agreed_threshold"  # get_properties after the last round: the shared threshold
+END_REASON = "end_reason"  # get_properties before the server lets a facility go: JSON of why the run ends
 
 # Facility -> server: the only scalar metrics ever sent.
 FIT_METRICS = frozenset({"train_loss", "epochs", "seconds"})
 EVAL_METRICS = frozenset({"eval_loss", "error_sketch"})  # error_sketch: counts and quantiles
 
-# Handshake (get_properties). Server asks with these keys ...
+# Handshake (get_properties), in four messages; fl/handshake.py builds and reads them. A refusal
+# ends the stream with PERMISSION_DENIED and the reason in words as the stream's status.
+# 1. Server -> facility: only the protocol version and a nonce.
 HELLO_PROTOCOL = "pumpfl_protocol"
-HELLO_NONCE = "nonce"  # hex; the facility answers with HMAC(join code, nonce), never the code
+HELLO_NONCE = "nonce"  # hex
+# 2. Facility -> server: which invite it holds, its nonce, its name and its proof.
+REPLY_KEY_ID = "key_id"  # derived from the join code (security.invite_key_id), never the code
+REPLY_NONCE = "facility_nonce"  # hex
+REPLY_NAME = "name"
+REPLY_PROOF = "proof"  # HMAC(code, "facility"|both nonces|certificate fingerprint it sees)
+REPLY_PROBE = "probe"  # 1: only checking the join code ("Test connection"); do not enrol me
+# 3. Server -> facility, only once the facility's proof checks out: the server's own proof, then
+#    the federation's sensors and spec (or, to a probe, HELLO_PROBE_OK).
+HELLO_SERVER_PROOF = "server_proof"  # HMAC(code, "server"|both nonces|fingerprint)
 HELLO_SENSORS = "sensors"  # JSON list the federation uses ("" while the first facility defines it)
 HELLO_SPEC = "spec"  # JSON of the model spec ("" likewise)
-HELLO_REFUSED = "refused"  # set when the server turns a facility away: the reason, in words
-# ... and the facility answers with these (names and counts only — never a reading).
-REPLY_PROOF = "proof"
-REPLY_NAME = "name"
+HELLO_PROBE_OK = "probe_ok"  # the server's answer to a probe whose join code is right
+# 4. Facility -> server, only once the server's proof checks out (names and counts — never a reading).
 REPLY_SENSORS = "sensors"
 REPLY_SAMPLES = "samples"
 REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
-REPLY_PROBE = "probe"  # 1: only checking the join code ("Test connection"); do not enrol me
 REPLY_STATS = "scaling_stats"  # with shared scaling: per-sensor counts, means, variances (core/pooling.py)
 REPLY_SPEC = "model_spec"  # JSON window/channels/kernel the facility's data calls for (ModelSpec.for_data)
 PROPERTY_KEYS = frozenset(
-    {REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE, REPLY_STATS, REPLY_SPEC, HELLO_PROTOCOL}
+    {REPLY_KEY_ID, REPLY_NONCE, REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE,
+     REPLY_STATS, REPLY_SPEC, HELLO_PROTOCOL}
 )
+NAME_LIMIT = 64  # characters of a facility's name that reach logs, tables and files
 SHAPE_KEYS = ("window", "channels", "kernel")
-HELLO_PROBE_OK = "probe_ok"  # the server's answer to a probe whose join code is right
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,12 @@ class FederationSettings:
         if self.rounds < 1 or self.min_clients < 1 or self.local_epochs < 1:
             raise ValueError("rounds, minimum clients and local epochs must be at least 1")
         TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride, proximal_mu=self.proximal_mu)
+        # The same bounds every facility checks on what it receives (fl/limits.py).
+        limits.check_rounds(self.rounds)
+        limits.check_training(self.local_epochs, self.lr, self.batch_size, self.stride, self.proximal_mu)
+        if self.window is not None:
+            shape = self.shape()
+            limits.check_shape(shape["window"], shape["channels"], shape["kernel"])
         check_choice(self)
 
     def shape(self) -> dict | None:
@@ -139,15 +157,26 @@ def shape_of(spec: ModelSpec) -> dict:
 
 
 def train_settings_from_config(config: dict, seed: int = 0) -> TrainSettings:
-    return TrainSettings(
-        epochs=int(config[CFG_EPOCHS]),
-        lr=float(config[CFG_LR]),
-        batch_size=int(config[CFG_BATCH]),
-        stride=int(config[CFG_STRIDE]),
-        seed=seed + int(config[CFG_ROUND]),
-        proximal_mu=float(config.get(CFG_MU, 0.0)),
-    )
+    """A round's training settings as the server sent them; ValueError, in words, when one is
+    missing, malformed or out of bounds (fl/limits.py)."""
+    try:
+        epochs, lr, batch, stride = int(config[CFG_EPOCHS]), float(config[CFG_LR]), int(config[CFG_BATCH]), int(config[CFG_STRIDE])
+        rnd, mu = int(config[CFG_ROUND]), float(config.get(CFG_MU, 0.0))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"malformed round settings ({type(exc).__name__}: {exc})") from None
+    limits.check_training(epochs, lr, batch, stride, mu)
+    return TrainSettings(epochs=epochs, lr=lr, batch_size=batch, stride=stride, seed=seed + rnd, proximal_mu=mu)
 
 
 def dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def clean_name(text: object, limit: int = NAME_LIMIT) -> str:
+    """A name that came from a peer, fit for logs, tables and files: control and format
+    characters (newlines, escapes, bidi overrides) become spaces, runs of spaces one, at most
+    ``limit`` characters. Anything but a string becomes ""."""
+    if not isinstance(text, str):
+        return ""
+    kept = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text[: limit * 4])
+    return " ".join(kept.split())[:limit]

@@ -2,8 +2,9 @@
 
 The server makes its own self-signed certificate; the invite carries its SHA-256 fingerprint,
 and the client fetches the certificate, checks the fingerprint, then hands that same
-certificate to gRPC as the root of trust. A facility proves it holds the session's join code
-with an HMAC over a server nonce, so the code itself never travels.
+certificate to gRPC as the root of trust. Facility and server each prove they hold the join
+code with an HMAC over both sides' nonces and the certificate fingerprint the facility sees, so
+the code itself never travels and a proof made through someone else's TLS channel fails.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pumpfl_gui.core.errors import UserError
-from pumpfl_gui.core.files import write_atomic
+from pumpfl_gui.core.files import private_dir, write_atomic, write_private
 
 #: The DNS name every PumpFL certificate carries; clients pass it as gRPC's
 #: ``grpc.ssl_target_name_override`` so any address (IP, tunnel, VPN name) checks out.
@@ -279,19 +280,36 @@ def normalise_join_code(text: str) -> str:
     return _group(_compact_join_code(text))
 
 
-def join_proof(code: str, nonce: bytes) -> str:
-    """HMAC-SHA256 (hex) of the server's nonce keyed by the join code."""
+FACILITY = "facility"  # whose proof: the facility's ...
+SERVER = "server"  # ... or the server's (a proof of one side never passes as the other's)
+_KEY_ID_LABEL = b"pumpfl invite id"
+KEY_ID_HEX = 16
+
+
+def invite_key_id(code: str) -> str:
+    """Which invite a facility holds, named without giving the code away (16 hex digits)."""
     key = _compact_join_code(code).encode("ascii")
-    return hmac.new(key, nonce, hashlib.sha256).hexdigest()
+    return hmac.new(key, _KEY_ID_LABEL, hashlib.sha256).hexdigest()[:KEY_ID_HEX]
 
 
-def check_join_proof(code: str, nonce: bytes, proof: str) -> bool:
-    """True when ``proof`` was made with this join code and nonce (constant-time)."""
-    if not isinstance(proof, str):
+def handshake_proof(code: str, role: str, server_nonce: bytes, facility_nonce: bytes, channel_fingerprint: str) -> str:
+    """HMAC-SHA256 (hex), keyed by the join code, over who proves, both nonces and the TLS
+    certificate fingerprint the facility sees ("" without TLS): a proof relayed through another
+    TLS channel, replayed, or sent back by the other side does not check out."""
+    if role not in (FACILITY, SERVER):
+        raise ValueError(f"unknown role {role!r}")
+    key = _compact_join_code(code).encode("ascii")
+    message = "|".join([role, server_nonce.hex(), facility_nonce.hex(), channel_fingerprint]).encode("ascii")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def check_handshake_proof(code: str, role: str, server_nonce: bytes, facility_nonce: bytes, channel_fingerprint: str,
+                          proof: object) -> bool:
+    """True when ``proof`` was made with this join code over these nonces and fingerprint (constant-time)."""
+    if not isinstance(proof, str) or len(proof) != 64:
         return False
-    expected = join_proof(code, nonce).encode("ascii")
-    offered = proof.strip().lower().encode("ascii", errors="replace")
-    return hmac.compare_digest(expected, offered)
+    expected = handshake_proof(code, role, server_nonce, facility_nonce, channel_fingerprint).encode("ascii")
+    return hmac.compare_digest(expected, proof.lower().encode("ascii", errors="replace"))
 
 
 # --- trust on first use ------------------------------------------------------------------------
@@ -326,6 +344,10 @@ class KnownServers:
             )
         return dict(servers)
 
+    def servers(self) -> dict[str, str]:
+        """Every pinned ``host:port`` with its fingerprint."""
+        return self._read()
+
     def get(self, target: object) -> str | None:
         """The pinned fingerprint for ``target`` (``host:port``), or None if never seen."""
         return self._read().get(str(target))
@@ -351,16 +373,16 @@ def load_or_make_identity(folder: str | os.PathLike[str]) -> tuple[bytes, bytes]
     """The server's lasting certificate and key, made on first use (like an SSH host key).
 
     Keeping them means invites and facilities' pinned fingerprints stay valid when the
-    coordinator restarts or resumes a run. The key file is readable by its owner only.
+    coordinator restarts or resumes a run. The folder is this user's only (0700) and the key
+    readable by its owner only (0600); looser modes found on load are tightened.
     """
-    folder = Path(folder)
+    folder = private_dir(folder)
     cert_path, key_path = folder / "server.crt", folder / "server.key"
     if cert_path.is_file() and key_path.is_file():
+        if key_path.stat().st_mode & 0o077:
+            os.chmod(key_path, 0o600)
         return cert_path.read_bytes(), key_path.read_bytes()
-    folder.mkdir(parents=True, exist_ok=True)
     cert, key = make_certificate([])
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    cert_path.write_bytes(cert)
+    write_private(key_path, key)
+    write_atomic(cert_path, cert)
     return cert, key

@@ -19,6 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from .. import __version__
+from ..core import redaction
 from ..core.paths import APP_NAME
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ def log_file() -> Path:
 def setup_logging() -> Path:
     path = log_file()
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    path.chmod(0o600)  # names of sites and addresses are nobody else's business
+    redaction.install(handler)  # and a join code never reaches the file
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)

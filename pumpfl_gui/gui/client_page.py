@@ -31,13 +31,13 @@ from ..core.errors import UserError
 from ..core.paths import default_data_dir, user_data_dir
 from ..core.scores_csv import write_scores_csv
 from ..fl.addresses import ServerAddress, parse_server_address
-from ..fl.choices import STRATEGIES
+from ..fl.choices import INSECURE_CLIENT_LINE, STRATEGIES
 from ..fl.client_runner import ClientOptions, ClientRunner
-from ..fl.invite import looks_like_invite, parse_invite
-from ..fl.security import KnownServers, normalise_join_code
+from ..fl.invite import Invite, looks_like_invite, parse_invite
+from ..fl.security import KnownServers, normalise_join_code, short_fingerprint
 from .plots import AnomalyView, LossPlot, SensorPreview, figures_text
 from .theme import coloured
-from .widgets import CheckList, LogView, page_layout, row
+from .widgets import CheckList, LogView, confirm, page_layout, row
 from .worker import RunnerWorker, call_in_thread, start_worker
 
 PREVIEW_SENSORS = 4
@@ -84,14 +84,22 @@ class ClientPage(QWidget):
         self.address = QLineEdit(placeholderText="paste the invite, or type host:port")
         self.join_code = QLineEdit(placeholderText="join code (already in an invite)")
         self.insecure = QCheckBox("Insecure server (no encryption)")
+        self.insecure_warning = QLabel(coloured("⚠ " + html.escape(INSECURE_CLIENT_LINE[:1].upper() + INSECURE_CLIENT_LINE[1:]) + ".",
+                                                "warning", self))
+        self.insecure_warning.setWordWrap(True)
+        self.insecure_warning.hide()
         self.test = QPushButton("Test &connection")
+        self.forget = QPushButton("Forget this ser&ver…")
+        self.forget.setToolTip("Stop trusting the certificate this computer remembered for the server in the address field")
+        self.forget.setEnabled(False)
         self.checks = CheckList()
         self.checks.setMinimumHeight(150)
         sf = QFormLayout(server_box)
         sf.addRow("Invite or address", self.address)
         sf.addRow("Join code", self.join_code)
         sf.addRow(self.insecure)
-        sf.addRow(row(self.test, None))
+        sf.addRow(self.insecure_warning)
+        sf.addRow(row(self.test, self.forget, None))
 
         self.start = QPushButton("&Join and train")
         self.start.setDefault(True)
@@ -149,6 +157,8 @@ class ClientPage(QWidget):
         self.stop.clicked.connect(self.stop_client)
         self.export.clicked.connect(self._export)
         self.address.textChanged.connect(self._address_changed)
+        self.insecure.toggled.connect(self._show_insecure_warning)
+        self.forget.clicked.connect(self.forget_server)
         self._load_settings()
 
     # -- settings -------------------------------------------------------------------------
@@ -156,7 +166,7 @@ class ClientPage(QWidget):
     def _load_settings(self) -> None:
         if self.settings is None:
             return
-        self.address.setText(self.settings.get("client/address", "", str))
+        self.address.setText(remembered_address(self.settings.get("client/address", "", str)))
         path = self.settings.get("client/data", "", str)
         index = self.settings.get("client/source", 0, int)
         if path and Path(path).is_file() and index == 5:
@@ -170,7 +180,7 @@ class ClientPage(QWidget):
     def _save_settings(self) -> None:
         if self.settings is None:
             return
-        self.settings.set("client/address", self.address.text().strip())
+        self.settings.set("client/address", remembered_address(self.address.text()))
         self.settings.set("client/source", self.source.currentIndex())
         self.settings.set("client/data", str(self.csv_path or ""))
 
@@ -241,6 +251,55 @@ class ClientPage(QWidget):
         is_invite = looks_like_invite(text)
         self.join_code.setEnabled(not is_invite)
         self.insecure.setEnabled(not is_invite)
+        self._show_insecure_warning()
+        self._update_forget()
+
+    def _invite_in_field(self) -> Invite | None:
+        """The invite in the address field; None for an address, or an invite that does not parse (yet)."""
+        text = self.address.text()
+        if not looks_like_invite(text):
+            return None
+        try:
+            return parse_invite(text)
+        except UserError:
+            return None
+
+    def _show_insecure_warning(self, *_args) -> None:
+        """Shout when the connection would be plain: the box ticked, or an invite without a certificate."""
+        invite = self._invite_in_field()
+        plain = invite.insecure if invite else self.insecure.isEnabled() and self.insecure.isChecked()
+        self.insecure_warning.setVisible(plain)
+
+    def _pinned(self) -> tuple[ServerAddress, str] | None:
+        """The address in the field and the certificate this computer trusts for it, if it trusts one."""
+        if self.known_servers is None:
+            return None
+        invite = self._invite_in_field()
+        try:
+            address = invite.address if invite else parse_server_address(self.address.text())
+            fp = self.known_servers.get(address)
+        except UserError:  # no usable address yet, or an unreadable list (its own message says what to do)
+            return None
+        return (address, fp) if fp else None
+
+    def _update_forget(self) -> None:
+        self.forget.setEnabled(self.worker is None and self._pinned() is not None)
+
+    def forget_server(self) -> None:
+        """Stop trusting the pinned certificate of the server in the address field, after asking."""
+        pinned = self._pinned()
+        if pinned is None:
+            return self._update_forget()
+        address, fp = pinned
+        if not confirm(self, "Forget this server",
+                       f"Forget the server at {address}? This computer has trusted its certificate "
+                       f"({short_fingerprint(fp)}…) since it first joined it. The next join checks the certificate "
+                       "afresh: against the invite, or trusting it again on first use.", "&Forget"):
+            return
+        self.known_servers.forget(address)
+        self._update_forget()
+        self.status.setText(f"Forgot the server at {address}: this computer no longer trusts its certificate.")
+        self.log.add(f"forgot the server at {address}")
 
     def target(self) -> tuple[ServerAddress, str, str | None, bool]:
         """(address, join code, fingerprint, insecure) from the fields, or UserError."""
@@ -293,7 +352,7 @@ class ClientPage(QWidget):
         self._save_settings()
         out = user_data_dir() / "models" / f"{self.csv_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         options = ClientOptions(insecure=insecure, join_code=code, fingerprint=fp, known_servers=None if insecure else self.known_servers,
-                                name=self.csv_path.stem, out_dir=out)
+                                name=_facility_name(self._invite_in_field(), self.csv_path), out_dir=out)
         csv = self.csv_path
         self._train_x, self._train_y, self._eval_x, self._eval_y = [], [], [], []
         self.loss_plot.clear()
@@ -305,6 +364,7 @@ class ClientPage(QWidget):
         self._thread = start_worker(self.worker, self)
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
+        self.forget.setEnabled(False)
         self.status.setText(f"Connecting to {address}…")
         return True
 
@@ -330,7 +390,7 @@ class ClientPage(QWidget):
                       "reconnecting": f"Reconnecting: {e.detail}", "trusted": e.detail,
                       "finishing": "The rounds are over: adapting the federation's model to your readings…"}
             self.status.setText(labels.get(e.state, e.detail))
-            if e.state in ("reconnecting", "trusted", "connected", "agreed", "finishing"):
+            if e.state in ("reconnecting", "waiting", "trusted", "connected", "agreed", "finishing"):
                 self.log.add(e.detail)
         elif k == "EpochLoss":
             self._train_x.append(e.round - 1 + e.epoch / e.epochs)
@@ -363,6 +423,7 @@ class ClientPage(QWidget):
         self.worker = None
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
+        self._update_forget()  # a first join pins the server
         self.result = result
         if isinstance(result, Exception):
             self.status.setText(f"Could not join: {result}")
@@ -371,7 +432,7 @@ class ClientPage(QWidget):
             self.status.setText(f"Stopped: {result.message}")
             QMessageBox.warning(self, "Training stopped", result.message)
         else:
-            self.status.setText(f"Finished {result.rounds_completed} round(s). Finding anomalies in your data…")
+            self.status.setText(_ending_words(result) + " Finding anomalies in your data…")
             self.log.add(result.message)
             if runner is not None and runner.facility is not None and runner.global_params is not None:
                 facility, params, agreed = runner.facility, runner.global_params, runner.agreed_threshold
@@ -390,7 +451,8 @@ class ClientPage(QWidget):
         self.figures.setText(f"Model: {html.escape(model)}<br>{summary}")
         self.export.setEnabled(True)
         self.tabs.setCurrentIndex(1)
-        self.status.setText(f"Finished. {len(score.events)} anomalous stretch(es) flagged in your data.")
+        ended = "Finished." if getattr(self.result, "complete", True) else _ending_words(self.result)
+        self.status.setText(f"{ended} {len(score.events)} anomalous stretch(es) flagged in your data.")
         self.sig_scored.emit()
 
     def _export(self) -> None:
@@ -399,6 +461,22 @@ class ClientPage(QWidget):
             data, score = self.score
             write_scores_csv(Path(path), data, score)
             self.log.add(f"scores exported to {path}")
+
+
+def _facility_name(invite: Invite | None, csv: Path) -> str:
+    """A facility's own invite names it (the coordinator knows it by that name); else its file does."""
+    return invite.name if invite is not None and invite.name else csv.stem
+
+
+def _ending_words(result) -> str:
+    """How the run ended, as the server said (a run cut short says so)."""
+    if result.complete:
+        return f"The run completed ({result.rounds_completed} rounds)."
+    said = result.message[:1].upper() + result.message[1:]
+    if result.message == "stopped":
+        said = "You stopped taking part"
+    planned = f" of {result.rounds_planned}" if result.rounds_planned else ""
+    return f"{said}: the model has {result.rounds_completed}{planned} rounds (an incomplete run)."
 
 
 def _score(facility, params, agreed_threshold=None):
@@ -415,3 +493,14 @@ def _probe(address, root, code):
     if ok:
         return CheckResult("Join code accepted", "ok", detail)
     return CheckResult("Join code accepted", "failed", detail, "check the join code, or ask the coordinator for a fresh invite")
+
+
+def remembered_address(text: str) -> str:
+    """What the app keeps of the address field: HOST:PORT, never an invite's join code."""
+    text = text.strip()
+    if not looks_like_invite(text):
+        return text
+    try:
+        return parse_invite(text).address.target
+    except UserError:
+        return ""

@@ -30,17 +30,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.csv_cells import safe_cell
 from ..core.errors import UserError
+from ..fl.limits import BATCH
 from ..fl.addresses import check_port_free, local_addresses
-from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES, caution, describe
+from ..fl.choices import DP_LINE, DP_STRATEGIES, INSECURE_SERVER_LINE, SHARED_SCALING_LINE, STRATEGIES, caution, describe
 from ..fl.protocol import FederationSettings
 from ..fl.server_runner import ServerOptions, ServerRunner
+from .facility_invites import AddFacilityDialog, InviteList
 from .plots import LossPlot
 from .theme import coloured
 from .widgets import LogView, page_layout, row
 from .worker import RunnerWorker, start_worker
 
 COLUMNS = ["Facility", "Samples", "State", "Train loss", "Eval loss", "Rounds"]
+ADD_FACILITY_TIP = "Give one facility its own invite and join code, bound to its name"
 ADVICE = (
     "Facilities on this network paste the invite as it is. Sites elsewhere cannot reach a LAN "
     "address: put this computer on a VPN such as Tailscale or ZeroTier (then use its 100.x or VPN "
@@ -125,7 +129,15 @@ class ServerPage(QWidget):
         form.addRow("This computer", self.addresses)
         form.addRow("Port", row(self.port, self.port_state, None))
         form.addRow("Address in the invite", self.advertise)
-        form.addRow("Invite", row(self.invite, self.copy))
+        self.invite.setToolTip("The shared invite, for a quick trial: anyone who holds it may join, under any name. "
+                               "Give each facility its own with Add facility…")
+        form.addRow("Shared invite", row(self.invite, self.copy))
+        self.add_facility = QPushButton("&Add facility…")
+        self.add_facility.setToolTip(ADD_FACILITY_TIP)
+        self.invite_list = InviteList(self._revoke_invite)
+        self.facility_dialog: AddFacilityDialog | None = None
+        form.addRow("Facility invites", row(self.add_facility, None))
+        form.addRow(self.invite_list)
         form.addRow(advice)
 
         # -- settings -----------------------------------------------------------------
@@ -134,8 +146,13 @@ class ServerPage(QWidget):
         self.min_clients = QSpinBox(minimum=1, maximum=100, value=2)
         self.epochs = QSpinBox(minimum=1, maximum=100, value=3)
         self.lr = QDoubleSpinBox(decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0005, value=0.001)
-        self.batch = QSpinBox(minimum=1, maximum=65536, value=256)
+        self.batch = QSpinBox(minimum=BATCH[0], maximum=BATCH[1], value=256)
         self.timeout = QSpinBox(minimum=5, maximum=86400, value=600, suffix=" s")
+        self.timeout.setToolTip("How long a round waits for each facility's answer. A facility that disconnects "
+                                "or stops answering is out of the round within seconds anyway.")
+        self.join_wait = QSpinBox(minimum=5, maximum=7 * 86400, value=3600, suffix=" s")
+        self.join_wait.setToolTip("How long the run waits for the minimum of facilities: at the start, and paused "
+                                  "whenever too few are left. Then it ends, and can be resumed.")
         self.insecure = QCheckBox("Insecure: no encryption, no join code (trusted networks only)")
         sform = QFormLayout(box)
         sform.addRow("Rounds", self.rounds)
@@ -144,7 +161,12 @@ class ServerPage(QWidget):
         sform.addRow("Learning rate", self.lr)
         sform.addRow("Batch size", self.batch)
         sform.addRow("Round timeout", self.timeout)
+        sform.addRow("Wait for facilities", self.join_wait)
         sform.addRow(self.insecure)
+        self.insecure_warning = QLabel()
+        self.insecure_warning.setWordWrap(True)
+        self.insecure_warning.hide()
+        sform.addRow(self.insecure_warning)
 
         # -- strategy and privacy (fl/choices.py says what each choice does) -------------
         strategy_box = QGroupBox("How updates are combined")
@@ -254,6 +276,9 @@ class ServerPage(QWidget):
         self._port_timer.timeout.connect(self._check_port)
         self.port.valueChanged.connect(lambda _v: self._port_timer.start())
         self.copy.clicked.connect(self._copy_invite)
+        self.add_facility.clicked.connect(self._add_facility)
+        self.invite_list.sig_copied.connect(lambda name: self.log.add(f"{name}'s invite copied to the clipboard"))
+        self.insecure.toggled.connect(self._insecure_changed)
         self.start.clicked.connect(self.start_server)
         self.stop.clicked.connect(self.stop_server)
         self.save_model.clicked.connect(self._save_model)
@@ -343,6 +368,66 @@ class ServerPage(QWidget):
         QGuiApplication.clipboard().setText(self.invite.text())
         self.log.add("invite copied to the clipboard")
 
+    def _insecure_changed(self, on: bool) -> None:
+        self.insecure_warning.setText(coloured("⚠ " + html.escape(_sentence(INSECURE_SERVER_LINE)) + ".", "warning", self))
+        self.insecure_warning.setVisible(on)
+        self._update_add_facility()
+
+    # -- one invite per facility --------------------------------------------------------
+
+    def _listening_runner(self):
+        """The running server once it listens and until its run ends (it can make invites), else None."""
+        if self.worker is None or self._run_over or not self.invite.text():
+            return None
+        return self.worker.runner
+
+    def _update_add_facility(self) -> None:
+        """Before a start the names wait for it; while the server listens invites are made at once."""
+        if self.insecure.isChecked():
+            self.add_facility.setEnabled(False)
+            self.add_facility.setToolTip("An insecure server has no join codes, so no invites per facility")
+            return
+        self.add_facility.setEnabled(self.worker is None or self._listening_runner() is not None)
+        self.add_facility.setToolTip(ADD_FACILITY_TIP)
+
+    def _add_facility(self) -> None:
+        self.facility_dialog = AddFacilityDialog(self._make_invite, self.invite_list.has, self)
+        self.facility_dialog.finished.connect(self._facility_dialog_closed)
+        self.facility_dialog.open()
+
+    def _make_invite(self, name: str) -> str | None:
+        """The new invite's line, or None while the server has not started (it makes them at start)."""
+        if self.worker is None:
+            return None
+        runner = self._listening_runner()
+        if runner is None:
+            raise ValueError("the server is not taking facilities now; add the facility once it listens, or before a start")
+        return runner.add_invite(name).to_text()
+
+    def _show_named_invites(self) -> None:
+        runner = self._listening_runner()
+        if runner is not None:
+            self.invite_list.show_lines({name: invite.to_text() for name, invite in runner.invites().items()})
+        self._update_add_facility()
+
+    def _facility_dialog_closed(self, _result: int) -> None:
+        dialog, self.facility_dialog = self.facility_dialog, None
+        if dialog is None:
+            return
+        dialog.deleteLater()
+        if dialog.facility:  # made, even if the dialog was then closed with Escape
+            self.invite_list.add(dialog.facility, dialog.invite_text)
+            when = "made" if dialog.invite_text else "to be made when the server starts"
+            self.log.add(f"invite for {dialog.facility} {when}")
+
+    def _revoke_invite(self, name: str) -> None:
+        runner = self._listening_runner()
+        if runner is not None:
+            runner.revoke_invite(name)
+            self.log.add(f"invite for {name} revoked")
+        else:
+            self.log.add(f"{name} removed from the facilities to invite")
+
     # -- run --------------------------------------------------------------------------
 
     def federation_settings(self) -> FederationSettings:
@@ -359,6 +444,7 @@ class ServerPage(QWidget):
             lr=self.lr.value(),
             batch_size=self.batch.value(),
             round_timeout=float(self.timeout.value()),
+            join_timeout=float(self.join_wait.value()),
             strategy=strategy,
             **{name: spin.value() for name, spin in self.strategy_settings.items()},
             dp_noise_multiplier=self.dp_noise.value() if dp_on else None,
@@ -378,6 +464,9 @@ class ServerPage(QWidget):
 
                 parse_server_address(self.advertise.text().strip(), default_port=self.port.value())
             check_port_free(self.port.value(), self.host)
+            if self.insecure.isChecked() and self.invite_list.names():
+                raise UserError("Invites per facility carry join codes, which an insecure server does not use; "
+                                "untick Insecure, or revoke those invites")
         except (UserError, ValueError) as exc:
             QMessageBox.warning(self, "Cannot start the server", str(exc))
             return False
@@ -388,6 +477,7 @@ class ServerPage(QWidget):
             advertise=self.advertise.text().strip() or None,
             out_dir=out_dir if isinstance(out_dir, Path) else None,
             insecure=self.insecure.isChecked(),
+            invites=tuple(self.invite_list.names()),
         )
         self._reset_view(settings)
         self.worker = RunnerWorker(lambda emit: ServerRunner(settings, options, emit))
@@ -397,6 +487,7 @@ class ServerPage(QWidget):
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
         self._lock_settings(True)
+        self._update_add_facility()
         self.status.setText("Starting…")
         self.log.add(describe(settings))
         return True
@@ -431,6 +522,7 @@ class ServerPage(QWidget):
         self.copy.setEnabled(False)
         self._started_at = time.monotonic()
         self._run_over = False
+        self._paused = False  # the run waits for facilities that left
         self._run_delta = settings.dp_delta
         self.privacy.setText("Privacy: no round yet")
         self.privacy.setVisible(settings.dp_noise_multiplier is not None)
@@ -457,9 +549,11 @@ class ServerPage(QWidget):
             self.copy.setEnabled(True)
             self.status.setText(f"Waiting for {self.min_clients.value()} facilities. Give them the invite.")
             self.log.add(f"listening on {e.address}; results in {e.out_dir}")
+            self._show_named_invites()
         elif k == "ClientJoined":
             self._set(e.name, "Samples", f"{e.samples:,}")
             self._set(e.name, "State", "connected")
+            self.invite_list.mark(e.name, "joined")
             self.log.add(f"{e.name} joined")
         elif k == "ClientRefused":
             self._set(e.name, "State", "refused")
@@ -468,10 +562,18 @@ class ServerPage(QWidget):
         elif k == "ClientLeft":
             if not self._run_over:  # leaving after the last round is the normal goodbye
                 self._set(e.name, "State", "dropped")
+            self.invite_list.mark(e.name, "left")
             self.log.add(f"{e.name} left")
         elif k == "Finished":
             self._run_over = True
+        elif k == "Waiting":
+            self._waiting(e)
+        elif k == "FacilityDropped":
+            self._set(e.name, "State", f"out of round {e.round}")
+            self.table.item(self._row_for(e.name), COLUMNS.index("State")).setToolTip(e.reason)
+            self.log.add(f"round {e.round}: {e.name} is out of this round: {e.reason}")
         elif k == "RoundStarted":
+            self._paused = False
             for name in e.participants:
                 self._set(name, "State", "training")
             self.status.setText(f"Round {e.round} of {e.rounds}: facilities are training.")
@@ -482,6 +584,30 @@ class ServerPage(QWidget):
             self._run_over = True
             self.log.add(f"failed: {e.message}")
         self.sig_event.emit(e)
+
+    def _waiting(self, e) -> None:
+        """The run waits for facilities: the countdown in the status line, the pause once in the log."""
+        answer = f"each round then waits up to {self.timeout.value()} s for every answer"
+        if self.history or self._paused:
+            self.status.setText(f"Paused: {e.connected} of {e.needed} facilities connected; {e.detail} "
+                                f"(then the run ends and can be resumed); {answer}.")
+        else:
+            self.status.setText(f"Waiting for facilities: {e.connected} of {e.needed} connected; {e.detail}; {answer}. "
+                                "Give them the invite.")
+        if self.history and not self._paused:
+            self.log.add(f"paused: {e.connected} of {e.needed} facilities connected; {e.detail}")
+            self.progress.setFormat("round %v of %m — paused")
+            for name in self.rows:  # the round runs again once enough are back
+                if self.table.item(self._row_for(name), COLUMNS.index("State")).text() == "training":
+                    self._set(name, "State", "waiting")
+        self._paused = bool(self.history)
+
+    def _mark_cut_short(self, result) -> None:
+        """A stopped run: no facility is still training, and no time is left to count."""
+        for name in self.rows:
+            if self.table.item(self._row_for(name), COLUMNS.index("State")).text() == "training":
+                self._set(name, "State", "stopped")
+        self.progress.setFormat(f"round %v of %m — stopped at round {result.rounds_completed}")
 
     def _round_finished(self, e) -> None:
         self.history.append(e)
@@ -525,6 +651,8 @@ class ServerPage(QWidget):
         self.stop.setEnabled(False)
         self.copy.setEnabled(False)
         self._lock_settings(False)
+        self.invite_list.forget_lines()  # the run's codes died with it; the names wait for the next start
+        self._update_add_facility()
         if isinstance(result, Exception):
             self.status.setText(f"Could not run: {result}")
             QMessageBox.warning(self, "Server stopped", str(result))
@@ -533,7 +661,10 @@ class ServerPage(QWidget):
             QMessageBox.warning(self, "Server stopped", result.message)
         else:
             last = self.history[-1] if self.history else None
-            summary = f"Finished {result.rounds_completed} round(s)"
+            summary = (f"Finished {result.rounds_completed} round(s)" if result.complete
+                       else f"Stopped at round {result.rounds_completed} of {result.rounds_planned}")
+            if not result.complete:
+                self._mark_cut_short(result)
             if last is not None and self.history[0].eval_loss:
                 summary += (f": eval loss {self.history[0].eval_loss:.4f} → {last.eval_loss:.4f} "
                             f"with {len(last.per_client)} facilities")
@@ -566,5 +697,5 @@ def export_history_csv(path: Path, history: list) -> None:
                     "bytes_received", "seconds", "epsilon"])
         for h in history:
             for name, c in sorted(h.per_client.items()):
-                w.writerow([h.round, name, c.get("samples", ""), c.get("train_loss", ""), c.get("eval_loss", ""),
+                w.writerow([h.round, safe_cell(name), c.get("samples", ""), c.get("train_loss", ""), c.get("eval_loss", ""),
                             h.train_loss, h.eval_loss, h.bytes_sent, h.bytes_received, h.seconds, "" if h.epsilon is None else h.epsilon])

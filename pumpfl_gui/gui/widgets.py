@@ -1,4 +1,4 @@
-"""Small reusable widgets: a searchable log and a list of check results (gui layer)."""
+"""Small reusable widgets: a searchable log, a list of check results, a confirmation (gui layer)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QScrollArea,
     QSplitter,
@@ -131,3 +132,13 @@ def page_layout(page: QWidget, controls: QWidget, view: QWidget) -> None:
     split.setStretchFactor(1, 1)
     layout = QHBoxLayout(page)
     layout.addWidget(split)
+
+
+def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
+    """Ask before doing something that cannot be undone; True only when ``action`` is clicked."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, parent=parent)
+    yes = box.addButton(action, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is yes

@@ -448,3 +448,24 @@ def test_named_invites_bind_the_name_admit_one_session_and_revoke_one(site, tmp_
     assert run.results["server"].kind == "Finished", run.results["server"]
     assert all(run.results[k].kind == "Finished" for k in ("impostor", "trial", "c"))
     assert [e.participants for e in run.of("server", "RoundStarted")][-1] == ["Plant A", "trial", "c"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({P.REPLY_SAMPLES: 10**12}, "no usable sample count"),  # would later let it claim 10^12 windows
+        ({P.REPLY_SAMPLES: -1}, "no usable sample count"),
+        ({P.REPLY_SPEC: '{"window": 64, "channels": [100000, 16], "kernel": 7}'}, "channel count 100000"),
+        ({P.REPLY_SPEC: '{"window": 64}'}, "no usable model shape"),
+    ],
+)
+def test_a_proven_facility_describing_absurd_data_is_refused_in_words(changes, fragment):
+    from pumpfl_gui.fl.gate import GatedClientManager
+
+    manager = GatedClientManager(None, {}, lambda event: None)
+    props = {P.REPLY_SENSORS: '["a", "b"]', P.REPLY_SAMPLES: 500,
+             P.REPLY_SPEC: '{"window": 64, "channels": [32, 16], "kernel": 7}', P.REPLY_PROBLEM: ""}
+    assert manager._judge(dict(props), "Plant A") is None  # the sound description is admitted ...
+    manager.sensors = None
+    reason = manager._judge({**props, **changes}, "Plant A")  # ... each absurd one is refused, in words
+    assert reason is not None and fragment in reason

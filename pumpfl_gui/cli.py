@@ -450,6 +450,18 @@ def _fail(message: str) -> int:
     raise UserError(message)
 
 
+def _invite_argument(text: str) -> str:
+    """The server argument; ``@FILE`` reads the invite from a file (such as the invite.txt the
+    coordinator sent), so its join code does not show in the computer's process list."""
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the invite file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def cmd_client(args: argparse.Namespace, console: Console) -> int:
     from .fl.addresses import parse_server_address
     from .core.model_store import META_FILE
@@ -460,12 +472,13 @@ def cmd_client(args: argparse.Namespace, console: Console) -> int:
     from .fl.security import KnownServers, normalise_join_code
 
     invited_name = None
-    if looks_like_invite(args.server):
-        invite = parse_invite(args.server)
+    server = _invite_argument(args.server)
+    if looks_like_invite(server):
+        invite = parse_invite(server)
         address, code, fp, insecure = invite.address, invite.join_code, invite.fingerprint, invite.insecure
         invited_name = invite.name
     else:
-        address, code, fp, insecure = parse_server_address(args.server), "", None, args.insecure
+        address, code, fp, insecure = parse_server_address(server), "", None, args.insecure
     if args.join_code:
         code = normalise_join_code(args.join_code)
     if not insecure and not code:
@@ -710,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     client = sub.add_parser("client", help="take part in a federation as one facility")
     client.add_argument("data", help="CSV file, or a default client number 0-4")
-    client.add_argument("server", help="the invite, or HOST[:PORT] (default port 8080)")
+    client.add_argument("server", help="the invite, @FILE holding it (keeps the join code out of the process list), or HOST[:PORT] (default port 8080)")
     client.add_argument("--join-code", help="the session's join code (already in an invite)")
     client.add_argument("--insecure", action="store_true", help="plain connection to an --insecure server")
     client.add_argument("--name", help="how this facility is shown to the coordinator")

@@ -103,6 +103,7 @@ def test_train_then_score_a_default_facility(data_dir, skab_dir, tmp_path):
         (["client", "0", "bad host:8080"], "contains a space"),
         (["client", "0", "10.0.0.1:99999"], "port"),
         (["client", "0", "127.0.0.1:8080"], "needs a join code"),
+        (["client", "0", "@no-such-invite.txt"], "cannot read the invite file"),
         (["client", "0", "pumpfl://127.0.0.1:8080/?code=ABCD-EFGH-JKMN&fp=12"], "fingerprint"),
         (["server", "--port", "70000"], "not a port"),
         (["server", "0"], "must be at least 1"),

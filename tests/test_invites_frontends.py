@@ -188,8 +188,8 @@ def test_a_named_invite_from_the_command_line_admits_its_facility_under_its_name
         assert parse_invite(invite_a).join_code != parse_invite(line_b.split(": ", 1)[1]).join_code
         written = {p.read_text().strip(): p for p in (out / "invites").glob("*.txt")}
         assert invite_a in written and oct(written[invite_a].stat().st_mode & 0o777) == "0o600"
-        # No --name: the facility joins under the invite's name.
-        client = Proc("client", "0", invite_a, "--out", tmp_path / "plant-a", env_extra={"PUMPFL_DATA_DIR": str(default_data)})
+        # No --name: the facility joins under the invite's name; @FILE keeps the code out of `ps`.
+        client = Proc("client", "0", f"@{written[invite_a]}", "--out", tmp_path / "plant-a", env_extra={"PUMPFL_DATA_DIR": str(default_data)})
         assert client.finish(240) == 0, client.err
         assert server.finish(60) == 0, server.err
     finally:

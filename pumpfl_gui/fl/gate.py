@@ -54,13 +54,9 @@ class GatedClientManager(SimpleClientManager):
         spec: dict,
         emit: Callable[[Event], None],
         sensors: list[str] | None = None,
-        default_wait: float = 600.0,
         fingerprint: str = "",
     ) -> None:
         super().__init__()
-        # Flower's sampling waits a whole day by default for missing facilities; PumpFL waits
-        # one round timeout, then the server ends the run with a message.
-        self.default_wait = default_wait
         self.book = book  # None: --insecure, no join code asked
         self.fingerprint = fingerprint  # of the server's certificate ("" without TLS): proofs are bound to it
         self.spec = spec  # what every facility builds: window, channels, scaling (FederationSettings.hello_spec)

@@ -199,7 +199,7 @@ class ServerRunner:
             join_code = opts.join_code or (state.join_code if state and not opts.new_code else None) or new_join_code()
         self._book = InviteBook(join_code) if join_code else None
         self.manager = GatedClientManager(
-            self._book, s.hello_spec(), self.emit, sensors=state.sensors if state else None, default_wait=s.round_timeout,
+            self._book, s.hello_spec(), self.emit, sensors=state.sensors if state else None,
             fingerprint=fp or "",
         )
         if state is not None:

@@ -131,11 +131,14 @@ class ServerRunner:
         if self._book is None or self.invite is None:
             raise ValueError("the server is not running yet; add the facility to the names it starts with")
         entry = self._book.add(name)
-        invite = Invite(self.invite.address, entry.code, self.invite.fingerprint, name=entry.name)
+        return self._keep_named(Invite(self.invite.address, entry.code, self.invite.fingerprint, name=entry.name))
+
+    def _keep_named(self, invite: Invite) -> Invite:
+        """Record a named invite and write it to ``<out>/invites/`` (readable by this user only)."""
         folder = private_dir(self._out / "invites")
         with self._invite_lock:
-            path = folder / f"{_file_safe(entry.name, {p.name for _, p in self._named.values()})}.txt"
-            self._named[entry.name] = (invite, path)
+            path = folder / f"{_file_safe(invite.name, {p.name for _, p in self._named.values()})}.txt"
+            self._named[invite.name] = (invite, path)
         write_private(path, invite.to_text() + "\n")
         return invite
 
@@ -175,10 +178,7 @@ class ServerRunner:
             if self._book.is_named(saved.name):
                 continue
             entry = self._book.add(saved.name, saved.join_code)
-            invite = replace(saved, address=self.invite.address, fingerprint=self.invite.fingerprint)
-            path = private_dir(self._out / "invites") / f"{_file_safe(entry.name, {p.name for _, p in self._named.values()})}.txt"
-            self._named[entry.name] = (invite, path)
-            write_private(path, invite.to_text() + "\n")
+            self._keep_named(replace(saved, name=entry.name, address=self.invite.address, fingerprint=self.invite.fingerprint))
 
     # -----------------------------------------------------------------------------------
 
@@ -501,7 +501,6 @@ class ServerRunner:
                           rounds_planned=s.rounds)
         self.emit(result)
         return result
-
 
     def _dropped(self, rnd: int, cid: str, reason: str) -> None:
         """A facility's answer failed the checks (fl/update_check.py): out of this round, by name."""

@@ -1,4 +1,5 @@
-"""``python -m pumpfl_gui`` opens the desktop app; the command line is ``pumpfl`` (or ``python -m pumpfl_gui.cli``)."""
+"""``python -m pumpfl_gui`` opens the desktop app; the command line is ``pumpfl``
+(or ``python -m pumpfl_gui.cli``)."""
 
 import sys
 

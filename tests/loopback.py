@@ -42,7 +42,9 @@ class Run:
             max_wait=20,
         )
         options.update(option_overrides)
-        runner = runner_class(csv, ServerAddress("127.0.0.1", self.port), ClientOptions(**options), on_event=lambda e: self.events.append((name, e)))
+        runner = runner_class(
+            csv, ServerAddress("127.0.0.1", self.port), ClientOptions(**options), on_event=lambda e: self.events.append((name, e))
+        )
         self.clients[name] = runner
         t = threading.Thread(target=lambda: self.results.__setitem__(name, runner.run()), name=f"test-{name}")
         self.threads.append(t)

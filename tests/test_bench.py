@@ -1,4 +1,5 @@
-"""``pumpfl bench …`` as a user runs it, on small data made here: each command once, then the report.
+"""``pumpfl bench …`` as a user runs it, on small data made here: each command once, then
+the report.
 
 These are smoke runs (one round, one epoch, a few files) that prove the commands work end to
 end — a real Flower federation on loopback included — and that their figures agree with
@@ -9,6 +10,7 @@ import json
 import shutil
 
 import pytest
+from test_cli import assert_user_error, pumpfl
 
 from pumpfl_gui.bench.skab import SkabSettings
 from pumpfl_gui.bench.variants import run_pump_variants, run_skab_variants
@@ -16,8 +18,6 @@ from pumpfl_gui.core.errors import UserError
 from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.skab_simulator import write_anomaly_free_csv, write_skab_csv
 from pumpfl_gui.fl.protocol import FederationSettings
-
-from test_cli import assert_user_error, pumpfl
 
 FAST = ("--rounds", "1", "--local-epochs", "1")
 
@@ -27,7 +27,8 @@ VALVE1_ROWS = 1147  # valve1/0.csv here is as long as SKAB's own (its files run 
 
 @pytest.fixture(scope="module")
 def skab_sites(tmp_path_factory):
-    """Two facilities of SKAB-format files: one labelled file each, plus a short anomaly-free run."""
+    """Two facilities of SKAB-format files: one labelled file each, plus a short
+    anomaly-free run."""
     folder = tmp_path_factory.mktemp("skab")
     write_skab_csv(folder / "valve1" / "0.csv", rows=VALVE1_ROWS, anomaly_start=573, anomaly_rows=401, seed=1)
     write_skab_csv(folder / "valve2" / "1.csv", rows=1063, anomaly_start=560, anomaly_rows=333, seed=2)
@@ -51,7 +52,9 @@ def plant_dir(tmp_path_factory):
 def results(tmp_path_factory, skab_sites, plant_dir):
     """Every bench command once, its JSON in one folder (the layout ``report --reuse`` reads)."""
     out = tmp_path_factory.mktemp("docs") / "bench"
-    runs = {f"skab_{mode}": ("skab", "--data", skab_sites, "--mode", mode, *FAST) for mode in ("local", "federated", "centralized")}
+    runs = {
+        f"skab_{mode}": ("skab", "--data", skab_sites, "--mode", mode, *FAST) for mode in ("local", "federated", "centralized")
+    }
     runs["pump"] = ("pump", "--data", plant_dir, *FAST)
     runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
     printed = {}
@@ -66,8 +69,18 @@ def results(tmp_path_factory, skab_sites, plant_dir):
 def variants(results, skab_sites, plant_dir):
     """FedAvg (the runs above), another strategy, a DP row and shared scaling on both benchmarks,
     their JSON beside the others' for ``report --reuse``."""
-    pump = run_pump_variants(plant_dir, FederationSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedprox", "dp-0.5", "shared"], fedavg=results[0]["pump"])
-    skab = run_skab_variants(skab_sites, SkabSettings(rounds=1, local_epochs=1), keys=["fedavg", "fedadam", "dp-1", "shared"], fedavg=results[0]["skab_federated"])
+    pump = run_pump_variants(
+        plant_dir,
+        FederationSettings(rounds=1, local_epochs=1),
+        keys=["fedavg", "fedprox", "dp-0.5", "shared"],
+        fedavg=results[0]["pump"],
+    )
+    skab = run_skab_variants(
+        skab_sites,
+        SkabSettings(rounds=1, local_epochs=1),
+        keys=["fedavg", "fedadam", "dp-1", "shared"],
+        fedavg=results[0]["skab_federated"],
+    )
     folder = results[2] / "bench"
     for name, r in (("pump_variants", pump), ("skab_variants", skab)):
         (folder / f"{name}.json").write_text(json.dumps(r, indent=2))
@@ -93,7 +106,9 @@ def test_skab_scores_every_labelled_test_row_under_the_protocol(results, mode):
     # Each file's detector is the app's: the shape SKAB's data calls for; alone, trained with
     # early stopping; federated or pooled, personalised on the file's own rows.
     assert (r["settings"]["spec"]["window"], r["settings"]["spec"]["channels"]) == (60, [32, 16])
-    assert {f["model"] for f in r["files"]} == ({"trained alone"} if mode == "local" else {"personalised"} if mode == "centralized" else {"personalised from round 1"})
+    assert {f["model"] for f in r["files"]} == (
+        {"trained alone"} if mode == "local" else {"personalised"} if mode == "centralized" else {"personalised from round 1"}
+    )
     if mode == "federated":
         assert all(len(curve) == 1 for curve in r["loss_per_round"].values())
     # NAB's three profiles and the detection delay sit beside SKAB's point-wise figures.
@@ -131,7 +146,9 @@ def test_each_choice_is_recorded_and_privacy_rows_carry_their_epsilon(variants, 
     assert list(rows) == ["fedavg", other, dp, "shared"]
     assert rows[other]["choice"]["strategy"] == other
     defaults = FederationSettings()
-    assert rows[other]["choice"]["setting"] == ({"proximal_mu": defaults.proximal_mu} if other == "fedprox" else {"server_lr": defaults.server_lr})
+    assert rows[other]["choice"]["setting"] == (
+        {"proximal_mu": defaults.proximal_mu} if other == "fedprox" else {"server_lr": defaults.server_lr}
+    )
     for key, row in rows.items():
         assert row["line"] and row["label"]
         assert row["final_eval_loss"] == row["loss_per_round"][-1] and len(row["loss_per_round"]) == 1
@@ -223,4 +240,6 @@ def test_bench_errors_are_one_line(skab_dir, tmp_path):
     (tmp_path / "one").mkdir()
     shutil.copy(skab_dir / "valve1" / "0.csv", tmp_path / "one" / "client_0.csv")
     assert_user_error(pumpfl("bench", "pump", "--data", tmp_path / "one"), "at least two facility CSVs")
-    assert_user_error(pumpfl("bench", "report", "--skab", skab_dir, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse")
+    assert_user_error(
+        pumpfl("bench", "report", "--skab", skab_dir, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse"
+    )

@@ -11,13 +11,15 @@ import pytest
 
 def pumpfl(*args, env_extra=None, cwd=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "pumpfl_gui.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pumpfl_gui.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def assert_user_error(proc, fragment):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert fragment in lines[0], lines[0]
 
@@ -146,9 +148,20 @@ def test_server_on_a_taken_port_names_the_way_out(tmp_path):
     assert "--port" in proc.stderr
 
 
+@pytest.mark.federation
 def test_demo_runs_a_whole_federation_on_this_computer(data_dir, tmp_path):
-    proc = pumpfl("demo", "--rounds", "2", "--clients", "2", "--local-epochs", "1", "--out", tmp_path / "demo",
-                  env_extra={"PUMPFL_DATA_DIR": str(data_dir)})
+    proc = pumpfl(
+        "demo",
+        "--rounds",
+        "2",
+        "--clients",
+        "2",
+        "--local-epochs",
+        "1",
+        "--out",
+        tmp_path / "demo",
+        env_extra={"PUMPFL_DATA_DIR": str(data_dir)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "demo finished: 2 rounds" in proc.stdout
     assert "round  2: eval loss" in proc.stdout
@@ -160,13 +173,32 @@ def test_demo_runs_a_whole_federation_on_this_computer(data_dir, tmp_path):
     assert "failures caught before BROKEN" in scored.stdout
 
 
+@pytest.mark.federation
 def test_demo_with_privacy_and_shared_scaling_states_epsilon_and_the_agreed_threshold(data_dir, tmp_path):
     from pumpfl_gui.core.model_store import load_detector
     from pumpfl_gui.fl.privacy import epsilon
 
-    proc = pumpfl("demo", "--rounds", "2", "--clients", "2", "--local-epochs", "1", "--strategy", "fedprox", "--mu", "0.05",
-                  "--dp-noise", "2", "--dp-clip", "0.5", "--shared-scaling", "--out", tmp_path / "demo",
-                  env_extra={"PUMPFL_DATA_DIR": str(data_dir)})
+    proc = pumpfl(
+        "demo",
+        "--rounds",
+        "2",
+        "--clients",
+        "2",
+        "--local-epochs",
+        "1",
+        "--strategy",
+        "fedprox",
+        "--mu",
+        "0.05",
+        "--dp-noise",
+        "2",
+        "--dp-clip",
+        "0.5",
+        "--shared-scaling",
+        "--out",
+        tmp_path / "demo",
+        env_extra={"PUMPFL_DATA_DIR": str(data_dir)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "strategy FedProx (proximal term mu 0.05)" in proc.stderr
     assert "noise multiplier 2, clipping norm 0.5, delta 1e-05" in proc.stderr

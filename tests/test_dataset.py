@@ -285,6 +285,7 @@ def test_describe_mentions_the_key_facts(tmp_path, skab_dir):
     assert "changepoint (label column)" in skab
 
 
+@pytest.mark.slow
 def test_full_size_pump_file_loads(tmp_path):
     """77,000 rows x 54 columns, the size of one facility's share of the public pump set.
 

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from pumpfl_gui.core.alarm_rules import DetectionSettings, threshold_from_scores
 from pumpfl_gui.core.dataset import load_sensor_csv
-from pumpfl_gui.core.detection import DetectionSettings, threshold_from_scores
 from pumpfl_gui.core.detector import (
     AGREED,
     LOCAL_TRAINING,
     PERSONALISING,
-    detection_for,
     Detector,
     calibration_windows,
+    detection_for,
     fit_scaler,
     prepare,
     rows_needed,
@@ -30,6 +30,8 @@ from pumpfl_gui.core.model_store import load_detector, save_detector
 from pumpfl_gui.core.skab_simulator import write_anomaly_free_csv, write_skab_csv
 from pumpfl_gui.core.training import TrainSettings, newest_residuals, split_held_back, train_epochs, window_errors
 from pumpfl_gui.core.windows import clean_window_starts, window_view
+
+pytestmark = pytest.mark.slow  # most tests share `fitted`, a detector trained to early stopping (6 s)
 
 SKAB_TRAIN_ROWS = 400  # SKAB's benchmark trains on each file's first 400 rows
 ANOMALY = slice(600, 900)  # the valve is closed in these rows (write_skab_csv's defaults)
@@ -121,7 +123,7 @@ def test_the_threshold_follows_the_rule_on_the_training_windows(fitted):
     np.testing.assert_allclose(rows, train_scores, rtol=1e-12)
 
 
-# -- (2) causality ----------------------------------------------------------------------------------
+# -- (2) causality ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("t", [120, 450, 700])
@@ -135,7 +137,7 @@ def test_later_readings_never_change_earlier_scores(fitted, t):
     assert not np.allclose(after[t + 1 :], before[t + 1 :])  # the change itself is seen
 
 
-# -- (3) personalising ------------------------------------------------------------------------------
+# -- (3) personalising -----------------------------------------------------------------------------
 
 
 def test_personalise_returns_a_calibrated_copy_and_leaves_the_original(fitted, tmp_path):
@@ -149,7 +151,9 @@ def test_personalise_returns_a_calibrated_copy_and_leaves_the_original(fitted, t
     assert mine.calibrated and mine.info["calibrated_on"] == "other.csv"
     assert 1 <= mine.info["epochs_run"] <= 3
     # Its own scaler (the federation agreed none), spread and threshold.
-    np.testing.assert_array_equal(mine.scaler.mean, fit_scaler(other, det.spec.window, detection_for(other, det.spec.window)).mean)
+    np.testing.assert_array_equal(
+        mine.scaler.mean, fit_scaler(other, det.spec.window, detection_for(other, det.spec.window)).mean
+    )
     assert mine.threshold == threshold_from_scores(mine.training_scores(other), mine.detection)
     # The original is untouched: weights, calibration, scores.
     for name, tensor in det.model.state_dict().items():

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pumpfl_gui.core.alarm_rules import DetectionSettings, threshold_from_scores
 from pumpfl_gui.core.dataset import SensorData
-from pumpfl_gui.core.detection import DetectionSettings, threshold_from_scores
 from pumpfl_gui.core.detector import Detector, rows_needed, score_data
 from pumpfl_gui.core.errors import ModelError
 from pumpfl_gui.core.model import ModelSpec
@@ -92,7 +92,7 @@ def test_the_degradation_is_caught_before_the_broken_minute(trained):
     f = result.metrics["failures"]
     assert f["caught"] == 1, result.events
     assert 0 < f["median_lead_hours"] <= 5.0  # the drift starts 300 minutes before
-    assert not result.flags[: DRIFT_STARTS].any()  # nothing before the drift rises above the training maximum
+    assert not result.flags[:DRIFT_STARTS].any()  # nothing before the drift rises above the training maximum
     assert np.nanmean(result.scores[4800:BROKEN_AT]) > 3 * np.nanmedian(result.scores[:4000])
     assert result.metrics["pointwise"]["roc_auc"] > 0.9
 

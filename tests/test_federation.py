@@ -22,6 +22,7 @@ from pumpfl_gui.fl.facility import EVAL_STRIDE
 from pumpfl_gui.fl.invite import parse_invite
 from pumpfl_gui.fl.protocol import FederationSettings
 from pumpfl_gui.fl.server_runner import ServerOptions, ServerRunner
+
 from loopback import Run
 
 FAST = dict(local_epochs=1, join_timeout=60, round_timeout=60)
@@ -129,7 +130,9 @@ def test_stop_mid_round_leaves_no_thread_and_frees_the_port(plant, tmp_path):
 def _client_process(csv: Path, invite: str, *extra) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pumpfl_gui.cli", "client", str(csv), invite, *map(str, extra)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -161,13 +164,33 @@ def test_a_facility_killed_mid_round_does_not_stop_the_others(plant, tmp_path):
 def test_a_facility_says_so_when_the_server_vanishes(plant, tmp_path):
     port = find_free_port(21000, "127.0.0.1")
     server = subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui.cli", "server", "50", "1", "--host", "127.0.0.1", "--port", str(port), "--out", str(tmp_path / "srv")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "server",
+            "50",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path / "srv"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         invite = parse_invite(server.stdout.readline())
         events = []
-        runner = ClientRunner(plant / "client_0.csv", invite.address, ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=6), events.append)
+        runner = ClientRunner(
+            plant / "client_0.csv",
+            invite.address,
+            ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=6),
+            events.append,
+        )
         t = threading.Thread(target=runner.run)
         t.start()
         deadline = time.monotonic() + 60
@@ -207,7 +230,11 @@ def test_resume_continues_after_the_last_saved_round(plant, tmp_path):
     st.start()
     assert server.ready.wait(20)
     inv = server.invite
-    client = ClientRunner(plant / "client_0.csv", inv.address, ClientOptions(join_code=inv.join_code, fingerprint=inv.fingerprint, name="a", max_wait=20))
+    client = ClientRunner(
+        plant / "client_0.csv",
+        inv.address,
+        ClientOptions(join_code=inv.join_code, fingerprint=inv.fingerprint, name="a", max_wait=20),
+    )
     ct = threading.Thread(target=client.run)
     ct.start()
     st.join(120)
@@ -264,7 +291,11 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
             assert set(res.metrics) <= P.EVAL_METRICS
             if P.CFG_SKETCH in res.metrics:  # quantiles of its training scores: an aggregate, never a reading
                 sketch = json.loads(res.metrics.pop(P.CFG_SKETCH))
-                assert set(sketch) == {"n", "p", "v", "rule"} and sketch["p"] == list(SKETCH_PROBS) and len(sketch["v"]) == len(SKETCH_PROBS)
+                assert (
+                    set(sketch) == {"n", "p", "v", "rule"}
+                    and sketch["p"] == list(SKETCH_PROBS)
+                    and len(sketch["v"]) == len(SKETCH_PROBS)
+                )
                 assert len(sketch["rule"]) == 2  # its threshold rule: a quantile and a factor
                 sketches += 1
             scalars = list(res.metrics.values()) + [res.loss, res.num_examples]
@@ -275,21 +306,31 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
                 acks += 1
                 continue
             if P.REPLY_PROOF in res.properties:  # handshake message 2: which invite, a nonce, a name, a proof
-                assert set(res.properties) == {P.HELLO_PROTOCOL, P.REPLY_KEY_ID, P.REPLY_NONCE, P.REPLY_NAME, P.REPLY_PROOF, P.REPLY_PROBE}
+                assert set(res.properties) == {
+                    P.HELLO_PROTOCOL,
+                    P.REPLY_KEY_ID,
+                    P.REPLY_NONCE,
+                    P.REPLY_NAME,
+                    P.REPLY_PROOF,
+                    P.REPLY_PROBE,
+                }
                 continue
             assert json.loads(res.properties[P.REPLY_SENSORS]) == data.sensors  # names, not values
             if P.REPLY_STATS in res.properties:  # per sensor: counts, means, variances — never a row
                 stats = json.loads(res.properties.pop(P.REPLY_STATS))
                 assert {k: len(v) if isinstance(v, list) else "count" for k, v in stats.items()} == {
-                    "rows": "count", "steps": "count", **{k: len(data.sensors) for k in ("mean", "var", "within_var", "step_mean", "step_var")}}
+                    "rows": "count",
+                    "steps": "count",
+                    **{k: len(data.sensors) for k in ("mean", "var", "within_var", "step_mean", "step_var")},
+                }
                 summaries += 1
             scalars = [v for v in res.properties.values() if isinstance(v, (int, float))]
         else:
             raise AssertionError(f"a facility sent an unexpected {kind}")
         assert all(isinstance(v, (int, float)) for v in scalars)
         assert not {round(float(v), 6) for v in scalars if v not in counts} & readings - {0.0, 1.0, 2.0, 3.0}
-    # With shared scaling: one summary at the handshake, one sketch after the last round, one "received";
-    # and always one "received" for the server's word on why the run ends.
+    # With shared scaling: one summary at the handshake, one sketch after the last round, one
+    # "received"; and always one "received" for the server's word on why the run ends.
     assert (summaries, sketches, acks) == ((1, 1, 2) if shared_scaling else (0, 0, 1))
 
 
@@ -301,13 +342,19 @@ def test_trust_on_first_use_pins_the_server_and_catches_a_changed_one(plant, tmp
 
     def one_run(folder):
         events = []
-        server = ServerRunner(FederationSettings(rounds=1, min_clients=1, **FAST),
-                              ServerOptions(host="127.0.0.1", port=port, out_dir=folder, identity_dir=folder / "identity"))
+        server = ServerRunner(
+            FederationSettings(rounds=1, min_clients=1, **FAST),
+            ServerOptions(host="127.0.0.1", port=port, out_dir=folder, identity_dir=folder / "identity"),
+        )
         st = threading.Thread(target=server.run)
         st.start()
         assert server.ready.wait(20)
-        client = ClientRunner(plant / "client_0.csv", ServerAddress("127.0.0.1", port),
-                              ClientOptions(join_code=server.invite.join_code, known_servers=known, max_wait=10), events.append)
+        client = ClientRunner(
+            plant / "client_0.csv",
+            ServerAddress("127.0.0.1", port),
+            ClientOptions(join_code=server.invite.join_code, known_servers=known, max_wait=10),
+            events.append,
+        )
         result = client.run()
         server.stop()
         st.join(30)
@@ -336,9 +383,15 @@ def test_insecure_mode_runs_without_tls_or_join_code(plant, tmp_path):
 def test_the_server_keeps_its_certificate_across_restarts(plant, tmp_path):
     fingerprints = []
     for attempt in range(2):
-        server = ServerRunner(FederationSettings(rounds=1, min_clients=1, join_timeout=1),
-                              ServerOptions(host="127.0.0.1", port=find_free_port(25000, "127.0.0.1"), out_dir=tmp_path / f"run{attempt}",
-                                            identity_dir=tmp_path / "identity"))
+        server = ServerRunner(
+            FederationSettings(rounds=1, min_clients=1, join_timeout=1),
+            ServerOptions(
+                host="127.0.0.1",
+                port=find_free_port(25000, "127.0.0.1"),
+                out_dir=tmp_path / f"run{attempt}",
+                identity_dir=tmp_path / "identity",
+            ),
+        )
         st = threading.Thread(target=server.run)
         st.start()
         assert server.ready.wait(20)
@@ -350,9 +403,16 @@ def test_the_server_keeps_its_certificate_across_restarts(plant, tmp_path):
 
 
 def test_the_invite_carries_a_tunnel_address_when_told(tmp_path):
-    server = ServerRunner(FederationSettings(rounds=1, min_clients=1, join_timeout=1),
-                          ServerOptions(host="127.0.0.1", port=find_free_port(26000, "127.0.0.1"), out_dir=tmp_path,
-                                        advertise="2.tcp.example.io:15432", identity_dir=tmp_path / "id"))
+    server = ServerRunner(
+        FederationSettings(rounds=1, min_clients=1, join_timeout=1),
+        ServerOptions(
+            host="127.0.0.1",
+            port=find_free_port(26000, "127.0.0.1"),
+            out_dir=tmp_path,
+            advertise="2.tcp.example.io:15432",
+            identity_dir=tmp_path / "id",
+        ),
+    )
     st = threading.Thread(target=server.run)
     st.start()
     assert server.ready.wait(20)
@@ -364,8 +424,22 @@ def test_the_invite_carries_a_tunnel_address_when_told(tmp_path):
 
 def _server_process(port, out, *args):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui.cli", "server", *map(str, args), "--host", "127.0.0.1", "--port", str(port), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "server",
+            *map(str, args),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     return proc, parse_invite(proc.stdout.readline())
 
@@ -375,9 +449,12 @@ def test_a_restarted_server_resumes_and_the_facility_comes_back(plant, tmp_path)
     out = tmp_path / "run"
     first, invite = _server_process(port, out, 4, 1, "--local-epochs", "1")
     events = []
-    runner = ClientRunner(plant / "client_0.csv", invite.address,
-                          ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=90, out_dir=tmp_path / "mine"),
-                          events.append)
+    runner = ClientRunner(
+        plant / "client_0.csv",
+        invite.address,
+        ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=90, out_dir=tmp_path / "mine"),
+        events.append,
+    )
     t = threading.Thread(target=runner.run)
     t.start()
     second = None

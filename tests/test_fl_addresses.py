@@ -19,7 +19,6 @@ from pumpfl_gui.fl.addresses import (
     resolve,
 )
 
-
 GOOD = [
     ("localhost", "localhost", 8080),
     ("localhost:9000", "localhost", 9000),

@@ -22,15 +22,25 @@ from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.fl import protocol as P
 from pumpfl_gui.fl.addresses import ServerAddress, find_free_port
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
-from pumpfl_gui.fl.gate import GatedClientManager
+from pumpfl_gui.fl.flower.admission import GatedClientManager
+from pumpfl_gui.fl.flower.wire import HANDSHAKE_DEADLINE, PENDING_SLOTS, PRE_PROOF_MESSAGE
 from pumpfl_gui.fl.handshake import SERVER_NOT_PROVEN, Malformed, facility_hello, new_nonce, read_facility_hello
 from pumpfl_gui.fl.invite import InviteError, parse_invite
 from pumpfl_gui.fl.invites import REVOKED, Entry, InviteBook
 from pumpfl_gui.fl.protocol import FederationSettings, clean_name
-from pumpfl_gui.fl.security import (FACILITY, SERVER, SERVER_NAME, KnownServers, check_handshake_proof, fetch_certificate,
-                                    handshake_proof, invite_key_id, load_or_make_identity)
+from pumpfl_gui.fl.security import (
+    FACILITY,
+    SERVER,
+    SERVER_NAME,
+    KnownServers,
+    check_handshake_proof,
+    fetch_certificate,
+    handshake_proof,
+    invite_key_id,
+    load_or_make_identity,
+)
 from pumpfl_gui.fl.server_runner import ServerOptions, ServerRunner
-from pumpfl_gui.fl.wire import HANDSHAKE_DEADLINE, PENDING_SLOTS, PRE_PROOF_MESSAGE
+
 from loopback import Run
 
 FAST = dict(local_epochs=1, join_timeout=60, round_timeout=60)
@@ -105,8 +115,12 @@ def test_invite_book_binds_names_and_revokes_one():
     a = book.add("Plant A")
     b = book.add("  Plant\tB ")
     assert (a.name, b.name) == ("Plant A", "Plant B") and len({a.code, b.code, CODE}) == 3
-    for bad, fragment in [("plant a", "already an invite for plant a"), ("", "needs the facility's name"),
-                          ("\n\t", "needs the facility's name"), ("x" * 65, "at most 64")]:
+    for bad, fragment in [
+        ("plant a", "already an invite for plant a"),
+        ("", "needs the facility's name"),
+        ("\n\t", "needs the facility's name"),
+        ("x" * 65, "at most 64"),
+    ]:
         with pytest.raises(ValueError, match=fragment):
             book.add(bad)
     assert book.revoke("PLANT B") == b
@@ -156,11 +170,13 @@ class Intruder:
     def __init__(self, port: int, root: bytes, answer=None) -> None:
         creds = grpc.ssl_channel_credentials(root_certificates=root)
         self.channel = grpc.secure_channel(
-            f"127.0.0.1:{port}", creds,
+            f"127.0.0.1:{port}",
+            creds,
             options=[("grpc.ssl_target_name_override", SERVER_NAME), ("grpc.max_send_message_length", -1)],
         )
-        join = self.channel.stream_stream("/flwr.proto.FlowerService/Join", request_serializer=None,
-                                          response_deserializer=ServerMessage.FromString)
+        join = self.channel.stream_stream(
+            "/flwr.proto.FlowerService/Join", request_serializer=None, response_deserializer=ServerMessage.FromString
+        )
         self.outbox: queue.Queue = queue.Queue()
         self.answer = answer
         self.received: list[dict] = []
@@ -293,10 +309,15 @@ thread.join(60)
 """
 
 
+@pytest.mark.federation
 def test_huge_unauthenticated_messages_cost_the_coordinator_little_memory(tmp_path):
     port = find_free_port(28500, "127.0.0.1")
-    child = subprocess.Popen([sys.executable, "-c", _COORDINATOR, str(port), str(tmp_path / "run")],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _COORDINATOR, str(port), str(tmp_path / "run")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         word, before = child.stdout.readline().split()
         assert word == "ready"
@@ -337,9 +358,18 @@ def test_a_rogue_server_is_caught_before_anything_is_sent_or_pinned(site, tmp_pa
     known = KnownServers(tmp_path / "known.json")
 
     def serve(code, folder, tap=None, invites=()):
-        server = ServerRunner(FederationSettings(rounds=1, min_clients=1, **FAST),
-                              ServerOptions(host="127.0.0.1", port=port, out_dir=tmp_path / folder, join_code=code,
-                                            identity_dir=tmp_path / folder / "identity", invites=invites), tap=tap)
+        server = ServerRunner(
+            FederationSettings(rounds=1, min_clients=1, **FAST),
+            ServerOptions(
+                host="127.0.0.1",
+                port=port,
+                out_dir=tmp_path / folder,
+                join_code=code,
+                identity_dir=tmp_path / folder / "identity",
+                invites=invites,
+            ),
+            tap=tap,
+        )
         thread = threading.Thread(target=server.run, name=f"test-{folder}")
         thread.start()
         assert server.ready.wait(20)
@@ -380,16 +410,24 @@ def test_a_rogue_server_is_caught_before_anything_is_sent_or_pinned(site, tmp_pa
     assert result.kind == "Finished", result
     assert known.get(address) == real.invite.fingerprint
     assert [e.state for e in events if e.kind == "ConnectionState"].index("trusted") < [
-        e.state for e in events if e.kind == "ConnectionState"].index("connected")
+        e.state for e in events if e.kind == "ConnectionState"
+    ].index("connected")
     # Invites named at start are written privately, beside a private shared invite.
     invite_file = tmp_path / "real" / "invites" / "Plant_C.txt"
     assert parse_invite(invite_file.read_text()) == real.invites()["Plant C"]
     assert stat.S_IMODE(invite_file.stat().st_mode) == 0o600 and stat.S_IMODE(invite_file.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "real" / "invite.txt").stat().st_mode) == 0o600
     # A resumed run keeps its named invites' codes, so those facilities get back in.
-    resumed = ServerRunner(FederationSettings(rounds=2, min_clients=1, **FAST),
-                           ServerOptions(host="127.0.0.1", port=port, out_dir=tmp_path / "resumed", resume=tmp_path / "real",
-                                         identity_dir=tmp_path / "real" / "identity"))
+    resumed = ServerRunner(
+        FederationSettings(rounds=2, min_clients=1, **FAST),
+        ServerOptions(
+            host="127.0.0.1",
+            port=port,
+            out_dir=tmp_path / "resumed",
+            resume=tmp_path / "real",
+            identity_dir=tmp_path / "real" / "identity",
+        ),
+    )
     thread = threading.Thread(target=resumed.run, name="test-resumed")
     thread.start()
     assert resumed.ready.wait(20)
@@ -414,7 +452,9 @@ def test_named_invites_bind_the_name_admit_one_session_and_revoke_one(site, tmp_
     def joined():
         return sorted(e.name for e in run.of("server", "ClientJoined"))
 
-    with_code = lambda invite: dict(join_code=invite.join_code, fingerprint=invite.fingerprint)
+    def with_code(invite):
+        return dict(join_code=invite.join_code, fingerprint=invite.fingerprint)
+
     # The name is bound to the code: whatever the facility calls itself, it is Plant A.
     run.add("impostor", site, **with_code(a))
     assert _until(lambda: joined() == ["Plant A"])
@@ -437,9 +477,17 @@ def test_named_invites_bind_the_name_admit_one_session_and_revoke_one(site, tmp_
     # The shared trial code: two live facilities of the same name are refused.
     run.add("trial", site)
     assert _until(lambda: "trial" in joined())
-    twin = ClientRunner(site, ServerAddress("127.0.0.1", run.port),
-                        ClientOptions(join_code=run.invite.join_code, fingerprint=run.invite.fingerprint, name="trial",
-                                      out_dir=tmp_path / "twin", max_wait=10))
+    twin = ClientRunner(
+        site,
+        ServerAddress("127.0.0.1", run.port),
+        ClientOptions(
+            join_code=run.invite.join_code,
+            fingerprint=run.invite.fingerprint,
+            name="trial",
+            out_dir=tmp_path / "twin",
+            max_wait=10,
+        ),
+    )
     result = twin.run()
     assert result.kind == "Failed" and "a facility named trial is already connected" in result.message
 
@@ -460,11 +508,15 @@ def test_named_invites_bind_the_name_admit_one_session_and_revoke_one(site, tmp_
     ],
 )
 def test_a_proven_facility_describing_absurd_data_is_refused_in_words(changes, fragment):
-    from pumpfl_gui.fl.gate import GatedClientManager
+    from pumpfl_gui.fl.flower.admission import GatedClientManager
 
     manager = GatedClientManager(None, {}, lambda event: None)
-    props = {P.REPLY_SENSORS: '["a", "b"]', P.REPLY_SAMPLES: 500,
-             P.REPLY_SPEC: '{"window": 64, "channels": [32, 16], "kernel": 7}', P.REPLY_PROBLEM: ""}
+    props = {
+        P.REPLY_SENSORS: '["a", "b"]',
+        P.REPLY_SAMPLES: 500,
+        P.REPLY_SPEC: '{"window": 64, "channels": [32, 16], "kernel": 7}',
+        P.REPLY_PROBLEM: "",
+    }
     assert manager._judge(dict(props), "Plant A") is None  # the sound description is admitted ...
     manager.sensors = None
     reason = manager._judge({**props, **changes}, "Plant A")  # ... each absurd one is refused, in words

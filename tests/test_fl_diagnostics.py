@@ -184,23 +184,29 @@ def _fake_ping(folder, script):
     return str(folder)
 
 
-
-
 def test_ping_reply_time_is_reported(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", _fake_ping(tmp_path, (
-        'echo "PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data."\n'
-        'echo "64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=3.21 ms"\n'
-        "exit 0"
-    )) + os.pathsep + os.environ.get("PATH", ""))
+    monkeypatch.setenv(
+        "PATH",
+        _fake_ping(
+            tmp_path,
+            (
+                'echo "PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data."\n'
+                'echo "64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=3.21 ms"\n'
+                "exit 0"
+            ),
+        )
+        + os.pathsep
+        + os.environ.get("PATH", ""),
+    )
     with listener() as address:
         ping = by_step(run_checks(address, insecure=True, fingerprint=None, join_code=""))[STEP_PING]
     assert ping == CheckResult(STEP_PING, "ok", "127.0.0.1 answered in 3 ms")
 
 
 def test_ping_without_reply_is_a_warning(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", _fake_ping(tmp_path, (
-        'echo "1 packets transmitted, 0 received, 100% packet loss, time 0ms"\nexit 1'
-    )))
+    monkeypatch.setenv(
+        "PATH", _fake_ping(tmp_path, ('echo "1 packets transmitted, 0 received, 100% packet loss, time 0ms"\nexit 1'))
+    )
     with listener() as address:
         results = run_checks(address, insecure=True, fingerprint=None, join_code="")
     ping = by_step(results)[STEP_PING]
@@ -216,6 +222,7 @@ def test_ping_without_permission_is_a_warning(monkeypatch, tmp_path):
     assert "does not let this user send ping" in ping.detail
 
 
+@pytest.mark.slow
 def test_ping_that_hangs_is_cut_off_as_no_reply(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", _fake_ping(tmp_path, "exec sleep 30") + os.pathsep + os.environ.get("PATH", ""))
     with listener() as address:
@@ -308,8 +315,11 @@ def test_tls_with_the_right_fingerprint(cert_and_key, tmp_path):
     cert_pem, key_pem = cert_and_key
     with tls_listener(cert_pem, key_pem, tmp_path) as address:
         results = run_checks(
-            address, insecure=False, fingerprint=fingerprint(cert_pem).replace(":", "").lower(),
-            join_code=JOIN_CODE, probe_join=accepting_join_probe,
+            address,
+            insecure=False,
+            fingerprint=fingerprint(cert_pem).replace(":", "").lower(),
+            join_code=JOIN_CODE,
+            probe_join=accepting_join_probe,
         )
     steps = by_step(results)
     assert steps[STEP_TLS].status == "ok"
@@ -325,7 +335,10 @@ def test_tls_with_a_wrong_fingerprint_fails_and_skips_join(cert_and_key, other_c
     cert_pem, key_pem = cert_and_key
     with tls_listener(cert_pem, key_pem, tmp_path) as address:
         results = run_checks(
-            address, insecure=False, fingerprint=fingerprint(other_cert), join_code=JOIN_CODE,
+            address,
+            insecure=False,
+            fingerprint=fingerprint(other_cert),
+            join_code=JOIN_CODE,
             probe_join=accepting_join_probe,
         )
     steps = by_step(results)
@@ -374,7 +387,11 @@ def test_known_server_with_another_certificate_fails(cert_and_key, other_cert, t
     with tls_listener(cert_pem, key_pem, tmp_path) as address:
         store.pin(address, fingerprint(other_cert))
         results = run_checks(
-            address, insecure=False, fingerprint=None, join_code=JOIN_CODE, known_servers=store,
+            address,
+            insecure=False,
+            fingerprint=None,
+            join_code=JOIN_CODE,
+            known_servers=store,
             probe_join=accepting_join_probe,
         )
     steps = by_step(results)
@@ -402,7 +419,10 @@ def test_plaintext_server_when_tls_is_expected(cert_and_key, reply):
 
     with listener(handle=answer_in_plain) as address:
         results = run_checks(
-            address, insecure=False, fingerprint=fingerprint(cert_and_key[0]), join_code=JOIN_CODE,
+            address,
+            insecure=False,
+            fingerprint=fingerprint(cert_and_key[0]),
+            join_code=JOIN_CODE,
             probe_join=accepting_join_probe,
         )
     steps = by_step(results)
@@ -433,8 +453,12 @@ def test_on_result_receives_each_result_in_order(cert_and_key, tmp_path):
     seen = []
     with tls_listener(cert_pem, key_pem, tmp_path) as address:
         results = run_checks(
-            address, insecure=False, fingerprint=fingerprint(cert_pem), join_code=JOIN_CODE,
-            probe_join=accepting_join_probe, on_result=seen.append,
+            address,
+            insecure=False,
+            fingerprint=fingerprint(cert_pem),
+            join_code=JOIN_CODE,
+            probe_join=accepting_join_probe,
+            on_result=seen.append,
         )
     assert seen == results
     assert [r.step for r in results] == step_titles(address)
@@ -445,8 +469,13 @@ def test_should_stop_ends_the_check_early():
     seen = []
     with listener() as address:
         results = run_checks(
-            address, insecure=True, fingerprint=None, join_code="", probe_join=accepting_join_probe,
-            on_result=seen.append, should_stop=lambda: len(seen) >= 2,
+            address,
+            insecure=True,
+            fingerprint=None,
+            join_code="",
+            probe_join=accepting_join_probe,
+            on_result=seen.append,
+            should_stop=lambda: len(seen) >= 2,
         )
     assert [r.step for r in results] == [STEP_NAME, STEP_PING]
     assert seen == results
@@ -456,7 +485,10 @@ def test_should_stop_ends_the_check_early():
 
 def test_should_stop_before_anything_runs():
     results = run_checks(
-        ServerAddress("127.0.0.1", closed_port()), insecure=True, fingerprint=None, join_code="",
+        ServerAddress("127.0.0.1", closed_port()),
+        insecure=True,
+        fingerprint=None,
+        join_code="",
         should_stop=lambda: True,
     )
     assert results == []

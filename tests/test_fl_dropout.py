@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from loopback import Run
 
 from pumpfl_gui.core.detector import describe_model
 from pumpfl_gui.core.model_store import load_detector
@@ -22,6 +21,10 @@ from pumpfl_gui.fl.addresses import ServerAddress, find_free_port
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
 from pumpfl_gui.fl.invite import parse_invite
 from pumpfl_gui.fl.protocol import FederationSettings
+
+from loopback import Run
+
+pytestmark = pytest.mark.federation  # the `pumpfl` processes too
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,9 @@ def plant(tmp_path_factory):
 def _facility_process(csv: Path, invite: str, name: str, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "pumpfl_gui.cli", "client", str(csv), invite, "--name", name, "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -168,18 +173,39 @@ def test_a_run_stopped_by_the_coordinator_says_so_and_marks_the_models_incomplet
 def test_the_server_killed_mid_run_no_facility_says_the_run_finished(plant, tmp_path):
     port = find_free_port(23500, "127.0.0.1")
     server = subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui.cli", "server", "50", "2", "--host", "127.0.0.1", "--port", str(port),
-         "--out", str(tmp_path / "srv"), "--local-epochs", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "server",
+            "50",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path / "srv"),
+            "--local-epochs",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     facility = None
     try:
         invite = parse_invite(server.stdout.readline())
         facility = _facility_process(plant / "client_1.csv", invite.to_text(), "cli", tmp_path / "cli")
         events: list = []
-        runner = ClientRunner(plant / "client_0.csv", invite.address,
-                              ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=6,
-                                            out_dir=tmp_path / "mine", name="mine"), events.append)
+        runner = ClientRunner(
+            plant / "client_0.csv",
+            invite.address,
+            ClientOptions(
+                join_code=invite.join_code, fingerprint=invite.fingerprint, max_wait=6, out_dir=tmp_path / "mine", name="mine"
+            ),
+            events.append,
+        )
         t = threading.Thread(target=runner.run, name="test-mine")
         t.start()
         _wait_until(lambda: any(e.kind == "EvaluateResult" for e in events), 90, "a first round")
@@ -208,13 +234,19 @@ def test_a_wrong_address_that_never_answered_fails_within_seconds(plant, tmp_pat
     cases = [
         (ServerAddress("127.0.0.1", port), dict(join_code="AAAA-BBBB-CCCC", fingerprint="ab" * 32), "refused the connection"),
         (ServerAddress("127.0.0.1", port), dict(insecure=True), "cannot reach the server"),
-        (ServerAddress("no-such-host.invalid", port), dict(join_code="AAAA-BBBB-CCCC", fingerprint="ab" * 32), "cannot find server"),
+        (
+            ServerAddress("no-such-host.invalid", port),
+            dict(join_code="AAAA-BBBB-CCCC", fingerprint="ab" * 32),
+            "cannot find server",
+        ),
     ]
     for address, options, words in cases:
         events: list = []
         runner = ClientRunner(plant / "client_0.csv", address, ClientOptions(max_wait=600, **options), events.append)
         box = {}
-        t = threading.Thread(target=lambda: box.setdefault("result", runner.run()), name="test-wrong-address")
+        t = threading.Thread(
+            target=lambda box=box, runner=runner: box.setdefault("result", runner.run()), name="test-wrong-address"
+        )
         t0 = time.monotonic()
         t.start()
         t.join(15)
@@ -229,9 +261,25 @@ def test_a_wrong_address_that_never_answered_fails_within_seconds(plant, tmp_pat
 def test_the_cli_server_says_a_failure_once_without_a_traceback(tmp_path):
     port = find_free_port(25500, "127.0.0.1")
     proc = subprocess.run(
-        [sys.executable, "-m", "pumpfl_gui.cli", "server", "2", "2", "--host", "127.0.0.1", "--port", str(port),
-         "--out", str(tmp_path / "srv"), "--join-timeout", "2"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "server",
+            "2",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path / "srv"),
+            "--join-timeout",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     console = proc.stdout + proc.stderr
     assert proc.returncode == 2
@@ -263,7 +311,7 @@ def test_the_app_shows_the_countdown_and_a_run_cut_short(qtbot, tmp_path, plant,
         page = ClientPage(known_servers=KnownServers(tmp_path / "known.json"))
         qtbot.addWidget(page)
         page.load_default(i)
-        qtbot.waitUntil(lambda: page.data is not None, timeout=60_000)
+        qtbot.waitUntil(lambda page=page: page.data is not None, timeout=60_000)
         page.address.setText(server.invite.text())
         page.start_client()
         clients.append(page)
@@ -286,9 +334,27 @@ def test_the_app_shows_the_countdown_and_a_run_cut_short(qtbot, tmp_path, plant,
 def test_consoles_show_a_leaver_and_a_refusal_once_without_a_traceback(plant, tmp_path):
     port = find_free_port(26500, "127.0.0.1")
     server = subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui.cli", "server", "3", "2", "--host", "127.0.0.1", "--port", str(port),
-         "--out", str(tmp_path / "srv"), "--local-epochs", "3", "--join-timeout", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "server",
+            "3",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path / "srv"),
+            "--local-epochs",
+            "3",
+            "--join-timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(server.stdout), name="test-console")
@@ -297,8 +363,12 @@ def test_consoles_show_a_leaver_and_a_refusal_once_without_a_traceback(plant, tm
         invite = parse_invite(server.stdout.readline())
         reader.start()
         wrong = invite.to_text().replace(invite.join_code, "AAAA-BBBB-CCCC")
-        for name, csv, text in (("victim", "client_2.csv", invite.to_text()), ("a", "client_0.csv", invite.to_text()),
-                                ("b", "client_1.csv", invite.to_text()), ("bad", "client_1.csv", wrong)):
+        for name, csv, text in (
+            ("victim", "client_2.csv", invite.to_text()),
+            ("a", "client_0.csv", invite.to_text()),
+            ("b", "client_1.csv", invite.to_text()),
+            ("bad", "client_1.csv", wrong),
+        ):
             facilities[name] = _facility_process(plant / csv, text, name, tmp_path / name)
         _wait_until(lambda: any("round 2/3 with" in line and "victim" in line for line in lines), 120, "round 2 with the victim")
         time.sleep(0.6)  # training (three epochs)
@@ -316,6 +386,9 @@ def test_consoles_show_a_leaver_and_a_refusal_once_without_a_traceback(plant, tm
     assert console.count("server: victim left") == 1, console
     assert console.count("victim is out of this round") <= 1, console  # when it was killed before answering
     assert console.count("refused bad: wrong join code") == 1 and console.count("finished: all rounds completed") == 1
-    assert consoles["bad"].strip() == "error: the server refused this facility: wrong join code; ask the coordinator for the current invite"
+    assert (
+        consoles["bad"].strip()
+        == "error: the server refused this facility: wrong join code; ask the coordinator for the current invite"
+    )
     for name in ("a", "b"):
         assert consoles[name].count("finished: the run completed (3 rounds)") == 1 and "Traceback" not in consoles[name]

@@ -21,6 +21,7 @@ from pumpfl_gui.core.errors import UserError
 from pumpfl_gui.fl.addresses import AddressError, ServerAddress
 from pumpfl_gui.fl.invite import Invite, InviteError, looks_like_invite, parse_invite
 from pumpfl_gui.fl.security import (
+    FACILITY,
     SERVER_NAME,
     FingerprintMismatch,
     JoinCodeError,
@@ -28,18 +29,17 @@ from pumpfl_gui.fl.security import (
     KnownServersError,
     TlsError,
     Trust,
-    FACILITY,
     check_handshake_proof,
     default_known_servers_path,
     fetch_certificate,
     fingerprint,
     handshake_proof,
+    invite_mismatch,
     judge_certificate,
     make_certificate,
     new_join_code,
     normalise_join_code,
     short_fingerprint,
-    verify_fingerprint,
 )
 
 
@@ -82,7 +82,7 @@ def test_certificate_is_its_own_ca_and_key_matches(cert_and_key):
 def test_certificate_validity_starts_an_hour_back():
     cert_pem, _ = make_certificate([], days=30)
     cert = x509.load_pem_x509_certificate(cert_pem)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     assert abs((now - start) - dt.timedelta(hours=1)) < dt.timedelta(minutes=1)
     assert abs((end - now) - dt.timedelta(days=30)) < dt.timedelta(minutes=1)
@@ -101,7 +101,8 @@ def test_fingerprint_is_sha256_of_der_in_colon_pairs(cert_and_key):
     assert re.fullmatch(r"([0-9A-F]{2}:){31}[0-9A-F]{2}", fp)
     der = x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
     assert fp.replace(":", "") == hashlib.sha256(der).hexdigest().upper()
-    # Stable: the same certificate re-encoded (e.g. as the TLS stack hands it over) gives the same value.
+    # Stable: the same certificate re-encoded (e.g. as the TLS stack hands it over) gives the
+    # same value.
     assert fingerprint(ssl.DER_cert_to_PEM_cert(der).encode()) == fp
     assert fingerprint(cert_pem) == fp
 
@@ -113,25 +114,24 @@ def test_short_fingerprint(cert_and_key):
     assert short_fingerprint(fp.replace(":", "").lower()) == short
 
 
-def test_verify_fingerprint_accepts_any_spelling(cert_and_key):
+def test_an_invite_fingerprint_matches_in_any_spelling(cert_and_key):
     fp = fingerprint(cert_and_key[0])
-    verify_fingerprint(cert_and_key[0], fp)
-    verify_fingerprint(cert_and_key[0], fp.lower())
-    verify_fingerprint(cert_and_key[0], fp.replace(":", ""))
-    verify_fingerprint(cert_and_key[0], " " + fp.replace(":", " ") + " ")
+    for spelling in (fp, fp.lower(), fp.replace(":", ""), " " + fp.replace(":", " ") + " "):
+        trust = judge_certificate(cert_and_key[0], None, spelling, None)
+        assert (trust.basis, trust.matches, trust.actual) == ("invite", True, fp)
 
 
-def test_verify_fingerprint_refuses_another_certificate(cert_and_key, other_cert_and_key):
-    with pytest.raises(FingerprintMismatch) as info:
-        verify_fingerprint(other_cert_and_key[0], fingerprint(cert_and_key[0]))
-    message = str(info.value)
+def test_an_invite_fingerprint_refuses_another_certificate(cert_and_key, other_cert_and_key):
+    trust = judge_certificate(other_cert_and_key[0], None, fingerprint(cert_and_key[0]), None)
+    assert trust.basis == "invite" and not trust.matches
+    message = str(invite_mismatch(trust.actual, trust.expected))
     assert "not the server you were invited to" in message and "do not proceed" in message
     assert short_fingerprint(fingerprint(cert_and_key[0])) in message
 
 
-def test_verify_fingerprint_refuses_a_malformed_one(cert_and_key):
+def test_an_invite_fingerprint_that_is_none_is_refused(cert_and_key):
     with pytest.raises(UserError, match="64 hexadecimal"):
-        verify_fingerprint(cert_and_key[0], "AB:CD")
+        judge_certificate(cert_and_key[0], None, "AB:CD", None)
 
 
 # --- real TLS on loopback ----------------------------------------------------------------------
@@ -156,9 +156,8 @@ def tls_server(cert_pem, key_pem, tmp_path):
             except TimeoutError:
                 continue
             conn.settimeout(5)
-            with contextlib.suppress(OSError):
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1)  # wait for the client to hang up
+            with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)  # wait for the client to hang up
             conn.close()
 
     thread = threading.Thread(target=serve, name="test tls server")
@@ -205,9 +204,7 @@ def test_fetch_certificate_over_real_tls(cert_and_key, other_cert_and_key, tmp_p
     with tls_server(*cert_and_key, tmp_path) as port:
         fetched = fetch_certificate("127.0.0.1", port)
     assert fetched == cert_and_key[0]
-    verify_fingerprint(fetched, fingerprint(cert_and_key[0]))
-    with pytest.raises(FingerprintMismatch):
-        verify_fingerprint(fetched, fingerprint(other_cert_and_key[0]))
+    assert fingerprint(fetched) == fingerprint(cert_and_key[0]) != fingerprint(other_cert_and_key[0])
 
 
 def test_fetch_certificate_by_name(cert_and_key, tmp_path):
@@ -218,15 +215,13 @@ def test_fetch_certificate_by_name(cert_and_key, tmp_path):
 
 @pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\nplain text\r\n", b""])
 def test_fetch_certificate_from_a_plain_server_is_a_tls_error(reply):
-    with plain_server(reply) as port:
-        with pytest.raises(TlsError, match=f"127.0.0.1:{port} answered without encryption"):
-            fetch_certificate("127.0.0.1", port)
+    with plain_server(reply) as port, pytest.raises(TlsError, match=f"127.0.0.1:{port} answered without encryption"):
+        fetch_certificate("127.0.0.1", port)
 
 
 def test_fetch_certificate_from_a_silent_server_times_out():
-    with plain_server(None) as port:
-        with pytest.raises(TlsError, match=r"did not answer within 0.5 s"):
-            fetch_certificate("127.0.0.1", port, timeout=0.5)
+    with plain_server(None) as port, pytest.raises(TlsError, match=r"did not answer within 0.5 s"):
+        fetch_certificate("127.0.0.1", port, timeout=0.5)
 
 
 def test_fetch_certificate_refused():
@@ -282,11 +277,13 @@ def test_grpc_trusts_the_self_signed_certificate_as_root(cert_and_key):
         assert channel_ready(port, cert_and_key[0], timeout=10)
 
 
+@pytest.mark.slow
 def test_grpc_refuses_a_server_with_another_certificate(cert_and_key, other_cert_and_key):
     with grpc_server(other_cert_and_key) as port:
         assert not channel_ready(port, cert_and_key[0], timeout=2)
 
 
+@pytest.mark.slow
 def test_grpc_by_ip_needs_the_name_override_unless_the_ip_is_in_the_certificate():
     # Tunnels, NAT and VPNs mean the certificate cannot know every address clients use, so
     # clients always pass grpc.ssl_target_name_override=pumpfl-server.
@@ -302,13 +299,12 @@ def test_grpc_by_ip_needs_the_name_override_unless_the_ip_is_in_the_certificate(
 def test_fetch_certificate_from_a_grpc_tls_server(cert_and_key):
     with grpc_server(cert_and_key) as port:
         fetched = fetch_certificate("127.0.0.1", port)
-    verify_fingerprint(fetched, fingerprint(cert_and_key[0]))
+    assert fingerprint(fetched) == fingerprint(cert_and_key[0])
 
 
 def test_fetch_certificate_from_a_plaintext_grpc_server_is_a_tls_error():
-    with grpc_server(None) as port:
-        with pytest.raises(TlsError, match="without encryption.*--insecure"):
-            fetch_certificate("127.0.0.1", port)
+    with grpc_server(None) as port, pytest.raises(TlsError, match="without encryption.*--insecure"):
+        fetch_certificate("127.0.0.1", port)
 
 
 # --- join codes --------------------------------------------------------------------------------

@@ -21,9 +21,7 @@ from flwr.common import (
     Status,
     ndarrays_to_parameters,
     parameters_to_ndarrays,
-    serde,
 )
-from flwr.proto.transport_pb2 import ClientMessage
 from flwr.server.client_manager import SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 
@@ -36,15 +34,17 @@ from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.windows import Scaler
 from pumpfl_gui.fl import checkpoint
 from pumpfl_gui.fl import protocol as P
-from pumpfl_gui.fl import server_runner as server_module
 from pumpfl_gui.fl.addresses import find_free_port
 from pumpfl_gui.fl.choices import STRATEGIES
 from pumpfl_gui.fl.client_runner import ClientRunner
 from pumpfl_gui.fl.facility import Facility
+from pumpfl_gui.fl.flower import client_codec
+from pumpfl_gui.fl.flower import rounds as rounds_module
+from pumpfl_gui.fl.flower.strategies import make_strategy
 from pumpfl_gui.fl.protocol import FederationSettings, train_settings_from_config
 from pumpfl_gui.fl.server_runner import ServerRunner
-from pumpfl_gui.fl.strategies import make_strategy
 from pumpfl_gui.fl.update_check import NORM_FACTOR, check_evaluate, check_fit, outlying_norms
+
 from loopback import Run
 
 OK = Status(code=Code.OK, message="ok")
@@ -146,8 +146,14 @@ def test_every_strategy_drops_the_bad_answers_by_name_and_stays_finite(strategy,
     settings = FederationSettings(min_clients=3, strategy=strategy, dp_noise_multiplier=dp)
     dropped = []
     registered = {name: 400 for name in [proxy.cid for proxy, _ in results]}
-    chosen = make_strategy(settings, ndarrays_to_parameters(ref), settings.round_config, lambda _: {}, registered.get,
-                           lambda rnd, cid, why: dropped.append((rnd, cid, why)))
+    chosen = make_strategy(
+        settings,
+        ndarrays_to_parameters(ref),
+        settings.round_config,
+        lambda _: {},
+        registered.get,
+        lambda rnd, cid, why: dropped.append((rnd, cid, why)),
+    )
     manager = SimpleClientManager()
     for proxy, _ in results:
         manager.register(proxy)
@@ -164,8 +170,10 @@ def test_every_strategy_drops_the_bad_answers_by_name_and_stays_finite(strategy,
     # Round 2 starts from that model (FedAdam's is float64; facilities answer in float32): honest
     # answers all count.
     chosen.configure_fit(2, aggregated, manager)
-    again = [(_Proxy(name), FitRes(OK, ndarrays_to_parameters([a.astype(np.float32) + 0.01 for a in model]), 100,
-                                   {"train_loss": 0.1})) for name in honest]
+    again = [
+        (_Proxy(name), FitRes(OK, ndarrays_to_parameters([a.astype(np.float32) + 0.01 for a in model]), 100, {"train_loss": 0.1}))
+        for name in honest
+    ]
     before = len(dropped)
     assert chosen.aggregate_fit(2, again, [])[0] is not None and len(dropped) == before
     if strategy == "fedavg" and dp is None:
@@ -178,16 +186,24 @@ def test_every_strategy_drops_the_bad_answers_by_name_and_stays_finite(strategy,
 def test_an_unchanged_model_under_differential_privacy_does_not_crash():
     ref = _global()
     settings = FederationSettings(min_clients=2, dp_noise_multiplier=0.5)
-    chosen = make_strategy(settings, ndarrays_to_parameters(ref), settings.round_config, lambda _: {}, lambda cid: 400,
-                           lambda *a: pytest.fail(f"dropped {a}"))
+    chosen = make_strategy(
+        settings,
+        ndarrays_to_parameters(ref),
+        settings.round_config,
+        lambda _: {},
+        lambda cid: 400,
+        lambda *a: pytest.fail(f"dropped {a}"),
+    )
     proxies = [_Proxy("same"), _Proxy("moved")]
     manager = SimpleClientManager()
     for proxy in proxies:
         manager.register(proxy)
     chosen.configure_fit(1, ndarrays_to_parameters(ref), manager)
     loss = {"train_loss": 0.2}
-    results = [(proxies[0], FitRes(OK, ndarrays_to_parameters(ref), 100, loss)),
-               (proxies[1], FitRes(OK, ndarrays_to_parameters([a + 1.0 for a in ref]), 100, loss))]
+    results = [
+        (proxies[0], FitRes(OK, ndarrays_to_parameters(ref), 100, loss)),
+        (proxies[1], FitRes(OK, ndarrays_to_parameters([a + 1.0 for a in ref]), 100, loss)),
+    ]
     aggregated, _ = chosen.aggregate_fit(1, results, [])
     model = parameters_to_ndarrays(aggregated)
     assert all(np.all(np.isfinite(a)) for a in model)
@@ -201,11 +217,19 @@ def test_evaluation_answers_are_checked_too():
     ref = _global()
     settings = FederationSettings(min_clients=2)
     dropped = []
-    chosen = make_strategy(settings, ndarrays_to_parameters(ref), settings.round_config, lambda _: {}, lambda cid: 400,
-                           lambda rnd, cid, why: dropped.append(cid))
-    results = [(_Proxy("a"), EvaluateRes(OK, 0.3, 40, {"eval_loss": 0.3})),
-               (_Proxy("nan"), EvaluateRes(OK, float("nan"), 40, {"eval_loss": float("nan")})),
-               (_Proxy("claim"), EvaluateRes(OK, 0.1, 10**9, {"eval_loss": 0.1}))]
+    chosen = make_strategy(
+        settings,
+        ndarrays_to_parameters(ref),
+        settings.round_config,
+        lambda _: {},
+        lambda cid: 400,
+        lambda rnd, cid, why: dropped.append(cid),
+    )
+    results = [
+        (_Proxy("a"), EvaluateRes(OK, 0.3, 40, {"eval_loss": 0.3})),
+        (_Proxy("nan"), EvaluateRes(OK, float("nan"), 40, {"eval_loss": float("nan")})),
+        (_Proxy("claim"), EvaluateRes(OK, 0.1, 10**9, {"eval_loss": 0.1})),
+    ]
     loss, _ = chosen.aggregate_evaluate(1, results, [])
     assert dropped == ["nan", "claim"] and loss == pytest.approx(0.3)
 
@@ -235,7 +259,7 @@ def test_the_coordinator_refuses_settings_out_of_bounds(settings, words):
 
 def test_the_largest_network_allowed_fits_in_one_message_with_room_to_spare():
     from pumpfl_gui.fl import limits
-    from pumpfl_gui.fl.wire import MAX_MESSAGE
+    from pumpfl_gui.fl.flower.wire import MAX_MESSAGE
 
     assert limits.MAX_PARAMETERS * 4 <= MAX_MESSAGE / 2  # float32 weights, half a message at most
 
@@ -248,8 +272,13 @@ def test_a_facility_refuses_out_of_bounds_settings_before_allocating_anything(pl
         Facility(data, ModelSpec(sensors=len(data.sensors), window=64, channels=(1024, 1024), kernel=63))
     good = FederationSettings().round_config(1)
     assert train_settings_from_config(good).batch_size == 256
-    for key, value, words in ((P.CFG_EPOCHS, 10**9, "epochs"), (P.CFG_LR, 1e30, "learning rate"), (P.CFG_BATCH, 1, "batch"),
-                              (P.CFG_LR, "fast", "malformed"), (P.CFG_MU, float("inf"), "mu")):
+    for key, value, words in (
+        (P.CFG_EPOCHS, 10**9, "epochs"),
+        (P.CFG_LR, 1e30, "learning rate"),
+        (P.CFG_BATCH, 1, "batch"),
+        (P.CFG_LR, "fast", "malformed"),
+        (P.CFG_MU, float("inf"), "mu"),
+    ):
         with pytest.raises(ValueError, match=words):
             train_settings_from_config({**good, key: value})
 
@@ -349,9 +378,25 @@ def test_the_cli_refuses_a_nan_checkpoint_with_one_line(tmp_path):
     saved["shared_scaler"] = {"mean": [float("nan")] * 3, "scale": [1.0] * 3}
     state.write_text(json.dumps(saved))
     proc = subprocess.run(
-        [sys.executable, "-m", "pumpfl_gui.cli", "server", "5", "1", "--host", "127.0.0.1", "--port",
-         str(find_free_port(28000, "127.0.0.1")), "--out", str(tmp_path / "new"), "--resume", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "server",
+            "5",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(find_free_port(28000, "127.0.0.1")),
+            "--out",
+            str(tmp_path / "new"),
+            "--resume",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -378,11 +423,8 @@ class Attacker(ClientRunner):
 
     attack = ""
 
-    def _handle(self, field, msg):
-        if field != "fit_ins":
-            return super()._handle(field, msg)
-        ins = serde.fit_ins_from_proto(msg.fit_ins)
-        arrays = parameters_to_ndarrays(ins.parameters)
+    def _train(self, ins):
+        arrays = list(ins.arrays)
         n, metrics = self.facility.samples, {"train_loss": 0.1, "epochs": 1, "seconds": 0.1}
         if self.attack == "nan":
             arrays = [np.full_like(a, np.nan) for a in arrays]
@@ -396,8 +438,7 @@ class Attacker(ClientRunner):
             n = 10**12
         elif self.attack == "huge":
             arrays = [a + np.float32(1e3) for a in arrays]
-        res = FitRes(OK, ndarrays_to_parameters(arrays), n, metrics)
-        return ClientMessage(fit_res=serde.fit_res_to_proto(res)), None
+        return client_codec.reply_trained(arrays, n, metrics)  # what the wire carries, forged
 
 
 ATTACKS = ("nan", "shape", "missing", "text", "claim", "huge")
@@ -405,7 +446,10 @@ ATTACKS = ("nan", "shape", "missing", "text", "claim", "huge")
 
 def test_attackers_are_dropped_by_name_and_the_honest_models_still_catch_failures(plant, tmp_path):
     honest = {"small": plant / "client_0.csv", "large": plant / "client_2.csv"}
-    run = Run(tmp_path, FederationSettings(rounds=2, min_clients=len(honest) + len(ATTACKS), **FAST))
+    # Two local epochs: after one, "small"'s model scores its failure 1 % under its threshold
+    # even with no attacker in the run (the initial weights no longer depend on thread timing).
+    settings = FederationSettings(rounds=2, min_clients=len(honest) + len(ATTACKS), **{**FAST, "local_epochs": 2})
+    run = Run(tmp_path, settings)
     for name, csv in honest.items():
         run.add(name, csv)
     for attack in ATTACKS:
@@ -464,13 +508,18 @@ class _Tampering:
 
 
 def test_facilities_refuse_what_a_rogue_coordinator_sends_and_save_nothing(plant, tmp_path, monkeypatch):
-    real = server_module.make_strategy
+    real = rounds_module.make_strategy
     run_box = {}
-    monkeypatch.setattr(server_module, "make_strategy",
-                        lambda *a, **k: _Tampering(real(*a, **k), run_box["run"].server.manager.names))
+    monkeypatch.setattr(
+        rounds_module, "make_strategy", lambda *a, **k: _Tampering(real(*a, **k), run_box["run"].server.manager.names)
+    )
     victims = ("nanparams", "nanscaler", "infscale", "hotlr")
-    run = Run(tmp_path, FederationSettings(rounds=1, min_clients=len(victims), shared_scaling=True, local_epochs=1,
-                                           join_timeout=60, round_timeout=60))
+    run = Run(
+        tmp_path,
+        FederationSettings(
+            rounds=1, min_clients=len(victims), shared_scaling=True, local_epochs=1, join_timeout=60, round_timeout=60
+        ),
+    )
     run_box["run"] = run
     for name in victims:
         run.add(name, plant / "small.csv")
@@ -480,7 +529,9 @@ def test_facilities_refuse_what_a_rogue_coordinator_sends_and_save_nothing(plant
     run.server.stop()
     run.join()
     messages = {name: run.results[name] for name in victims}
-    assert all(m.kind == "Failed" and "this facility stopped rather than use it" in m.message for m in messages.values()), messages
+    assert all(m.kind == "Failed" and "this facility stopped rather than use it" in m.message for m in messages.values()), (
+        messages
+    )
     assert "non-finite" in messages["nanparams"].message
     assert "shared scaler" in messages["nanscaler"].message and "shared scaler" in messages["infscale"].message
     assert "learning rate 1e+30" in messages["hotlr"].message
@@ -527,9 +578,12 @@ def test_a_resumed_run_keeps_its_join_code_unless_asked_for_a_new_one(tmp_path):
     from pumpfl_gui.fl.server_runner import ServerOptions
 
     def start(out, **options):
-        server = ServerRunner(FederationSettings(rounds=5, min_clients=1, join_timeout=1),
-                              ServerOptions(host="127.0.0.1", port=find_free_port(29000, "127.0.0.1"), out_dir=out,
-                                            identity_dir=tmp_path / "id", **options))
+        server = ServerRunner(
+            FederationSettings(rounds=5, min_clients=1, join_timeout=1),
+            ServerOptions(
+                host="127.0.0.1", port=find_free_port(29000, "127.0.0.1"), out_dir=out, identity_dir=tmp_path / "id", **options
+            ),
+        )
         t = threading.Thread(target=server.run)
         t.start()
         assert server.ready.wait(20)

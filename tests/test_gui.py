@@ -13,7 +13,6 @@ from pumpfl_gui.gui.server_page import ServerPage
 from pumpfl_gui.gui.settings import AppSettings
 
 
-
 @pytest.fixture(scope="module")
 def default_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gui-data")
@@ -109,7 +108,11 @@ def test_test_connection_is_red_with_a_fix_on_a_closed_port_and_green_on_a_serve
     wait_until(qtbot, lambda: page.test.isEnabled() and page.checks.topLevelItemCount() >= 3, 30_000)
     statuses = page.checks.statuses()
     assert "failed" in statuses
-    tcp = next(page.checks.topLevelItem(i) for i in range(page.checks.topLevelItemCount()) if "TCP" in page.checks.topLevelItem(i).text(1))
+    tcp = next(
+        page.checks.topLevelItem(i)
+        for i in range(page.checks.topLevelItemCount())
+        if "TCP" in page.checks.topLevelItem(i).text(1)
+    )
     assert "What to do:" in tcp.text(2)
 
     server = server_page(qtbot, rounds=1)
@@ -152,7 +155,7 @@ def test_stop_mid_round_leaves_no_thread_behind(qtbot, tmp_path, default_data):
         page.address.setText(server.invite.text())
         page.start_client()
     wait_until(qtbot, lambda: len(clients[0]._train_x) >= 1, 120_000)
-    threads = [server.thread, clients[0]._thread, clients[1]._thread]
+    threads = [server.run_thread, clients[0]._thread, clients[1]._thread]
     qtbot.mouseClick(server.stop, Qt.MouseButton.LeftButton)
     for page in clients:
         qtbot.mouseClick(page.stop, Qt.MouseButton.LeftButton)

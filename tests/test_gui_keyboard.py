@@ -10,7 +10,8 @@ from pumpfl_gui.gui.settings import AppSettings
 
 
 def tab_walk(qtbot, start, steps=80) -> list:
-    """Press Tab from ``start`` until focus comes back to it; return the widgets focused on the way."""
+    """Press Tab from ``start`` until focus comes back to it; return the widgets focused on
+    the way."""
     start.setFocus(Qt.FocusReason.TabFocusReason)
     qtbot.waitUntil(lambda: QApplication.focusWidget() is start, timeout=2000)
     seen = [start]
@@ -47,8 +48,19 @@ def test_tab_reaches_every_control_on_the_server_page_in_reading_order(qtbot, wi
     page = window.server_page
     window.show_role("server")
     seen = tab_walk(qtbot, page.port)
-    wanted = [page.port, page.advertise, page.rounds, page.min_clients, page.epochs, page.lr, page.batch,
-              page.timeout, page.insecure, page.start, page.log.search]
+    wanted = [
+        page.port,
+        page.advertise,
+        page.rounds,
+        page.min_clients,
+        page.epochs,
+        page.lr,
+        page.batch,
+        page.timeout,
+        page.insecure,
+        page.start,
+        page.log.search,
+    ]
     missing = [type(w).__name__ for w in wanted if w not in seen]
     assert not missing, f"not reachable with Tab: {missing}"
     order = [seen.index(w) for w in wanted]

@@ -13,8 +13,10 @@ from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import Detector, score_data
 from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.training import TrainSettings
-from pumpfl_gui.gui.plots import (MAX_SPANS, SYMBOLS_BELOW, AnomalyView, LossPlot, SensorPreview, _RedrawPacer,
-                                   apply_pending_updates, figures_text)
+from pumpfl_gui.gui.plots import AnomalyView, LossPlot, SensorPreview, apply_pending_updates, figures_text
+from pumpfl_gui.gui.plots.anomaly_view import MAX_SPANS
+from pumpfl_gui.gui.plots.loss_plot import SYMBOLS_BELOW
+from pumpfl_gui.gui.plots.redraw_pacer import RedrawPacer
 from pumpfl_gui.gui.theme import dark_palette
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -25,7 +27,8 @@ SIZE = (900, 400)
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """A real facility file (simulated pump plant, 11,000 minutes) scored by a quickly trained detector."""
+    """A real facility file (simulated pump plant, 11,000 minutes) scored by a quickly
+    trained detector."""
     folder = tmp_path_factory.mktemp("plots-data")
     generate(folder)
     data = load_sensor_csv(folder / "client_0.csv")
@@ -117,7 +120,7 @@ def test_plots_changed_together_are_redrawn_in_turn(qtbot):
     """Several plots updated at once (a round's results) get one event-loop turn each, so the
     window never spends several repaints in one turn; every update still lands."""
     apply_pending_updates()
-    qtbot.wait(3 * _RedrawPacer.TICK_MS)  # let an earlier test's pacer run out
+    qtbot.wait(3 * RedrawPacer.TICK_MS)  # let an earlier test's pacer run out
     window = QWidget()
     qtbot.addWidget(window)
     layout = QVBoxLayout(window)
@@ -134,7 +137,8 @@ def test_plots_changed_together_are_redrawn_in_turn(qtbot):
     assert drawn == [1, 0, 0, 0]  # the first at once, the rest wait their turn
     plots[2].setParent(None)
     plots[2].deleteLater()  # a plot that goes away while waiting is skipped, not an error
-    qtbot.waitUntil(lambda: not any(p.has_pending() for p in (plots[1], plots[3])), timeout=2000)
+    # The pacer draws the waiting plots on its own ticks, nobody reading them back meanwhile.
+    qtbot.waitUntil(lambda: all(len(p.plot.listDataItems()) == 1 for p in (plots[1], plots[3])), timeout=2000)
     for p in (plots[0], plots[1], plots[3]):
         y = p.plot.listDataItems()[0].getData()[1]
         assert y[-1] == pytest.approx(0.3 - plots.index(p) / 100)
@@ -149,8 +153,7 @@ def test_anomaly_view_shows_a_real_result(qtbot, scored):
     assert failures and result.events and data.labels is not None  # the file has what this test checks
     view = AnomalyView()
     qtbot.addWidget(view)
-    view.show_result(data.timestamps, result.scores, result.threshold, result.flags, result.events,
-                     failures, data.labels)
+    view.show_result(data.timestamps, result.scores, result.threshold, result.flags, result.events, failures, data.labels)
 
     assert view.log_check.isChecked()
     assert view.threshold_line.value() == pytest.approx(np.log10(result.threshold))
@@ -246,7 +249,7 @@ def test_sensor_preview_normalises_each_sensor(qtbot, scored):
 
     curves = preview.shown_curves()
     assert legend_names(preview.legend) == names
-    for curve, col in zip(curves, cols):
+    for curve, _col in zip(curves, cols):
         _, z = curve.getOriginalDataset()
         assert abs(np.nanmean(z)) < 1e-6 and np.nanstd(z) == pytest.approx(1.0, abs=1e-3)
     raw = data.values[:, cols]
@@ -284,8 +287,17 @@ def test_figures_text_from_real_metrics(scored):
 
 
 def test_figures_text_missing_values():
-    metrics = {"failures": {"failures": 2, "caught": 0, "per_failure": [], "median_lead_hours": None,
-                            "false_alarms": 0, "watched_days": 0.0, "false_alarms_per_day": None}}
+    metrics = {
+        "failures": {
+            "failures": 2,
+            "caught": 0,
+            "per_failure": [],
+            "median_lead_hours": None,
+            "false_alarms": 0,
+            "watched_days": 0.0,
+            "false_alarms_per_day": None,
+        }
+    }
     text = figures_text(metrics)
     assert "0 of 2" in text and "–" in text
     assert figures_text({}) == ""

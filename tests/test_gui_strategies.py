@@ -5,13 +5,12 @@ import csv
 
 import pytest
 from PySide6.QtCore import Qt
+from test_gui import client_page, default_data, dialogs, server_page, wait_until  # noqa: F401 (fixtures)
 
 from pumpfl_gui.fl.choices import DP_LINE, DP_STRATEGIES, STRATEGIES
 from pumpfl_gui.fl.events import RoundFinished
 from pumpfl_gui.gui.server_page import ServerPage, export_history_csv
 from pumpfl_gui.gui.settings import AppSettings
-
-from test_gui import client_page, default_data, dialogs, server_page, wait_until  # noqa: F401 (fixtures)
 
 SETTING_VALUES = {"proximal_mu": 0.05, "server_lr": 0.02, "trim_fraction": 0.25}
 
@@ -76,11 +75,23 @@ def test_the_privacy_budget_follows_each_round(qtbot, tmp_path):
     page.show()
     assert not page.privacy.isVisible()
     per_client = {"client_0": {"train_loss": 0.2, "eval_loss": 0.3, "samples": 100}}
-    page._on_event(RoundFinished(round=1, rounds=3, train_loss=0.2, eval_loss=0.3, per_client=per_client, seconds=1.0, epsilon=2.5))
+    page._on_event(
+        RoundFinished(round=1, rounds=3, train_loss=0.2, eval_loss=0.3, per_client=per_client, seconds=1.0, epsilon=2.5)
+    )
     assert page.privacy.isVisible()
     assert page.privacy.text() == "Privacy: ε = 2.50 after 1 round (δ = 1e-05)"
-    page._on_event(RoundFinished(round=2, rounds=3, train_loss=0.2, eval_loss=0.3, per_client=per_client, seconds=1.0,
-                                 epsilon=3.75, agreed_threshold=0.125))
+    page._on_event(
+        RoundFinished(
+            round=2,
+            rounds=3,
+            train_loss=0.2,
+            eval_loss=0.3,
+            per_client=per_client,
+            seconds=1.0,
+            epsilon=3.75,
+            agreed_threshold=0.125,
+        )
+    )
     assert page.privacy.text() == "Privacy: ε = 3.75 after 2 rounds (δ = 1e-05)"
     assert page.log.lines()[-1].endswith("the facilities agreed an anomaly threshold of 0.125")
     # The exported history keeps epsilon beside each round's figures.

@@ -53,8 +53,10 @@ def test_forget_removes_one_pinned_server_lists_them_and_says_plainly_when_there
     store.pin("relay.example.net:9000", "CD" * 32)
     code, out, _ = run_cli(capsys, "forget", "--list")
     assert code == 0
-    assert out.splitlines() == ["10.0.0.1:8080  certificate AB:AB:AB:AB:AB:AB:AB:AB...",
-                                "relay.example.net:9000  certificate CD:CD:CD:CD:CD:CD:CD:CD..."]
+    assert out.splitlines() == [
+        "10.0.0.1:8080  certificate AB:AB:AB:AB:AB:AB:AB:AB...",
+        "relay.example.net:9000  certificate CD:CD:CD:CD:CD:CD:CD:CD...",
+    ]
 
     code, out, _ = run_cli(capsys, "forget", "10.0.0.1")  # the default port, as the facility typed it
     assert code == 0 and out.startswith("forgot 10.0.0.1:8080 (certificate AB:AB:AB:AB")
@@ -104,13 +106,20 @@ class Proc:
 
     def __init__(self, *args, env_extra=None):
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
-        self.p = subprocess.Popen([sys.executable, "-m", "pumpfl_gui.cli", *map(str, args)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "pumpfl_gui.cli", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.lines: queue.Queue = queue.Queue()
         self.out: list[str] = []
         self.err: list[str] = []
-        self.readers = [threading.Thread(target=self._read, args=(self.p.stdout, self.out)),
-                        threading.Thread(target=self._read, args=(self.p.stderr, self.err))]
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.p.stdout, self.out)),
+            threading.Thread(target=self._read, args=(self.p.stderr, self.err)),
+        ]
         for t in self.readers:
             t.start()
 
@@ -151,6 +160,7 @@ class Proc:
         return self.finish(30)
 
 
+@pytest.mark.federation
 def test_insecure_server_and_client_each_print_a_warning(tmp_path, default_data):
     port = find_free_port(24100, "127.0.0.1")
     server = Proc("server", "1", "1", "--insecure", "--host", "127.0.0.1", "--port", port, "--out", tmp_path / "run")
@@ -167,19 +177,39 @@ def test_insecure_server_and_client_each_print_a_warning(tmp_path, default_data)
     client = Proc("client", default_data / "client_0.csv", f"127.0.0.1:{port}", "--insecure", "--out", tmp_path / "c")
     client.finish(120)
     warnings = [line for line in client.err if "WARNING" in line]
-    assert warnings == [(f"WARNING: insecure connection to 127.0.0.1:{port}: nothing is encrypted and the server is not checked: "
-                         "anyone on the network in between can read the model and this facility's updates, or pose as the server. "
-                         "Use it only on a network you trust")]
+    assert warnings == [
+        (
+            f"WARNING: insecure connection to 127.0.0.1:{port}: nothing is encrypted and the server is not checked: "
+            "anyone on the network in between can read the model and this facility's updates, or pose as the server. "
+            "Use it only on a network you trust"
+        )
+    ]
     assert "Traceback" not in "\n".join(client.err)
 
 
+@pytest.mark.federation
 def test_a_named_invite_from_the_command_line_admits_its_facility_under_its_name(tmp_path, default_data):
     port = find_free_port(24200, "127.0.0.1")
     names = tmp_path / "facilities.txt"
     names.write_text("# this season's sites\nPlant A\n\n")
     out = tmp_path / "run"
-    server = Proc("server", "1", "1", "--invites", names, "--invite", "Plant B", "--host", "127.0.0.1", "--port", port,
-                  "--out", out, "--local-epochs", "1")
+    server = Proc(
+        "server",
+        "1",
+        "1",
+        "--invites",
+        names,
+        "--invite",
+        "Plant B",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--out",
+        out,
+        "--local-epochs",
+        "1",
+    )
     try:
         line_a = server.wait_for("invite for Plant A: ")
         line_b = server.wait_for("invite for Plant B: ")
@@ -189,7 +219,14 @@ def test_a_named_invite_from_the_command_line_admits_its_facility_under_its_name
         written = {p.read_text().strip(): p for p in (out / "invites").glob("*.txt")}
         assert invite_a in written and oct(written[invite_a].stat().st_mode & 0o777) == "0o600"
         # No --name: the facility joins under the invite's name; @FILE keeps the code out of `ps`.
-        client = Proc("client", "0", f"@{written[invite_a]}", "--out", tmp_path / "plant-a", env_extra={"PUMPFL_DATA_DIR": str(default_data)})
+        client = Proc(
+            "client",
+            "0",
+            f"@{written[invite_a]}",
+            "--out",
+            tmp_path / "plant-a",
+            env_extra={"PUMPFL_DATA_DIR": str(default_data)},
+        )
         assert client.finish(240) == 0, client.err
         assert server.finish(60) == 0, server.err
     finally:
@@ -205,7 +242,8 @@ def test_a_named_invite_from_the_command_line_admits_its_facility_under_its_name
 
 
 def click_in_next_question(qtbot, button_text: str) -> list:
-    """Answer the next confirmation box by clicking ``button_text``; returns [its text] once seen."""
+    """Answer the next confirmation box by clicking ``button_text``; returns [its text]
+    once seen."""
     seen: list = []
 
     def answer():
@@ -224,8 +262,9 @@ def click_in_next_question(qtbot, button_text: str) -> list:
 
 def join_with(invite_text: str, csv, tmp_path, name: str, results: dict) -> threading.Thread:
     invite = parse_invite(invite_text)
-    options = ClientOptions(join_code=invite.join_code, fingerprint=invite.fingerprint, name=name,
-                            out_dir=tmp_path / name, max_wait=5)
+    options = ClientOptions(
+        join_code=invite.join_code, fingerprint=invite.fingerprint, name=name, out_dir=tmp_path / name, max_wait=5
+    )
     runner = ClientRunner(csv, invite.address, options, on_event=lambda e: None)
     results[f"{name}-runner"] = runner
     t = threading.Thread(target=lambda: results.__setitem__(name, runner.run()), name=f"test-{name}")
@@ -304,7 +343,7 @@ def test_server_page_adds_revokes_and_admits_facilities_by_their_own_invites(qtb
     assert page.invite_list.state("Plant B") == "joined"
     assert page.table.item(page.rows["Plant B"], 2).text() == "connected"
 
-    server_thread = page.thread
+    server_thread = page.run_thread
     page.stop_server()
     qtbot.waitUntil(lambda: not page.is_running(), timeout=30_000)
     for t in threads:

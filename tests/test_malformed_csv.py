@@ -91,8 +91,10 @@ CASES = [
         id="junk-text-in-sensor",
     ),
     pytest.param(
-        file_with("time;flow;pressure\r\n2024-01-01 00:00:00;1,5;2,5\r\n\r\n2024-01-01 00:00:01;#VALUE!;2,5\r\n"
-                  "2024-01-01 00:00:02;1,7;2,6\r\n2024-01-01 00:00:03;1,8;2,7\r\n"),
+        file_with(
+            "time;flow;pressure\r\n2024-01-01 00:00:00;1,5;2,5\r\n\r\n2024-01-01 00:00:01;#VALUE!;2,5\r\n"
+            "2024-01-01 00:00:02;1,7;2,6\r\n2024-01-01 00:00:03;1,8;2,7\r\n"
+        ),
         {},
         "column 'flow' holds '#VALUE!' on line 4, which is not a number",
         id="excel-error-in-semicolon-file-after-blank-line",

@@ -22,14 +22,16 @@ def _public_csv(path, rows: int, index_header: str = "", broken_at=(30, 70), see
     for i in broken_at:
         status[i] = "BROKEN"
         status[i + 1 : i + 6] = "RECOVERING"
-    table = pd.DataFrame({
-        "timestamp": pd.date_range("2018-04-01", periods=rows, freq="min").strftime("%Y-%m-%d %H:%M:%S"),
-        "sensor_00": np.round(rng.uniform(2, 3, rows), 3),
-        "sensor_01": np.round(rng.uniform(40, 50, rows), 2),
-        "sensor_15": np.nan,
-        "sensor_51": np.round(rng.uniform(150, 250, rows), 1),
-        "machine_status": status,
-    })
+    table = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2018-04-01", periods=rows, freq="min").strftime("%Y-%m-%d %H:%M:%S"),
+            "sensor_00": np.round(rng.uniform(2, 3, rows), 3),
+            "sensor_01": np.round(rng.uniform(40, 50, rows), 2),
+            "sensor_15": np.nan,
+            "sensor_51": np.round(rng.uniform(150, 250, rows), 1),
+            "machine_status": status,
+        }
+    )
     shuffled = table.sample(frac=1.0, random_state=seed)  # keeps the original index, as Kaggle's file does
     text = shuffled.to_csv(index=True, index_label=index_header or None, lineterminator="\n")
     path.write_text(text)
@@ -70,7 +72,9 @@ def test_failures_are_listed_per_client(tmp_path):
     metadata = partition_public_csv(tmp_path / "sensor.csv", tmp_path / "pump", clients=3)
     failures = [c["failures"] for c in metadata["clients"]]
     assert [[f["broken_at"] for f in per_client] for per_client in failures] == [
-        ["2018-04-01 00:10:00", "2018-04-01 00:31:00"], [], []
+        ["2018-04-01 00:10:00", "2018-04-01 00:31:00"],
+        [],
+        [],
     ]
     assert [f["recovered_at"] for f in failures[0]] == ["2018-04-01 00:16:00", None]
     assert metadata["totals"]["status_counts"] == {"NORMAL": 91, "BROKEN": 2, "RECOVERING": 10}
@@ -79,6 +83,7 @@ def test_failures_are_listed_per_client(tmp_path):
     assert last["last_timestamp"] == "2018-04-01 01:42:00"
 
 
+@pytest.mark.slow
 def test_five_clients_follow_the_default_layout(tmp_path):
     # The public set's size: the blocks must be exactly the simulator's client sizes.
     _public_csv(tmp_path / "sensor.csv", sum(CLIENT_ROWS), broken_at=(5000, 100_000))

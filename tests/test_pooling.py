@@ -26,7 +26,8 @@ from pumpfl_gui.fl.protocol import FederationSettings
 
 
 def _files(rng):
-    """Three facilities' rows: a wandering sensor, a noisy one, a constant one; other levels each."""
+    """Three facilities' rows: a wandering sensor, a noisy one, a constant one; other
+    levels each."""
     files = []
     for rows, level in ((500, 0.0), (1200, 3.0), (80, -2.0)):
         walk = np.cumsum(rng.normal(0, 0.1, rows)) + level
@@ -191,7 +192,8 @@ def test_one_facility_cannot_raise_the_agreed_threshold_without_bound():
     liar = error_sketch(np.full(100_000, 1e9), (0.995, 1.0))  # many windows, enormous errors
     for facilities in ([honest[0], liar], honest + [liar]):
         assert pooled_threshold(facilities) <= THRESHOLD_REACH * own
-    # With three or more, one facility claiming tiny errors cannot drag it down without bound either.
+    # With three or more, one facility claiming tiny errors cannot drag it down without
+    # bound either.
     tiny = error_sketch(np.full(100_000, 1e-9), (0.995, 1.0))
     assert pooled_threshold(honest + [tiny]) >= min(pooled_threshold([h]) for h in honest) / THRESHOLD_REACH
     # Honest facilities' sketches pool exactly as before (the clip is far from them).

@@ -38,7 +38,8 @@ def test_events_and_options_that_hold_a_code_leave_it_out_of_their_repr():
 
 
 def test_the_app_log_file_is_private_and_never_holds_the_join_code(tmp_path, monkeypatch):
-    """The GUI's log set-up, then a real server: its invite (with the code) is logged as an event."""
+    """The GUI's log set-up, then a real server: its invite (with the code) is logged as
+    an event."""
     from pumpfl_gui.gui.app import setup_logging
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -71,13 +72,15 @@ def test_a_log_filter_cleans_tracebacks_too():
     try:
         raise ValueError(f"bad invite pumpfl://h:1/?code={code}")
     except ValueError as exc:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed with %s", (exc,), exc_info=(type(exc), exc, exc.__traceback__))
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed with %s", (exc,), exc_info=(type(exc), exc, exc.__traceback__)
+        )
     RedactSecrets().filter(record)
     assert code not in record.getMessage() and code not in record.exc_text
 
 
 def test_the_client_page_remembers_the_address_never_the_invite(qtbot, tmp_path):
-    from pumpfl_gui.gui.client_page import remembered_address
+    from pumpfl_gui.fl.resolve import remembered_address
 
     code = new_join_code()
     invite = f"pumpfl://192.168.1.100:8080/?code={code}&fp={'ab' * 32}"
@@ -90,8 +93,15 @@ def test_exported_history_makes_a_peers_formula_name_inert(tmp_path):
     from pumpfl_gui.gui.server_page import export_history_csv
 
     evil = '=HYPERLINK("http://evil.example","click")'
-    history = [RoundFinished(round=1, rounds=1, train_loss=0.1, eval_loss=0.2,
-                             per_client={evil: {"samples": 10, "train_loss": 0.1}, "Plant A": {"samples": 5}})]
+    history = [
+        RoundFinished(
+            round=1,
+            rounds=1,
+            train_loss=0.1,
+            eval_loss=0.2,
+            per_client={evil: {"samples": 10, "train_loss": 0.1}, "Plant A": {"samples": 5}},
+        )
+    ]
     path = tmp_path / "history.csv"
     export_history_csv(path, history)
     names = [row[1] for row in csv.reader(path.open())][1:]
@@ -100,12 +110,14 @@ def test_exported_history_makes_a_peers_formula_name_inert(tmp_path):
 
 def _labelled_csv(path: Path) -> Path:
     n = 200
-    pd.DataFrame({
-        "datetime": pd.date_range("2024-01-01", periods=n, freq="1s").astype(str),
-        "pressure": [1.0 + 0.01 * (i % 7) for i in range(n)],
-        "flow": [2.0 + 0.02 * (i % 5) for i in range(n)],
-        "anomaly": [0] * 150 + [1] * 50,
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "datetime": pd.date_range("2024-01-01", periods=n, freq="1s").astype(str),
+            "pressure": [1.0 + 0.01 * (i % 7) for i in range(n)],
+            "flow": [2.0 + 0.02 * (i % 5) for i in range(n)],
+            "anomaly": [0] * 150 + [1] * 50,
+        }
+    ).to_csv(path, index=False)
     return path
 
 
@@ -115,7 +127,8 @@ def test_a_federation_cannot_read_a_facilitys_label_or_time_column_as_a_sensor(t
     assert data.label_column == "anomaly" and data.time_column == "datetime"
     with pytest.raises(DataError, match="'anomaly' is its label column"):
         check_not_reserved(data, ["pressure", "flow", "anomaly"])
-    # The facility's own loader path, as the handshake uses it when the federation names its columns.
+    # The facility's own loader path, as the handshake uses it when the federation names
+    # its columns.
     runner = ClientRunner(csv_path, ServerAddress("127.0.0.1", 1), ClientOptions(insecure=True))
     runner.data = runner._load()
     with pytest.raises(DataError, match="'datetime' is its time column"):

@@ -4,13 +4,18 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from pumpfl_gui.fl.privacy import epsilon
+
+pytestmark = pytest.mark.federation  # each runs a federation in a `pumpfl-gui --self-test` process
 
 
 def test_self_test_runs_a_secured_federation_and_says_so(tmp_path):
     env = dict(os.environ, PUMPFL_DATA_DIR=str(tmp_path / "data"), QT_QPA_PLATFORM="offscreen")
-    done = subprocess.run([sys.executable, "-m", "pumpfl_gui", "--self-test"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pumpfl_gui", "--self-test"], env=env, capture_output=True, text=True, timeout=300
+    )
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "TLS and join code: yes" in out
@@ -31,8 +36,9 @@ def test_self_test_fails_loudly_when_a_facility_cannot_train(tmp_path):
     generate(data)
     (data / "client_1.csv").write_text("this is not,a sensor file\n1,2\n")
     env = dict(os.environ, PUMPFL_DATA_DIR=str(data), QT_QPA_PLATFORM="offscreen")
-    done = subprocess.run([sys.executable, "-m", "pumpfl_gui", "--self-test"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pumpfl_gui", "--self-test"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "self-test failed" in done.stdout
     assert "Traceback" not in done.stderr

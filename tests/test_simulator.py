@@ -1,4 +1,5 @@
-"""The pump-plant simulator writes the default data: deterministic, in the pump schema, plant-like."""
+"""The pump-plant simulator writes the default data: deterministic, in the pump
+schema, plant-like."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def _longest_repeat(values: pd.Series) -> int:
 
 
 def _quiet_rows(table: pd.DataFrame, failures: list[dict]) -> np.ndarray:
-    """NORMAL rows away from any failure: no degradation, and temperatures settled after restarts."""
+    """NORMAL rows away from any failure: no degradation, and temperatures settled
+    after restarts."""
     stamps = pd.to_datetime(table["timestamp"])
     quiet = (table["machine_status"] == "NORMAL").to_numpy().copy()
     for failure in failures:
@@ -160,9 +162,7 @@ def test_no_negative_values_and_typical_magnitudes(generated):
     assert normal["sensor_04"].mean() == pytest.approx(634.4, rel=0.25)
 
 
-@pytest.mark.parametrize(
-    "pair", [("sensor_01", "sensor_03"), ("sensor_16", "sensor_20"), ("sensor_38", "sensor_41")]
-)
+@pytest.mark.parametrize("pair", [("sensor_01", "sensor_03"), ("sensor_16", "sensor_20"), ("sensor_38", "sensor_41")])
 def test_sensors_of_one_group_move_together(generated, pair):
     _, metadata, tables = generated
     for client in metadata["clients"]:
@@ -203,17 +203,16 @@ def test_metadata_matches_the_files(generated):
         assert client["rows"] == len(table)
         assert client["first_timestamp"] == table["timestamp"].iloc[0]
         assert client["last_timestamp"] == table["timestamp"].iloc[-1]
-        assert client["status_counts"] == table["machine_status"].value_counts().reindex(
-            ["NORMAL", "BROKEN", "RECOVERING"], fill_value=0
-        ).to_dict()
+        assert (
+            client["status_counts"]
+            == table["machine_status"].value_counts().reindex(["NORMAL", "BROKEN", "RECOVERING"], fill_value=0).to_dict()
+        )
         broken_rows = table.index[table["machine_status"] == "BROKEN"]
         broken_stamps = table.loc[broken_rows, "timestamp"].tolist()
         assert [f["broken_at"] for f in client["failures"]] == broken_stamps
         previous_end = pd.Timestamp("2018-04-01")
         for failure in client["failures"]:
-            start, broken, recovered = (
-                pd.Timestamp(failure[k]) for k in ("degradation_start", "broken_at", "recovered_at")
-            )
+            start, broken, recovered = (pd.Timestamp(failure[k]) for k in ("degradation_start", "broken_at", "recovered_at"))
             assert start >= previous_end, "failures overlap"
             assert pd.Timedelta(hours=6) <= broken - start <= pd.Timedelta(days=3)
             row = table.index[table["timestamp"] == failure["recovered_at"]][0]

@@ -39,7 +39,8 @@ def test_a_labelled_file_has_skabs_layout_and_one_anomaly_block_where_asked(tmp_
 
     raw = pd.read_csv(path, sep=";")
     assert set(raw["anomaly"]) == set(raw["changepoint"]) == {0.0, 1.0}
-    # As in SKAB: the first anomalous row, valve fully closed, valve starting to open, the first row after.
+    # As in SKAB: the first anomalous row, valve fully closed, valve starting to open, the first
+    # row after.
     assert np.flatnonzero(raw["changepoint"]).tolist() == [450, 500, 550, 600]
 
 

@@ -1,4 +1,5 @@
-"""Strategies beyond FedAvg, differential privacy and shared scaling, on real loopback federations."""
+"""Strategies beyond FedAvg, differential privacy and shared scaling, on real
+loopback federations."""
 
 import json
 
@@ -19,6 +20,7 @@ from pumpfl_gui.fl.choices import STRATEGIES
 from pumpfl_gui.fl.client_runner import ClientRunner
 from pumpfl_gui.fl.facility import Facility
 from pumpfl_gui.fl.protocol import FederationSettings
+
 from loopback import Run
 
 FAST = dict(local_epochs=2, batch_size=32, join_timeout=60, round_timeout=60)  # enough steps to learn on 4,000 rows
@@ -43,13 +45,10 @@ def sites(tmp_path_factory):
 class GarbageRunner(ClientRunner):
     """A facility that trains honestly, then sends its parameters multiplied by a million."""
 
-    def _handle(self, field, msg):
-        reply, refused = super()._handle(field, msg)
-        if field == "fit_ins":
-            res = serde.fit_res_from_proto(reply.fit_res)
-            res.parameters = ndarrays_to_parameters([a * 1e6 for a in parameters_to_ndarrays(res.parameters)])
-            reply = ClientMessage(fit_res=serde.fit_res_to_proto(res))
-        return reply, refused
+    def _train(self, ins):
+        res = serde.fit_res_from_proto(super()._train(ins).fit_res)
+        res.parameters = ndarrays_to_parameters([a * 1e6 for a in parameters_to_ndarrays(res.parameters)])
+        return ClientMessage(fit_res=serde.fit_res_to_proto(res))
 
 
 def federate(tmp, settings, csvs, garbage=()):
@@ -94,7 +93,12 @@ def test_a_facility_sending_garbage_is_dropped_and_no_strategy_is_wrecked(sites,
     # its error orders of magnitude above the clean run's. Now the garbage is dropped by name.
     honest = [s.stem for s in sites[:2]]
     final = {}
-    for strategy, garbage in (("fedavg", ()), ("fedavg", (sites[2].stem,)), ("median", (sites[2].stem,)), ("trimmed", (sites[2].stem,))):
+    for strategy, garbage in (
+        ("fedavg", ()),
+        ("fedavg", (sites[2].stem,)),
+        ("median", (sites[2].stem,)),
+        ("trimmed", (sites[2].stem,)),
+    ):
         settings = FederationSettings(rounds=2, min_clients=3, strategy=strategy, **FAST)
         run = federate(tmp_path / f"{strategy}-{len(garbage)}", settings, sites, garbage=garbage)
         final[strategy if garbage else "clean"] = run.of("server", "RoundFinished")[-1].per_client
@@ -157,14 +161,18 @@ def test_shared_scaling_agrees_one_scaler_and_one_threshold(sites, tmp_path):
     # The global model now scores a facility's file as it stands: no recalibration.
     result = score_data(glob, load_sensor_csv(sites[0], sensors=glob.sensors))
     assert result.threshold == pytest.approx(last.agreed_threshold)
-    assert [e.detail for e in run.of(sites[0].stem, "ConnectionState") if e.state == "agreed"][-1].startswith("the facilities agreed")
+    assert [e.detail for e in run.of(sites[0].stem, "ConnectionState") if e.state == "agreed"][-1].startswith(
+        "the facilities agreed"
+    )
 
 
 def test_a_resumed_run_keeps_its_shared_scaler(sites, tmp_path):
     first = FederationSettings(rounds=1, min_clients=2, shared_scaling=True, **FAST)
     federate(tmp_path, first, sites[:2])
     kept = checkpoint.load(tmp_path / "server").scaler
-    run = Run(tmp_path / "again", FederationSettings(rounds=2, min_clients=1, shared_scaling=True, **FAST), resume=tmp_path / "server")
+    run = Run(
+        tmp_path / "again", FederationSettings(rounds=2, min_clients=1, shared_scaling=True, **FAST), resume=tmp_path / "server"
+    )
     run.add(sites[2].stem, sites[2])  # another facility alone: its own rows would give another scaler
     run.join()
     assert run.results["server"].kind == "Finished" and [r.round for r in run.of("server", "RoundFinished")] == [2]

@@ -152,6 +152,7 @@ def run_round(data: SensorData, epochs: int, seed: int = 0, device: str | None =
 
 
 def all_window_errors(model: NaiveAutoencoder, data: SensorData, device: str | None = None) -> np.ndarray:
-    """The error of every stride-1 window of ``data``; entry ``i`` is the window starting at row ``i``."""
+    """The error of every stride-1 window of ``data``; entry ``i`` is the window starting at
+    row ``i``."""
     windows, _ = build_windows(minmax_scale(data), np.ones(data.rows, dtype=bool))
     return window_errors(model, windows, choose_device(device))

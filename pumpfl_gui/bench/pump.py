@@ -35,7 +35,9 @@ def facility_csvs(data_dir: Path) -> list[Path]:
     data_dir = Path(data_dir)
     csvs = sorted(data_dir.glob("client_*.csv")) or sorted(data_dir.glob("*.csv"))
     if len(csvs) < 2:
-        raise UserError(f"{data_dir} needs at least two facility CSVs (client_0.csv, client_1.csv, ...) to compare federation with")
+        raise UserError(
+            f"{data_dir} needs at least two facility CSVs (client_0.csv, client_1.csv, ...) to compare federation with"
+        )
     return csvs
 
 
@@ -78,7 +80,9 @@ def run_pump(
         t0 = time.perf_counter()
         models["alone"], losses["alone"] = [], {}
         for i, fac in enumerate(facilities):
-            params, curve = train_rounds(fac, settings, seed, f"alone: {fac.name}", 0.33 * i / len(facilities), 0.33 * (i + 1) / len(facilities), report)
+            params, curve = train_rounds(
+                fac, settings, seed, f"alone: {fac.name}", 0.33 * i / len(facilities), 0.33 * (i + 1) / len(facilities), report
+            )
             models["alone"].append(params)
             losses["alone"][fac.name] = curve
         seconds["alone"] = time.perf_counter() - t0

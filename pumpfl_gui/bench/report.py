@@ -13,11 +13,10 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.files import write_atomic
-from .variants_page import choices_plot, choices_section
+from .report_plots import SKAB_MODES, draw_plots
+from .variants_page import choices_section
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SKAB_MODES = ("local", "federated", "centralized")
-COLOURS = {"local": "#4C72B0", "alone": "#4C72B0", "federated": "#DD8452", "centralized": "#55A868", "Conv-AE": "#8C8C8C", "naive": "#8C8C8C"}
 REPEAT = """pumpfl bench report --skab ../shared/data/skab --readme README.md   # measure everything, rewrite this page
 pumpfl bench skab --data ../shared/data/skab --mode federated --out skab.json
 pumpfl bench pump --out pump.json
@@ -38,7 +37,7 @@ def make_report(
     folder.mkdir(parents=True, exist_ok=True)
     results = _load(folder) if reuse else _measure(skab_dir, folder, progress, line)
     progress("drawing the plots", 0.99)
-    _plots(results, folder)
+    draw_plots(results, folder)
     page = out / "BENCHMARKS.md"
     write_atomic(page, _page(results).encode())
     if readme is not None:
@@ -80,141 +79,6 @@ def _load(folder: Path) -> dict:
     return {n: json.loads((folder / f"{n}.json").read_text()) for n in names}
 
 
-# -- plots ------------------------------------------------------------------------------
-
-
-def _plots(r: dict, folder: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False, "font.size": 9})
-    _skab_bars(plt, r, folder / "skab_modes.png")
-    _loss(plt, r, folder / "loss_per_round.png")
-    _pump_facilities(plt, r["pump"], folder / "pump_facilities.png")
-    _timeline(plt, r["skab_federated"]["example"], folder / "skab_timeline.png")
-    _speed(plt, r["speed"], folder / "speed.png")
-    choices_plot(plt, r["pump_variants"], r["skab_variants"], folder / "choices.png")
-
-
-def _skab_bars(plt, r: dict, path: Path) -> None:
-    rows = {m: r[f"skab_{m}"] for m in SKAB_MODES}
-    rows["Conv-AE"] = r["skab_local"]["published"]["Conv-AE"]
-    fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
-    for ax, key, title in zip(axes, ("f1", "far_pct", "mar_pct"), ("F1 (higher is better)", "FAR % (lower is better)", "MAR % (lower is better)")):
-        names = list(rows)
-        values = [rows[n][key] for n in names]
-        bars = ax.bar(names, values, color=[COLOURS[n] for n in names])
-        ax.bar_label(bars, fmt="%.3g", fontsize=8)
-        ax.set_title(title)
-        ax.tick_params(axis="x", labelrotation=20)
-    fig.suptitle("SKAB, all labelled files' test rows (Conv-AE: SKAB's published figures)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _loss(plt, r: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    fed = r["skab_federated"]["loss_per_round"]
-    for name, curve in fed.items():
-        axes[0].plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=name,
-                     color=COLOURS["federated"] if name.startswith("federated") else None, lw=2 if name.startswith("federated") else 1)
-    axes[0].set_title("SKAB, federated: held-out loss per round")
-    pump = r["pump"]["loss_per_round"]
-    alone = pump["alone"]
-    mean_alone = [sum(v) / len(v) for v in zip(*alone.values())]
-    for name, curve, colour in (
-        ("alone (mean of facilities)", mean_alone, "alone"),
-        ("federated (global model)", pump["federated"]["global model"], "federated"),
-        ("centralized", pump["centralized"]["pooled"], "centralized"),
-    ):
-        axes[1].plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=name, color=COLOURS[colour])
-    axes[1].set_title("Default facilities: held-out loss per round")
-    for ax in axes:
-        ax.set_xlabel("round")
-        ax.set_ylabel("mean squared error")
-        ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _pump_facilities(plt, pump: dict, path: Path) -> None:
-    from .pump import MODES
-
-    rows = pump["facilities"]
-    names = [row["facility"] for row in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3))
-    width = 0.27
-    panels = (
-        ("failures caught", lambda f: f["caught"]),
-        ("false alarms per day", lambda f: f["false_alarms_per_day"] or 0.0),
-        ("ROC-AUC", lambda f: f["roc_auc"] or 0.0),
-    )
-    for ax, (title, get) in zip(axes, panels):
-        for k, mode in enumerate(MODES):
-            xs = [i + (k - 1) * width for i in range(len(rows))]
-            ax.bar(xs, [get(row[mode]) for row in rows], width, label=mode, color=COLOURS[mode])
-        if title == "failures caught":
-            ax.scatter(range(len(rows)), [row["alone"]["failures"] for row in rows], marker="_", s=300, color="black", label="failures", zorder=3)
-        if title == "ROC-AUC":
-            low = min(get(row[m]) for row in rows for m in MODES)
-            ax.set_ylim(max(0.0, low - 0.02), 1.0)
-        ax.set_xticks(range(len(rows)), names, rotation=20)
-        ax.set_title(title)
-    axes[0].legend(frameon=False, fontsize=8)
-    fig.suptitle("Default facilities: each scored with its own scaler and threshold")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _timeline(plt, ex: dict, path: Path) -> None:
-    import numpy as np
-
-    scores = np.array([np.nan if v is None else v for v in ex["scores"]], dtype=float)
-    labels = np.array(ex["labels"], dtype=bool)
-    flags = np.zeros(len(scores), dtype=bool)
-    flags[ex["train_rows"] :] = np.array(ex["flags"], dtype=bool)
-    rows = np.arange(len(scores))
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.fill_between(rows, 0, 1, where=labels, transform=ax.get_xaxis_transform(), color="#F2B8B5", alpha=0.6, label="labelled anomaly")
-    ax.fill_between(rows, 0, 0.06, where=flags, transform=ax.get_xaxis_transform(), color="#C44E52", label="flagged")
-    ax.plot(rows, scores, lw=0.8, color="#333333", label="score (furthest sensor, in its own spreads)")
-    ax.axhline(ex["threshold"], color="#DD8452", lw=1, ls="--", label="threshold")
-    ax.axvline(ex["train_rows"], color="#4C72B0", lw=1, ls=":", label="end of training rows")
-    ax.set_yscale("log")
-    ax.set_xlabel("row (seconds)")
-    ax.set_ylabel("score")
-    ax.set_title(f"SKAB {ex['facility']}/{ex['file']} (a file whose F1 is closest to the whole), federated, personalised")
-    ax.legend(frameon=False, fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _speed(plt, speed: dict, path: Path) -> None:
-    ours, naive = speed["pumpfl"], speed["naive"]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
-    parts = (("prep_s", "data preparation"), ("round_s", "one local round"))
-    names = ["PumpFL", "naive trial"]
-    for ax, (key, title) in zip(axes, parts):
-        bars = ax.barh(names, [ours[key], naive[key]], color=[COLOURS["federated"], COLOURS["naive"]])
-        ax.bar_label(bars, fmt="%.2f s", fontsize=8, padding=2)
-        ax.margins(x=0.15)
-        ax.set_title(f"{title} (s)")
-        ax.invert_yaxis()
-    fig.suptitle(f"{speed['data']['file']}: {speed['data']['rows']:,} rows, {speed['data']['sensors']} sensors")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# -- text -------------------------------------------------------------------------------
-
-
 def summary_table(r: dict) -> str:
     conv = r["skab_local"]["published"]["Conv-AE"]
     lines = [
@@ -233,7 +97,8 @@ def summary_table(r: dict) -> str:
         failures = sum(row[mode]["failures"] for row in pump)
         fad = [row[mode]["false_alarms_per_day"] for row in pump if row[mode]["false_alarms_per_day"] is not None]
         lines.append(
-            f"| Default facilities, {mode} | failures caught, mean false alarms/day | {caught}/{failures}, {sum(fad) / len(fad):.2f} | |"
+            f"| Default facilities, {mode} | failures caught, mean false alarms/day | "
+            f"{caught}/{failures}, {sum(fad) / len(fad):.2f} | |"
         )
     sp = r["speed"]
     lines.append(
@@ -285,7 +150,7 @@ def _page(r: dict) -> str:
         f"{st['spec']['channels']}, kernel {st['spec']['kernel']} (the shape SKAB's",
         "eight sensors read each second call for), each file's own scaler, residual spread and",
         "threshold from its 400 training rows, every alarm from readings up to its row only",
-        "(\"Choosing the detector\" below says how the rule was picked). Local: each file trains",
+        '("Choosing the detector" below says how the rule was picked). Local: each file trains',
         f"alone, up to {st['local_training']['epochs']} epochs with early stopping. Federated: a real Flower federation on",
         f"loopback, {st['rounds']} rounds x {st['local_epochs']} local epochs, then each file personalises the global model",
         "on its own training rows, as a facility does at the end of a run. Centralized: one model on",
@@ -296,8 +161,14 @@ def _page(r: dict) -> str:
         "| Mode | F1 | FAR % | MAR % | NAB standard / low FP / low FN | detected, mean delay | wall s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, s in (("local (one model per file)", s_local), ("federated (facilities: " + ", ".join(s_fed["facilities"]) + ")", s_fed), ("centralized (all rows pooled)", s_cen)):
-        out.append(f"| {name} | {s['f1']:.3f} | {s['far_pct']:.2f} | {s['mar_pct']:.2f} | {_nab(s)} | {_delay(s)} | {s['wall_s']:.1f} |")
+    for name, s in (
+        ("local (one model per file)", s_local),
+        ("federated (facilities: " + ", ".join(s_fed["facilities"]) + ")", s_fed),
+        ("centralized (all rows pooled)", s_cen),
+    ):
+        out.append(
+            f"| {name} | {s['f1']:.3f} | {s['far_pct']:.2f} | {s['mar_pct']:.2f} | {_nab(s)} | {_delay(s)} | {s['wall_s']:.1f} |"
+        )
     for name, p in s_local["published"].items():
         out.append(f"| {name} (SKAB's published leaderboard) | {p['f1']} | {p['far_pct']} | {p['mar_pct']} | | | |")
     goal = []
@@ -312,10 +183,21 @@ def _page(r: dict) -> str:
         goal.append(f"- {mode}: " + ("meets all three." if not miss else "misses on " + "; ".join(miss) + "."))
     better = s_fed["f1"] >= s_local["f1"]
     goal.append(
-        f"- federated vs local: F1 {s_fed['f1']:.4f} vs {s_local['f1']:.4f}, FAR {s_fed['far_pct']:.2f} vs {s_local['far_pct']:.2f} %, "
-        f"MAR {s_fed['mar_pct']:.2f} vs {s_local['mar_pct']:.2f} % — " + ("federated is at least as good on F1." if better else "federated is below local on F1.")
+        f"- federated vs local: F1 {s_fed['f1']:.4f} vs {s_local['f1']:.4f}, "
+        f"FAR {s_fed['far_pct']:.2f} vs {s_local['far_pct']:.2f} %, "
+        f"MAR {s_fed['mar_pct']:.2f} vs {s_local['mar_pct']:.2f} % — "
+        + ("federated is at least as good on F1." if better else "federated is below local on F1.")
     )
-    out += ["", f"Against the goal (F1 at least {GOAL_F1}, FAR and MAR no worse than the published Conv-AE; federated at least as good as local):", "", *goal, ""]
+    out += [
+        "",
+        (
+            f"Against the goal (F1 at least {GOAL_F1}, FAR and MAR no worse than the published Conv-AE; "
+            "federated at least as good as local):"
+        ),
+        "",
+        *goal,
+        "",
+    ]
     out += [
         "Before and after, on the same development files (before: the benchmark at commit 0e1fcf0, window 32,",
         "whole-window errors, SKAB's threshold with a causal persistence; the issue's references on all 34 labelled files",
@@ -328,7 +210,10 @@ def _page(r: dict) -> str:
         out.append(f"| `pumpfl bench skab --mode {mode}` | {BEFORE[mode]} | {_rates(s)} |")
     out += [
         "| always alarm (34 files) | 0.698 / 100 / 0 | |",
-        "| SKAB's Conv-AE re-run in plain PyTorch, window 60, SKAB's rule, which flags a row from the 59 windows after it (34 files, issue 13) | 0.842 / 17.07 / 16.47 | |",
+        (
+            "| SKAB's Conv-AE re-run in plain PyTorch, window 60, SKAB's rule, "
+            "which flags a row from the 59 windows after it (34 files, issue 13) | 0.842 / 17.07 / 16.47 | |"
+        ),
         "",
     ]
     out += ["Per facility, alone vs federated (each file scored on its own test rows; figures over the facility's files):", ""]
@@ -349,7 +234,10 @@ def _page(r: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for f in s_fed["files"]:
-        out.append(f"| {f['facility']} | {f['file']} | {f['f1']:.3f} | {f['far_pct']:.1f} | {f['mar_pct']:.1f} | {', '.join(f['relative_sensors']) or '-'} |")
+        out.append(
+            f"| {f['facility']} | {f['file']} | {f['f1']:.3f} | {f['far_pct']:.1f} | {f['mar_pct']:.1f} | "
+            f"{', '.join(f['relative_sensors']) or '-'} |"
+        )
     out += ["", _skab_observations(s_fed), "", CHOOSING, ""]
     out += [
         "## Default facilities: federated vs alone vs centralized",
@@ -369,21 +257,43 @@ def _page(r: dict) -> str:
             lead = "-" if f["median_lead_hours"] is None else f"{f['median_lead_hours']:.1f}"
             fad = "-" if f["false_alarms_per_day"] is None else f"{f['false_alarms_per_day']:.2f}"
             auc = "-" if f["roc_auc"] is None else f"{f['roc_auc']:.4f}"
-            out.append(f"| {row['facility']} | {row['rows']:,} | {mode} | {f['caught']}/{f['failures']} | {lead} | {fad} | {auc} |")
-    out += ["", _pump_verdict(pump), "", "![Per facility](bench/pump_facilities.png)", "", "![Loss per round](bench/loss_per_round.png)", ""]
+            out.append(
+                f"| {row['facility']} | {row['rows']:,} | {mode} | {f['caught']}/{f['failures']} | {lead} | {fad} | {auc} |"
+            )
+    out += [
+        "",
+        _pump_verdict(pump),
+        "",
+        "![Per facility](bench/pump_facilities.png)",
+        "",
+        "![Loss per round](bench/loss_per_round.png)",
+        "",
+    ]
     out += choices_section(r["pump_variants"], r["skab_variants"])
     out += [
         "## Speed: the default model beside the original trial's pipeline",
         "",
-        f"`{sp['data']['file']}`, {sp['data']['rows']:,} rows, {sp['data']['sensors']} sensors, measured in one run on the same rows.",
+        (
+            f"`{sp['data']['file']}`, {sp['data']['rows']:,} rows, {sp['data']['sensors']} sensors, "
+            "measured in one run on the same rows."
+        ),
         f"PumpFL: {sp['pumpfl']['design']}. Naive: {sp['naive']['design']}.",
         "",
         "| | PumpFL | naive | ratio |",
         "|---|---|---|---|",
-        f"| data preparation | {sp['pumpfl']['prep_s']:.3f} s | {sp['naive']['prep_s']:.3f} s | {sp['ratios']['prep_speedup']:.1f}x |",
+        (
+            f"| data preparation | {sp['pumpfl']['prep_s']:.3f} s | {sp['naive']['prep_s']:.3f} s | "
+            f"{sp['ratios']['prep_speedup']:.1f}x |"
+        ),
         f"| windows per local epoch | {sp['pumpfl']['epoch_windows']:,} | {sp['naive']['epoch_windows']:,} | |",
-        f"| training throughput | {sp['pumpfl']['windows_per_s']:,.0f} windows/s | {sp['naive']['windows_per_s']:,.0f} windows/s | {sp['ratios']['throughput']:.2f}x |",
-        f"| one local round | {sp['pumpfl']['round_s']:.2f} s | {sp['naive']['round_s']:.2f} s | {sp['ratios']['round_speedup']:.2f}x |",
+        (
+            f"| training throughput | {sp['pumpfl']['windows_per_s']:,.0f} windows/s | "
+            f"{sp['naive']['windows_per_s']:,.0f} windows/s | {sp['ratios']['throughput']:.2f}x |"
+        ),
+        (
+            f"| one local round | {sp['pumpfl']['round_s']:.2f} s | {sp['naive']['round_s']:.2f} s | "
+            f"{sp['ratios']['round_speedup']:.2f}x |"
+        ),
         f"| ROC-AUC after one round | {sp['detection']['pumpfl_roc_auc']} | {sp['detection']['naive_roc_auc']} | |",
         "",
         f"Aim: the round at least 5x faster while detecting better — {'met' if sp['ratios']['round_speedup'] >= 5 else 'missed'} "
@@ -420,7 +330,9 @@ def _rates(f: dict | None) -> str:
 
 def _skab_observations(s: dict) -> str:
     missed = [f"{f['facility']}/{f['file']}" for f in s["files"] if f["mar_pct"] >= 90]
-    noisy = [f"{f['facility']}/{f['file']} ({', '.join(f['relative_sensors']) or 'none'})" for f in s["files"] if f["far_pct"] >= 30]
+    noisy = [
+        f"{f['facility']}/{f['file']} ({', '.join(f['relative_sensors']) or 'none'})" for f in s["files"] if f["far_pct"] >= 30
+    ]
     lines = ["Where the errors come from (federated model):", ""]
     if missed:
         lines.append(f"- anomalies missed almost entirely (MAR 90 % or more): {', '.join(missed)};")

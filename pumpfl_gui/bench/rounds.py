@@ -14,9 +14,9 @@ from ..core.runtime import seed_everything
 from ..core.windows import Scaler
 from ..fl import checkpoint
 from ..fl.choices import STRATEGIES
-from ..fl.events import RoundFinished
+from ..fl.events import Failed, RoundFinished
 from ..fl.facility import Facility
-from ..fl.local_demo import LocalFederation
+from ..fl.loopback_federation import LoopbackFederation
 from ..fl.protocol import FederationSettings
 
 
@@ -63,8 +63,8 @@ def federate(
 
     report(f"federated: a server and {len(csvs)} facilities on loopback", lo)
     with tempfile.TemporaryDirectory(prefix="pumpfl-bench-") as tmp:
-        result = LocalFederation(settings, csvs, Path(tmp), on_event, names=names, train_rows=train_rows).run()
-        if result.kind == "Failed":
+        result = LoopbackFederation(settings, csvs, Path(tmp), on_event, names=names, train_rows=train_rows).run()
+        if isinstance(result, Failed):
             raise UserError(f"the federation failed: {result.message}")
         state = checkpoint.load(Path(tmp) / "server")
     run.params, run.scaler = state.parameters, state.scaler

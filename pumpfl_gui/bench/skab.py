@@ -180,7 +180,11 @@ def run_skab(
     wall = time.perf_counter() - t0
     overall = _figures(files)
     typical = min(files, key=lambda f: abs(f["f1"] - overall["f1"]))  # the example timeline: a file like the whole
-    per_site = {s.name: _figures([f for f in files if f["facility"] == s.name]) for s in sites if any(f["facility"] == s.name for f in files)}
+    per_site = {
+        s.name: _figures([f for f in files if f["facility"] == s.name])
+        for s in sites
+        if any(f["facility"] == s.name for f in files)
+    }
     report("done", 1.0)
     return {
         "benchmark": "skab",
@@ -188,7 +192,12 @@ def run_skab(
         "data_dir": str(data_dir),
         "facilities": {s.name: [p.path.name for p in s.parts] for s in sites},
         "sensors": sensors,
-        "settings": {**asdict(settings), "train_rows": TRAIN_ROWS, "spec": spec.to_dict(), "local_training": LOCAL_TRAINING.to_dict()},
+        "settings": {
+            **asdict(settings),
+            "train_rows": TRAIN_ROWS,
+            "spec": spec.to_dict(),
+            "local_training": LOCAL_TRAINING.to_dict(),
+        },
         **record,
         **overall,
         "per_facility": per_site,
@@ -284,7 +293,9 @@ def _score(site: Site, part: SensorData, changepoints: np.ndarray | None, detect
         "threshold": round(float(detector.threshold), 6),
         "model": detector.info.get("model"),
         "epochs_run": detector.info.get("epochs_run"),
-        "relative_sensors": [s for s, r in zip(part.sensors, detector.scaler.relative if detector.scaler.relative is not None else []) if r],
+        "relative_sensors": [
+            s for s, r in zip(part.sensors, detector.scaler.relative if detector.scaler.relative is not None else []) if r
+        ],
         **rates(counts),
         "counts": counts,
         "nab_parts": [(true_cps, alarm_edges(flags), times)] if len(true_cps) else [],

@@ -23,15 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.alarm_rules import row_scores
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detection import row_scores
+from ..core.detector import spec_for
 from ..core.model import build_model, get_parameters
 from ..core.runtime import choose_device, seed_everything
 from ..core.training import train_epochs, window_errors
-from ..core.detector import spec_for
 from ..fl.facility import Facility
-from ..fl.protocol import spec_from_shape
-from ..fl.protocol import FederationSettings, train_settings_from_config
+from ..fl.protocol import FederationSettings, spec_from_shape, train_settings_from_config
 from . import naive
 from .machine import machine, ready_for_timing
 
@@ -140,7 +139,8 @@ def run_speed(
         },
         "naive": {
             "design": f"first {naive.sensor_count(data)} sensors min-max scaled, Python loop per {naive.WINDOW}-row window, "
-            f"DataLoader batch {naive.BATCH_SIZE}, Conv1d({naive.FILTERS}, k{naive.KERNEL}) + MaxPool + ConvTranspose1d + sigmoid, "
+            f"DataLoader batch {naive.BATCH_SIZE}, Conv1d({naive.FILTERS}, k{naive.KERNEL}) + MaxPool + "
+            "ConvTranspose1d + sigmoid, "
             "training stride 1",
             "prep": "min-max fit + the Python loop building every clean window",
             "round": f"build the windows + {federation.local_epochs} local epochs + errors of the held-out windows",
@@ -160,7 +160,9 @@ def _first_rows(data: SensorData, rows: int) -> SensorData:
     def cut(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else a[:rows]
 
-    return replace(data, values=data.values[:rows], timestamps=cut(data.timestamps), status=cut(data.status), labels=cut(data.labels))
+    return replace(
+        data, values=data.values[:rows], timestamps=cut(data.timestamps), status=cut(data.status), labels=cut(data.labels)
+    )
 
 
 def _median(values: list[float]) -> float:

@@ -103,7 +103,14 @@ def run_pump_variants(
         return run_pump(data_dir, chosen, seed, progress, modes=("federated",))
 
     rows = _rows(_chosen(keys), run, pump_row, fedavg, on_progress)
-    return {"benchmark": "pump_variants", "data_dir": str(data_dir), "settings": settings.to_dict(), "seed": seed, "rows": rows, "machine": machine()}
+    return {
+        "benchmark": "pump_variants",
+        "data_dir": str(data_dir),
+        "settings": settings.to_dict(),
+        "seed": seed,
+        "rows": rows,
+        "machine": machine(),
+    }
 
 
 def run_skab_variants(
@@ -115,11 +122,18 @@ def run_skab_variants(
 ) -> dict:
     """SKAB's federated mode once per variant (``keys``, default all); ``fedavg``: a federated
     :func:`run_skab` result with ``settings`` that gives FedAvg's row."""
+
     def run(v: Variant, progress: Progress) -> dict:
         return run_skab(data_dir, "federated", settings, progress, choice=v.fields)
 
     rows = _rows(_chosen(keys), run, skab_row, fedavg, on_progress)
-    return {"benchmark": "skab_variants", "data_dir": str(data_dir), "settings": asdict(settings), "rows": rows, "machine": machine()}
+    return {
+        "benchmark": "skab_variants",
+        "data_dir": str(data_dir),
+        "settings": asdict(settings),
+        "rows": rows,
+        "machine": machine(),
+    }
 
 
 def _rows(
@@ -184,5 +198,8 @@ def skab_row(v: Variant, result: dict) -> dict:
         "final_eval_loss": curve[-1] if curve else None,
         "wall_s": result["wall_s"],
         "loss_per_round": curve,
-        "files": [{k: f[k] for k in ("facility", "file", "threshold", "relative_sensors", "f1", "far_pct", "mar_pct")} for f in result["files"]],
+        "files": [
+            {k: f[k] for k in ("facility", "file", "threshold", "relative_sensors", "f1", "far_pct", "mar_pct")}
+            for f in result["files"]
+        ],
     }

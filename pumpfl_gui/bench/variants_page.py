@@ -66,33 +66,54 @@ def choices_section(pump: dict, skab: dict) -> list[str]:
         "",
         "The federated mode of both benchmarks once per choice the coordinator can make",
         "(`fl/choices.py`); everything else as in the sections above — data, rounds "
-        f"({ps['rounds']} x {ps['local_epochs']} local epochs on the default facilities, {ss['rounds']} x {ss['local_epochs']} on SKAB),",
+        f"({ps['rounds']} x {ps['local_epochs']} local epochs on the default facilities, "
+        f"{ss['rounds']} x {ss['local_epochs']} on SKAB),",
         "seed and scoring rules. FedAvg's row is the federated run above. Epsilon bounds, for the",
         "stated delta, what the released models reveal about any one facility (central DP: the",
         "coordinator sees the clipped changes before it adds the noise); it depends only on the noise",
-        "multiplier, the rounds and delta. With DP the average is unweighted (`fl/strategies.py`), so",
+        "multiplier, the rounds and delta. With DP the average is unweighted (`fl/flower/strategies.py`), so",
         "those rows also differ from FedAvg in weighting.",
         "",
         "### Default facilities",
         "",
-        "| Choice | caught | false alarms/day, total (mean) | mean ROC-AUC | final global eval loss | train s | epsilon | what it does |",
+        (
+            "| Choice | caught | false alarms/day, total (mean) | mean ROC-AUC | final global eval loss | "
+            "train s | epsilon | what it does |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for row, line in zip(pump["rows"], _lines(pump["rows"])):
-        fad = "-" if row["false_alarms_per_day_total"] is None else f"{row['false_alarms_per_day_total']:.2f} ({row['false_alarms_per_day_mean']:.2f})"
+        fad = (
+            "-"
+            if row["false_alarms_per_day_total"] is None
+            else f"{row['false_alarms_per_day_total']:.2f} ({row['false_alarms_per_day_mean']:.2f})"
+        )
         out.append(
             f"| {row['label']} | {row['caught']}/{row['failures']} | {fad} | {_num(row['roc_auc_mean'], '.4f')} | "
             f"{_num(row['final_eval_loss'], '.4f')} | {row['train_s']:.1f} | {_epsilon(row)} | {line} |"
         )
-    out += [*_against_fedavg(pump["rows"], _pump_change), "", "### SKAB", "",
-            "| Choice | F1 | FAR % | MAR % | final global held-out loss | wall s | epsilon | what it does |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += [
+        *_against_fedavg(pump["rows"], _pump_change),
+        "",
+        "### SKAB",
+        "",
+        "| Choice | F1 | FAR % | MAR % | final global held-out loss | wall s | epsilon | what it does |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row, line in zip(skab["rows"], _lines(skab["rows"])):
         out.append(
             f"| {row['label']} | {row['f1']:.3f} | {row['far_pct']:.2f} | {row['mar_pct']:.2f} | "
             f"{_num(row['final_eval_loss'], '.4f')} | {row['wall_s']:.1f} | {_epsilon(row)} | {line} |"
         )
-    out += [*_against_fedavg(skab["rows"], _skab_change), "", SHARED_NOTE, *_judged_by_change(skab), "", "![The coordinator's choices](bench/choices.png)", ""]
+    out += [
+        *_against_fedavg(skab["rows"], _skab_change),
+        "",
+        SHARED_NOTE,
+        *_judged_by_change(skab),
+        "",
+        "![The coordinator's choices](bench/choices.png)",
+        "",
+    ]
     return out
 
 
@@ -111,7 +132,8 @@ the Server page and `pumpfl server` say so, with these figures, when they are ch
 
 
 def _judged_by_change(skab: dict) -> list[str]:
-    """Which sensors SKAB's files judge by their change, with the agreed scaler and with their own."""
+    """Which sensors SKAB's files judge by their change, with the agreed scaler and with
+    their own."""
     rows = {row["key"]: row for row in skab["rows"]}
     if "shared" not in rows or "fedavg" not in rows:
         return []

@@ -28,19 +28,62 @@ PUMP_STATUSES = (NORMAL, BROKEN, RECOVERING)
 
 INDEX_NAMES = {"unnamed: 0", "unnamed:0", "index", "idx", "#"}
 TIME_NAMES = {
-    "timestamp", "timestamps", "datetime", "date", "time", "ts", "timeutc", "datetimeutc",
-    "timestamputc", "utctime", "localtime", "dateandtime", "timestamp_utc",
+    "timestamp",
+    "timestamps",
+    "datetime",
+    "date",
+    "time",
+    "ts",
+    "timeutc",
+    "datetimeutc",
+    "timestamputc",
+    "utctime",
+    "localtime",
+    "dateandtime",
+    "timestamp_utc",
 }
 LABEL_NAMES = [  # priority order for the one label column
-    "anomaly", "is_anomaly", "label", "labels", "anomalous", "anomalies", "is_anomalous",
-    "outlier", "is_outlier", "fault", "is_fault", "faults", "failure", "is_failure",
-    "attack", "is_attack", "target", "status",
+    "anomaly",
+    "is_anomaly",
+    "label",
+    "labels",
+    "anomalous",
+    "anomalies",
+    "is_anomalous",
+    "outlier",
+    "is_outlier",
+    "fault",
+    "is_fault",
+    "faults",
+    "failure",
+    "is_failure",
+    "attack",
+    "is_attack",
+    "target",
+    "status",
 ]
 EXTRA_LABEL_NAMES = {"changepoint", "change_point", "changepoints"}
 LABEL_ZERO = {"0", "false", "no", "n", "f", "normal", "ok", "good", "nominal", "healthy", "benign"}
 LABEL_ONE = {
-    "1", "true", "yes", "y", "t", "abnormal", "anomaly", "anomalous", "fault", "faulty",
-    "broken", "failure", "failed", "fail", "attack", "bad", "recovering", "error", "alarm",
+    "1",
+    "true",
+    "yes",
+    "y",
+    "t",
+    "abnormal",
+    "anomaly",
+    "anomalous",
+    "fault",
+    "faulty",
+    "broken",
+    "failure",
+    "failed",
+    "fail",
+    "attack",
+    "bad",
+    "recovering",
+    "error",
+    "alarm",
     "outlier",
 }
 
@@ -133,9 +176,7 @@ def _time_of_day_partner(frame: pd.DataFrame, time_col: str, unavailable: set) -
     return None
 
 
-def parse_times(
-    col: pd.Series, column: str, name: str, lines: LineNumbers, notes: list[str], dayfirst: bool
-) -> np.ndarray:
+def parse_times(col: pd.Series, column: str, name: str, lines: LineNumbers, notes: list[str], dayfirst: bool) -> np.ndarray:
     """datetime64[ns] per row, NaT where the cell is empty."""
     try:
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
@@ -196,7 +237,8 @@ def _label_columns(frame: pd.DataFrame, excluded: set[str]) -> tuple[str | None,
 
 
 def _per_distinct(col: pd.Series, normalise) -> np.ndarray:
-    """``normalise`` applied to each distinct cell once (fast on long repetitive columns); None for NA."""
+    """``normalise`` applied to each distinct cell once (fast on long repetitive columns); None
+    for NA."""
     codes, uniques = pd.factorize(col, use_na_sentinel=True)
     mapped = np.array([normalise(u) for u in uniques] + [None], dtype=object)
     return mapped[codes]  # code -1 (missing) picks the trailing None
@@ -209,8 +251,7 @@ def _pump_status(col: pd.Series, column: str, name: str, lines: LineNumbers) -> 
         row = int(np.flatnonzero(bad)[0])
         what = "is empty" if col.isna().iloc[row] else f"holds '{shorten(col.iloc[row])}'"
         raise DataError(
-            f"{name}: column '{column}' {what} on line {lines(row)}; "
-            f"the pump schema allows only {', '.join(PUMP_STATUSES)}."
+            f"{name}: column '{column}' {what} on line {lines(row)}; the pump schema allows only {', '.join(PUMP_STATUSES)}."
         )
     return status.astype(str)
 
@@ -242,7 +283,8 @@ def _labels(col: pd.Series, column: str, name: str, lines: LineNumbers) -> np.nd
 
 @dataclass
 class ColumnRoles:
-    """Which column is the time and which the label; ``dropped`` maps each non-sensor column to why."""
+    """Which column is the time and which the label; ``dropped`` maps each non-sensor column
+    to why."""
 
     time_column: str | None
     time_cells: pd.Series | None  # the time column's cells, joined with a separate time-of-day column
@@ -256,7 +298,8 @@ class ColumnRoles:
 
 
 def find_roles(frame: pd.DataFrame, excluded: set[str]) -> ColumnRoles:
-    """Row index, label and time columns; names in ``excluded`` (requested sensors) are never taken."""
+    """Row index, label and time columns; names in ``excluded`` (requested sensors) are
+    never taken."""
     dropped: dict[str, str] = {}
     index_col = _index_column(frame, excluded)
     if index_col:
@@ -298,7 +341,8 @@ def sensor_columns(
     name: str,
     lines: LineNumbers,
 ) -> tuple[list[str], list[np.ndarray]]:
-    """The sensor candidates as float64 arrays (NaN for missing), in file order or ``requested`` order.
+    """The sensor candidates as float64 arrays (NaN for missing), in file order or
+    ``requested`` order.
 
     Adds to ``roles.dropped`` the columns that are not numeric or not in the sensor list.
     """

@@ -81,9 +81,7 @@ def _to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
         try:
             return raw.decode("utf-16").encode("utf-8"), "utf-16"
         except UnicodeDecodeError:
-            raise DataError(
-                f"{name} starts like UTF-16 text but does not decode; save it again as UTF-8 CSV."
-            ) from None
+            raise DataError(f"{name} starts like UTF-16 text but does not decode; save it again as UTF-8 CSV.") from None
     for magic, what in _MAGIC:
         if head.startswith(magic):
             raise DataError(f"{name} is {what}.")
@@ -104,17 +102,14 @@ def _to_utf8(raw: bytes, name: str) -> tuple[bytes, str]:
         return text.encode("utf-8"), "latin-1"
     line = raw[:bad_at].count(b"\n") + 1
     raise DataError(
-        f"{name} is neither UTF-8 nor Latin-1 text (byte 0x{raw[bad_at]:02x} on line {line}); "
-        "save it again as UTF-8 CSV."
+        f"{name} is neither UTF-8 nor Latin-1 text (byte 0x{raw[bad_at]:02x} on line {line}); save it again as UTF-8 CSV."
     )
 
 
 def _check_header_length(data: bytes, name: str) -> None:
     """The header must end within 1 MiB; pandas copes with long lines further down."""
     if len(data) > MAX_LINE_BYTES and data.find(b"\n", 0, MAX_LINE_BYTES) < 0:
-        raise DataError(
-            f"{name}: its first line is over 1 MiB long; a sensor CSV starts with a header line naming the columns."
-        )
+        raise DataError(f"{name}: its first line is over 1 MiB long; a sensor CSV starts with a header line naming the columns.")
 
 
 def _refuse_json_and_html(data: bytes, name: str) -> None:
@@ -182,9 +177,7 @@ def _check_header(header_line: str, sep: str | None, name: str) -> None:
     seen: set[str] = set()
     for n in names:
         if n and n in seen:
-            raise DataError(
-                f"{name}: column name '{n}' appears more than once in the header; give each column its own name."
-            )
+            raise DataError(f"{name}: column name '{n}' appears more than once in the header; give each column its own name.")
         seen.add(n)
 
 
@@ -249,7 +242,7 @@ def _parse(data: bytes, sep: str, decimal: str, name: str, notes: list[str]) -> 
         match = _PARSER_QUOTE.search(str(exc))
         if match:
             raise DataError(
-                f"{name}: a quote (\") opened on line {int(match.group(1)) + 1} is never closed; "
+                f'{name}: a quote (") opened on line {int(match.group(1)) + 1} is never closed; '
                 "remove the stray quote or close it."
             ) from None
         raise DataError(f"{name} cannot be read as a table ({shorten(exc, 120)}).") from None
@@ -284,9 +277,7 @@ def read_csv_table(path: Path, name: str, notes: list[str]) -> CsvTable:
     data, encoding = _to_utf8(raw, name)
     del raw
     if not re.search(rb"\S", data):
-        raise DataError(
-            f"{name} holds only blank lines or spaces; choose a CSV with a header line and sensor readings."
-        )
+        raise DataError(f"{name} holds only blank lines or spaces; choose a CSV with a header line and sensor readings.")
     _check_header_length(data, name)
     _refuse_json_and_html(data, name)
 

@@ -159,9 +159,7 @@ def check_not_reserved(data: SensorData, sensors: list[str]) -> None:
     reserved = {column: role for column, role in ((data.time_column, "time"), (data.label_column, "label")) if column}
     clash = [f"'{s}' is its {reserved[s]} column" for s in sensors if s in reserved]
     if clash:
-        raise DataError(
-            f"{data.path.name} cannot read the federation's sensor list: {'; '.join(clash)}, never a sensor."
-        )
+        raise DataError(f"{data.path.name} cannot read the federation's sensor list: {'; '.join(clash)}, never a sensor.")
 
 
 # ---- rows ---------------------------------------------------------------------------------
@@ -302,9 +300,7 @@ def _used_sensors(
         )
     too_big = np.flatnonzero(use & (np.fmax(np.abs(highest), np.abs(lowest)) > np.finfo(np.float32).max))
     if len(too_big):
-        raise DataError(
-            f"{name}: column '{columns[too_big[0]]}' holds readings too large for 32-bit floats; rescale them."
-        )
+        raise DataError(f"{name}: column '{columns[too_big[0]]}' holds readings too large for 32-bit floats; rescale them.")
     missing_fraction = {c: float(m) for c, m in zip(used, missing[use])}
     values = matrix[:, use].astype(np.float32)
     _fill_gaps(values)
@@ -331,9 +327,7 @@ def load_sensor_csv(
     table = read_csv_table(path, name, notes)
     frame, lines = table.frame, table.lines
     if frame.empty:
-        raise DataError(
-            f"{name} has a header line but no data rows; it needs at least {max(min_rows, 1)} rows of readings."
-        )
+        raise DataError(f"{name} has a header line but no data rows; it needs at least {max(min_rows, 1)} rows of readings.")
     requested = _checked_sensor_list(sensors, frame, name)
     roles = find_roles(frame, set(requested or ()))
     time_col, label_col, dropped = roles.time_column, roles.label_column, roles.dropped
@@ -363,9 +357,7 @@ def load_sensor_csv(
         labels = labels[keep]
 
     matrix = _stack(arrays, keep, len(frame))
-    used, values, missing_fraction = _used_sensors(
-        matrix, columns, requested is not None, max_missing, dropped, notes, name
-    )
+    used, values, missing_fraction = _used_sensors(matrix, columns, requested is not None, max_missing, dropped, notes, name)
     data = SensorData(
         path=path,
         schema=schema,
@@ -398,9 +390,7 @@ def describe(data: SensorData) -> str:
     if data.timestamps is not None and data.rows:
         first, last = data.timestamps[0], data.timestamps[-1]
         seconds = (last - first) / np.timedelta64(1, "s")
-        out.append(
-            f"time: {pd.Timestamp(first)} to {pd.Timestamp(last)} ({_duration(seconds)}), column '{data.time_column}'"
-        )
+        out.append(f"time: {pd.Timestamp(first)} to {pd.Timestamp(last)} ({_duration(seconds)}), column '{data.time_column}'")
     else:
         out.append("time: no time column (rows taken in file order)")
     names = data.sensors if len(data.sensors) <= 10 else data.sensors[:5] + ["...", data.sensors[-1]]

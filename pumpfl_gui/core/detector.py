@@ -7,7 +7,7 @@ exactly what users run. The shape is scikit-learn's and PyOD's: :meth:`Detector.
 facility's own normal rows), :meth:`Detector.predict` (alarms); :func:`score_data` adds the
 events and figures the app and the benchmarks show.
 
-Calibration is one rule (``core/detection.py``): a facility's own scaler (unless the
+Calibration is one rule (``core/alarm_rules.py``): a facility's own scaler (unless the
 federation agreed one), its residuals' spread per sensor and its threshold, all from the
 windows of its training rows.
 """
@@ -21,8 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .dataset import SensorData
-from .detection import (
+from .alarm_rules import (
     DetectionSettings,
     flag_rows,
     residual_scale,
@@ -32,6 +31,7 @@ from .detection import (
     threshold_from_scores,
     window_scores,
 )
+from .dataset import SensorData
 from .metrics import failure_metrics, label_event_metrics, pointwise_metrics
 from .model import ConvAutoencoder, ModelSpec, build_model
 from .runtime import seed_everything
@@ -80,7 +80,7 @@ def prepare(data: SensorData, window: int, scaler: Scaler, train_stride: int = 1
     return PreparedData(scaled, view, clean, clean[::train_stride])
 
 
-SHORT_HISTORY = DetectionSettings()  # chosen on SKAB (core/detection.py)
+SHORT_HISTORY = DetectionSettings()  # chosen on SKAB (core/alarm_rules.py)
 SHORT_HISTORY_WINDOWS = 20  # fewer clean training windows than this many window lengths: a short history
 
 
@@ -179,7 +179,7 @@ class Detector:
         detection: DetectionSettings | None = None,
         state: TaskState | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
-    ) -> "Detector":
+    ) -> Detector:
         """Train one facility's detector on its own normal rows (labels never used); the
         detection rules follow its data unless given."""
         spec = spec or spec_for(data)
@@ -187,7 +187,9 @@ class Detector:
         check_trainable(data, spec.window, detection)
         scaler = fit_scaler(data, spec.window, detection)
         seed_everything(settings.seed)  # the initial weights, too, follow the seed
-        untrained = cls(spec, build_model(spec), scaler, list(data.sensors), None, detection, {"data_file": data.path.name})
+        untrained = cls(
+            spec, build_model(spec, settings.seed), scaler, list(data.sensors), None, detection, {"data_file": data.path.name}
+        )
         return untrained._trained(data, settings, "trained alone", state, on_epoch)
 
     def personalise(
@@ -196,7 +198,7 @@ class Detector:
         settings: TrainSettings = PERSONALISING,
         state: TaskState | None = None,
         on_epoch: Callable[[EpochResult], None] | None = None,
-    ) -> "Detector":
+    ) -> Detector:
         """A copy of this (federation's) model fine-tuned on ``data``'s own normal rows, then
         calibrated there: shared knowledge, local habits."""
         detection = detection_for(data, self.spec.window)
@@ -205,7 +207,7 @@ class Detector:
         mine = Detector(self.spec, copy.deepcopy(self.model), scaler, self.sensors, self.threshold, detection, dict(self.info))
         return mine._trained(data, settings, "personalised", state, on_epoch)
 
-    def _trained(self, data, settings, how, state, on_epoch) -> "Detector":
+    def _trained(self, data, settings, how, state, on_epoch) -> Detector:
         clean = clean_window_starts(data.train_mask(), self.spec.window)
         settings = replace(settings, stride=settings.stride_for(len(clean)), max_windows=None)
         prep = prepare(data, self.spec.window, self.scaler, settings.stride)
@@ -225,7 +227,7 @@ class Detector:
 
     # -- calibration: the one rule ------------------------------------------------------------
 
-    def calibrate(self, data: SensorData, state: TaskState | None = None) -> "Detector":
+    def calibrate(self, data: SensorData, state: TaskState | None = None) -> Detector:
         """Scaler (unless the model carries one the federation agreed), residual spread and
         threshold from ``data``'s own normal rows. Returns a calibrated copy. A model never
         calibrated before (a federation's global model) takes the rules ``data`` calls for."""
@@ -243,7 +245,7 @@ class Detector:
         quantiles for a shared threshold)."""
         return self._rules_for(data)._calibration(data, state)[2]
 
-    def _rules_for(self, data: SensorData) -> "Detector":
+    def _rules_for(self, data: SensorData) -> Detector:
         """A global model takes the rules ``data`` calls for; a facility's keeps its own."""
         if self.info.get("model") == "global":
             return replace(self, detection=detection_for(data, self.spec.window))

@@ -59,8 +59,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .alarm_rules import DetectionSettings, runs
 from .column_roles import BROKEN, NORMAL
-from .detection import DetectionSettings, runs
 
 NS_PER_S = 1_000_000_000
 
@@ -246,9 +246,9 @@ def detection_delays(files: Sequence[tuple]) -> dict:
     events, delays = 0, []
     for labels, flags, times in files:
         f = np.asarray(flags).astype(bool)
-        seconds = None if times is None else (
-            (np.asarray(times) - np.asarray(times)[0]) / np.timedelta64(1, "s")
-        ).astype(np.float64)
+        seconds = (
+            None if times is None else ((np.asarray(times) - np.asarray(times)[0]) / np.timedelta64(1, "s")).astype(np.float64)
+        )
         for start, end in runs(np.asarray(labels).astype(bool)):
             events += 1
             hits = np.flatnonzero(f[start:end])
@@ -270,6 +270,7 @@ def _roc_auc(labels, scores) -> float:
     from sklearn.metrics import roc_auc_score  # imported here: scikit-learn takes seconds to load
 
     return float(roc_auc_score(labels, scores))
+
 
 def pointwise_metrics(labels: np.ndarray, flags: np.ndarray, scores: np.ndarray) -> dict:
     """Precision, recall, F1, FAR, MAR (SKAB's definitions) and ROC-AUC over scored rows."""

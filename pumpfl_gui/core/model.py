@@ -12,6 +12,7 @@ readings, at least 32; a wider network for few sensors. Both were chosen by meas
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -45,7 +46,7 @@ class ModelSpec:
             raise ValueError(f"unknown architecture {self.architecture!r}")
 
     @classmethod
-    def for_data(cls, sensors: int, interval_s: float | None) -> "ModelSpec":
+    def for_data(cls, sensors: int, interval_s: float | None) -> ModelSpec:
         """The shape for data with ``sensors`` columns read every ``interval_s`` seconds.
 
         The window covers about a minute (SKAB, read each second: 60 rows), never fewer than 32
@@ -65,7 +66,7 @@ class ModelSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelSpec":
+    def from_dict(cls, d: dict) -> ModelSpec:
         return cls(
             sensors=int(d["sensors"]),
             window=int(d["window"]),
@@ -99,8 +100,21 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def build_model(spec: ModelSpec) -> ConvAutoencoder:
-    return ConvAutoencoder(spec)
+# Initial weights come from torch's global random stream, which every thread shares: a server
+# and facilities in one process (the demo, the benchmarks, the tests) build models at the same
+# moments, so without this lock a seeded model's weights would depend on thread timing.
+_INIT_LOCK = threading.Lock()
+
+
+def build_model(spec: ModelSpec, seed: int | None = None) -> ConvAutoencoder:
+    """A new network; with ``seed``, the same initial weights every time (those that
+    ``torch.manual_seed(seed)`` then building it gives), whatever other threads do meanwhile."""
+    with _INIT_LOCK:
+        if seed is None:
+            return ConvAutoencoder(spec)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return ConvAutoencoder(spec)
 
 
 def get_parameters(model: nn.Module) -> list[np.ndarray]:

@@ -1,15 +1,15 @@
 """Model folders: weights plus JSON metadata, loaded without running any code (core layer).
 
 A model folder holds ``model.json`` (architecture, sensors, window, scaler, residual spread,
-threshold, detection rules, provenance) and ``weights.npz`` (one array per network tensor). Arrays are
-read with ``allow_pickle=False`` and the JSON with the standard parser, so a hostile model
-folder can at worst be refused — never execute anything (unlike ``torch.load`` of a pickle).
+threshold, detection rules, provenance) and ``weights.npz`` (one array per network tensor).
+Arrays are read with ``allow_pickle=False`` and the JSON with the standard parser, so a hostile
+model folder can at worst be refused — never execute anything (unlike ``torch.load`` of a pickle).
 """
 
 from __future__ import annotations
 
-import json
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .detection import DetectionSettings
+from .alarm_rules import DetectionSettings
 from .detector import Detector
 from .errors import ModelError
 from .files import write_atomic
@@ -25,7 +25,7 @@ from .model import ModelSpec, build_model
 from .windows import Scaler
 
 FORMAT = "pumpfl-model"
-FORMAT_VERSION = 2  # 2: scores from per-sensor residuals (core/detection.py); 1 is not comparable
+FORMAT_VERSION = 2  # 2: scores from per-sensor residuals (core/alarm_rules.py); 1 is not comparable
 META_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
 

@@ -16,6 +16,7 @@ import pandas as pd
 from pumpfl_gui.core.dataset import BROKEN, PUMP_STATUS_COLUMN, RECOVERING
 from pumpfl_gui.core.errors import DataError
 from pumpfl_gui.core.files import write_atomic
+from pumpfl_gui.core.paths import client_csv_name
 from pumpfl_gui.core.simulator import (
     CLIENT_ROWS,
     STATUSES,
@@ -32,8 +33,7 @@ SPLIT_RULE_DEFAULT = (
     "the simulated default data ({}), so 220,320 rows give exactly those sizes"
 ).format(" : ".join(f"{n:,}" for n in CLIENT_ROWS))
 SPLIT_RULE_EQUAL = (
-    "rows sorted by timestamp and cut into {} contiguous time blocks of equal size "
-    "(sizes differ by at most one row)"
+    "rows sorted by timestamp and cut into {} contiguous time blocks of equal size (sizes differ by at most one row)"
 )
 
 
@@ -66,7 +66,7 @@ def partition_public_csv(src: Path, out_dir: Path, clients: int = 5) -> dict:
     start = 0
     for client_id, end in enumerate(ends):
         block = table.iloc[start:end]
-        name = f"client_{client_id}.csv"
+        name = client_csv_name(client_id)
         text = block.to_csv(index=False, lineterminator="\n", date_format=TIMESTAMP_FORMAT)
         write_atomic(out_dir / name, text.encode("utf-8"))
         records.append(_describe_block(client_id, name, block))
@@ -74,9 +74,7 @@ def partition_public_csv(src: Path, out_dir: Path, clients: int = 5) -> dict:
     metadata = {
         "source": src.name,
         "source_rows": rows,
-        "split_rule": (
-            SPLIT_RULE_DEFAULT if clients == len(CLIENT_ROWS) else SPLIT_RULE_EQUAL.format(clients)
-        ),
+        "split_rule": (SPLIT_RULE_DEFAULT if clients == len(CLIENT_ROWS) else SPLIT_RULE_EQUAL.format(clients)),
         "columns": list(table.columns),
         "clients": records,
         "totals": {
@@ -108,14 +106,11 @@ def _read_public_csv(src: Path) -> pd.DataFrame:
     missing = [c for c in ("timestamp", PUMP_STATUS_COLUMN) if c not in table.columns]
     if missing or not sensors:
         raise DataError(
-            f"{src.name} is not in the pump schema: it needs timestamp, sensor_00 … sensor_51 and "
-            f"machine_status columns."
+            f"{src.name} is not in the pump schema: it needs timestamp, sensor_00 … sensor_51 and machine_status columns."
         )
     not_numeric = [c for c in sensors if not pd.api.types.is_numeric_dtype(table[c])]
     if not_numeric:
-        raise DataError(
-            f"{src.name} has text where numbers belong in sensor column(s) {', '.join(not_numeric)}."
-        )
+        raise DataError(f"{src.name} has text where numbers belong in sensor column(s) {', '.join(not_numeric)}.")
 
     stamps = pd.to_datetime(table["timestamp"], errors="coerce")
     if stamps.isna().any():
@@ -145,11 +140,13 @@ def _describe_block(client_id: int, name: str, block: pd.DataFrame) -> dict:
     up_again = np.flatnonzero(~down)
     failures = []
     for i in starts:
-        later = up_again[np.searchsorted(up_again, i):]
-        failures.append({
-            "broken_at": stamps.iloc[i].strftime(TIMESTAMP_FORMAT),
-            "recovered_at": stamps.iloc[later[0]].strftime(TIMESTAMP_FORMAT) if later.size else None,
-        })
+        later = up_again[np.searchsorted(up_again, i) :]
+        failures.append(
+            {
+                "broken_at": stamps.iloc[i].strftime(TIMESTAMP_FORMAT),
+                "recovered_at": stamps.iloc[later[0]].strftime(TIMESTAMP_FORMAT) if later.size else None,
+            }
+        )
     counts = dict.fromkeys(STATUSES, 0)
     counts.update({str(k): int(v) for k, v in block[PUMP_STATUS_COLUMN].value_counts().items()})
     return {

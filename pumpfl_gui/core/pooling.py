@@ -1,4 +1,5 @@
-"""Statistics facilities can agree on without showing a reading: aggregates and their pooling (core).
+"""Statistics facilities can agree on without showing a reading: aggregates and their
+pooling (core).
 
 *Shared scaling.* Each facility summarises its training rows per sensor — how many, their mean
 and variance, and the same for the row-to-row steps (within each file) — and the coordinator
@@ -68,8 +69,15 @@ def scaling_stats(files: Sequence[np.ndarray]) -> dict:
     within = sum(len(f) * f.var(axis=0) for f in used) / n
     steps = [np.diff(f, axis=0) for f in used if len(f) > 1]
     m, step_mean, step_var = _moments(steps) if steps else (0, np.zeros_like(mean), np.zeros_like(mean))
-    return {"rows": n, "mean": mean.tolist(), "var": var.tolist(), "within_var": within.tolist(),
-            "steps": m, "step_mean": step_mean.tolist(), "step_var": step_var.tolist()}
+    return {
+        "rows": n,
+        "mean": mean.tolist(),
+        "var": var.tolist(),
+        "within_var": within.tolist(),
+        "steps": m,
+        "step_mean": step_mean.tolist(),
+        "step_var": step_var.tolist(),
+    }
 
 
 def check_stats(stats: dict, sensors: int, max_rows: int | None = None) -> None:

@@ -14,7 +14,9 @@ import re
 
 HIDDEN = "[join code hidden]"
 # XXXX-XXXX-XXXX in Crockford base32 (fl/security.py), and an invite's code= parameter.
-_CODE = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", )
+_CODE = re.compile(
+    r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b",
+)
 _INVITE_CODE = re.compile(r"(code=)[^&\s'\"]+", re.IGNORECASE)
 
 

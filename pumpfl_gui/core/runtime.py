@@ -81,4 +81,3 @@ def serialise_ast_parsing() -> None:
 
     serialised_parse.pumpfl_serialised = True
     ast.parse = serialised_parse
-

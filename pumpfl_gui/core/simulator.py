@@ -1,4 +1,5 @@
-"""Deterministic pump-plant simulator that writes the embedded default data (core layer; numpy only).
+"""Deterministic pump-plant simulator that writes the embedded default data (core layer;
+numpy only).
 
 It models five facilities running the same kind of pump for weeks, logged once a minute in the
 public "pump_sensor_data" schema (``timestamp``, ``sensor_00`` … ``sensor_51``,
@@ -26,7 +27,7 @@ import numpy as np
 
 from pumpfl_gui.core.dataset import BROKEN, NORMAL, PUMP_STATUS_COLUMN, RECOVERING
 from pumpfl_gui.core.files import write_atomic
-from pumpfl_gui.core.paths import default_data_dir
+from pumpfl_gui.core.paths import client_csv_name, default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -163,19 +164,21 @@ def generate(
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(CLIENT_ROWS))]
     for client_id, (rows, facility, rng) in enumerate(zip(CLIENT_ROWS, FACILITIES, rngs, strict=True)):
         scaled, status, failures = _simulate_facility(rng, rows, facility)
-        name = f"client_{client_id}.csv"
+        name = client_csv_name(client_id)
         write_atomic(out_dir / name, _csv_bytes(scaled, status))
         stamps = _timestamps(np.array([0, rows - 1]))
-        clients.append({
-            "client": client_id,
-            "file": name,
-            "rows": rows,
-            "first_timestamp": stamps[0],
-            "last_timestamp": stamps[1],
-            "failure_mode": facility.failure_mode,
-            "failures": failures,
-            "status_counts": {s: int(np.count_nonzero(status == s)) for s in STATUSES},
-        })
+        clients.append(
+            {
+                "client": client_id,
+                "file": name,
+                "rows": rows,
+                "first_timestamp": stamps[0],
+                "last_timestamp": stamps[1],
+                "failure_mode": facility.failure_mode,
+                "failures": failures,
+                "status_counts": {s: int(np.count_nonzero(status == s)) for s in STATUSES},
+            }
+        )
         if progress is not None:
             progress(f"wrote {name} ({rows:,} rows)", (client_id + 1) / len(CLIENT_ROWS))
     metadata = {
@@ -203,13 +206,14 @@ def ensure_default_data(
 ) -> Path:
     """Make the default data if any of the five CSVs is missing; return the folder.
 
-    data_dir defaults to :func:`pumpfl_gui.core.paths.default_data_dir`. Data left by an older generator version (per its metadata.json) is made again too, so a
-    change to the simulator reaches existing checkouts.
+    data_dir defaults to :func:`pumpfl_gui.core.paths.default_data_dir`. Data left by an older
+    generator version (per its metadata.json) is made again too, so a change to the simulator
+    reaches existing checkouts.
     """
     data_dir = default_data_dir() if data_dir is None else Path(data_dir)
     # Several facilities of one app ("Try it on this computer") may ask at once: make it once.
     with _ENSURE_LOCK:
-        missing = [i for i in range(len(CLIENT_ROWS)) if not (data_dir / f"client_{i}.csv").is_file()]
+        missing = [i for i in range(len(CLIENT_ROWS)) if not (data_dir / client_csv_name(i)).is_file()]
         if missing or _stale_version(data_dir / "metadata.json"):
             generate(data_dir, progress=progress)
     return data_dir
@@ -232,7 +236,8 @@ def _stale_version(metadata_path: Path) -> bool:
 
 
 def _simulate_facility(rng: np.random.Generator, rows: int, fac: _Facility):
-    """Return (values scaled to integers per DECIMALS, NaN for gaps), statuses and failure records."""
+    """Return (values scaled to integers per DECIMALS, NaN for gaps), statuses and
+    failure records."""
     minutes = np.arange(rows)
     load = _load_profile(rng, rows, fac)
     ambient = _ambient(rng, minutes)
@@ -255,13 +260,17 @@ def _simulate_facility(rng: np.random.Generator, rows: int, fac: _Facility):
             # Half jitter, half slow wander of the transmitter itself.
             jitter, wander = rng.standard_normal(rows), _unit_noise(rng, rows, 120)
             own = fac.noise * group.own_noise * (0.7 * jitter + 0.7 * wander)
-            values[:, j] = level[j] * (
-                1.0
-                + response * (lagged_load - 1.0)
-                + group.ambient * rng.uniform(0.8, 1.2) * ambient
-                + fac.noise * group.shared_noise * rng.uniform(0.7, 1.3) * shared
-                + own
-            ) + offset[j]
+            values[:, j] = (
+                level[j]
+                * (
+                    1.0
+                    + response * (lagged_load - 1.0)
+                    + group.ambient * rng.uniform(0.8, 1.2) * ambient
+                    + fac.noise * group.shared_noise * rng.uniform(0.7, 1.3) * shared
+                    + own
+                )
+                + offset[j]
+            )
 
     status = np.full(rows, NORMAL, dtype=object)
     records = []
@@ -269,13 +278,15 @@ def _simulate_facility(rng: np.random.Generator, rows: int, fac: _Facility):
         _degrade(rng, values, level, f)
         status[f["broken"]] = BROKEN
         status[f["broken"] + 1 : f["recovered"]] = RECOVERING
-        records.append({
-            "degradation_start": _timestamps(f["start"]),
-            "broken_at": _timestamps(f["broken"]),
-            "recovered_at": _timestamps(f["recovered"]),
-            "mode": fac.failure_mode,
-            "sensors": [SENSORS[j] for j in f["sensors"]],
-        })
+        records.append(
+            {
+                "degradation_start": _timestamps(f["start"]),
+                "broken_at": _timestamps(f["broken"]),
+                "recovered_at": _timestamps(f["recovered"]),
+                "mode": fac.failure_mode,
+                "sensors": [SENSORS[j] for j in f["sensors"]],
+            }
+        )
 
     # A stopped pump drops each group towards its resting level; temperatures lag behind.
     for group in GROUPS.values():
@@ -285,7 +296,7 @@ def _simulate_facility(rng: np.random.Generator, rows: int, fac: _Facility):
         values[:, idx] = rest + (values[:, idx] - rest) * run[:, None]
         values[:, idx] += (1.0 - run[:, None]) * rest * 0.01 * rng.standard_normal((rows, len(idx)))
 
-    scaled = np.rint(np.maximum(values, 0.0) * 10.0 ** DECIMALS)
+    scaled = np.rint(np.maximum(values, 0.0) * 10.0**DECIMALS)
     _add_stuck_stretches(rng, scaled, fac, failures)
     _add_gaps(rng, scaled, fac)
     scaled[1] = scaled[0]  # the public log's second row repeats its first exactly
@@ -334,14 +345,16 @@ def _place_failures(rng, rows, fac: _Facility) -> list[dict]:
             picked = sorted(rng.choice(pool, size=count, replace=False).tolist())
             sensors += picked
             directions += [direction] * count
-        failures.append({
-            "start": start,
-            "broken": broken,
-            "recovered": broken + 1 + int(recovery),  # first NORMAL minute again
-            "off_fraction": rng.uniform(0.35, 0.65),
-            "sensors": sensors,
-            "directions": directions,
-        })
+        failures.append(
+            {
+                "start": start,
+                "broken": broken,
+                "recovered": broken + 1 + int(recovery),  # first NORMAL minute again
+                "off_fraction": rng.uniform(0.35, 0.65),
+                "sensors": sensors,
+                "directions": directions,
+            }
+        )
     return failures
 
 
@@ -439,7 +452,8 @@ def _timestamps(minutes) -> list[str] | str:
 
 
 def _number_table(decimals: int, largest: int) -> np.ndarray:
-    """Text for every integer 0..largest read as value * 10**-decimals, plus '' at the end for gaps."""
+    """Text for every integer 0..largest read as value * 10**-decimals, plus '' at the end
+    for gaps."""
     if decimals == 0:
         texts = [str(k) for k in range(largest + 1)]
     else:
@@ -459,7 +473,7 @@ def _csv_bytes(scaled: np.ndarray, status: np.ndarray) -> bytes:
     columns: list[Sequence[str]] = [_timestamps(np.arange(scaled.shape[0]))]
     tables: dict[int, np.ndarray] = {}
     for d in np.unique(DECIMALS):
-        largest = int(as_int[:, DECIMALS == d].max(initial=0))
+        largest = int(as_int[:, d == DECIMALS].max(initial=0))
         tables[int(d)] = _number_table(int(d), largest)
     for j in range(scaled.shape[1]):
         table = tables[int(DECIMALS[j])]

@@ -73,7 +73,7 @@ def skab_frame(
 ) -> pd.DataFrame:
     """One SKAB-layout table; ``anomaly_start=None`` makes an unlabelled anomaly-free run."""
     labelled = anomaly_start is not None
-    if labelled and not (0 < anomaly_start and anomaly_start + anomaly_rows <= rows and anomaly_rows > 0):
+    if labelled and not (anomaly_start > 0 and anomaly_start + anomaly_rows <= rows and anomaly_rows > 0):
         raise ValueError(f"anomaly rows {anomaly_start}..{anomaly_start + anomaly_rows} do not fit in {rows} rows")
     rng = np.random.default_rng(seed)
     rig = VALVE_RIG if labelled else ANOMALY_FREE_RIG
@@ -109,9 +109,7 @@ def _write(path: str | Path, frame: pd.DataFrame) -> Path:
     return write_atomic(path, frame.to_csv(sep=";", index=False, lineterminator="\n").encode())
 
 
-def write_skab_csv(
-    path: str | Path, rows: int = 1100, anomaly_start: int = 600, anomaly_rows: int = 300, seed: int = 0
-) -> Path:
+def write_skab_csv(path: str | Path, rows: int = 1100, anomaly_start: int = 600, anomaly_rows: int = 300, seed: int = 0) -> Path:
     """One labelled valve-closing experiment at ``path``."""
     return _write(path, skab_frame(rows, anomaly_start, anomaly_rows, seed))
 
@@ -130,7 +128,8 @@ def write_skab_folder(
     anomaly_free_rows: int = 2000,
     seed: int = 0,
 ) -> Path:
-    """SKAB's layout: ``folder/<group>/<i>.csv`` labelled files, ``folder/anomaly-free/anomaly-free.csv``."""
+    """SKAB's layout: ``folder/<group>/<i>.csv`` labelled
+    files, ``folder/anomaly-free/anomaly-free.csv``."""
     folder = Path(folder)
     for g, (group, count) in enumerate(facilities.items()):
         for i in range(count):

@@ -31,10 +31,6 @@ class TaskState:
         """Ask the work to stop at its next check (callable from any thread)."""
         self._stop.set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self._stop.is_set()
-
     def check(self) -> None:
         if self._stop.is_set():
             raise Cancelled()

@@ -29,7 +29,7 @@ class Scaler:
     span: int = 32
 
     @classmethod
-    def fit(cls, values: np.ndarray, wander_below: float | None = None, span: int = 32) -> "Scaler":
+    def fit(cls, values: np.ndarray, wander_below: float | None = None, span: int = 32) -> Scaler:
         """Fit on ``values``; with ``wander_below``, sensors whose :func:`step_ratio` is below it
         become relative."""
         if len(values) == 0:
@@ -57,7 +57,7 @@ class Scaler:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Scaler":
+    def from_dict(cls, d: dict) -> Scaler:
         mean = np.asarray(d["mean"], dtype=np.float64)
         scale = np.asarray(d["scale"], dtype=np.float64)
         relative = np.asarray(d["relative"], dtype=bool) if d.get("relative") is not None else None

@@ -1,4 +1,5 @@
-"""Flower runners, strategies and security (no Qt). Imports core only."""
+"""The federation: PumpFL's protocol, its runners and its security (no Qt). Imports core only;
+Flower is met in `flower/` alone."""
 
 from ..core.runtime import serialise_ast_parsing
 

@@ -78,7 +78,7 @@ def _strip_scheme(raw: str) -> str:
     lowered = raw.lower()
     for scheme in _SCHEMES:
         if lowered.startswith(scheme):
-            rest = raw[len(scheme):]
+            rest = raw[len(scheme) :]
             break
     else:
         if "://" in raw:
@@ -92,13 +92,10 @@ def _strip_scheme(raw: str) -> str:
         rest = rest[:-1]
     if "/" in rest or "?" in rest or "#" in rest:
         raise AddressError(
-            f"server address '{raw}' has something after the host and port; "
-            f"type just the host and port, e.g. {EXAMPLE}"
+            f"server address '{raw}' has something after the host and port; type just the host and port, e.g. {EXAMPLE}"
         )
     if "@" in rest:
-        raise AddressError(
-            f"server address '{raw}' contains '@'; type just the server's host and port, e.g. {EXAMPLE}"
-        )
+        raise AddressError(f"server address '{raw}' contains '@'; type just the server's host and port, e.g. {EXAMPLE}")
     return rest
 
 
@@ -111,7 +108,7 @@ def _split_host_port(raw: str, rest: str) -> tuple[str, str | None]:
                 f"server address '{raw}' has unbalanced brackets; "
                 "write an IPv6 address as [address]:port, e.g. [fd7a:115c::1]:8080"
             )
-        host, after = rest[1:close], rest[close + 1:]
+        host, after = rest[1:close], rest[close + 1 :]
         if not host:
             raise AddressError(f"server address '{raw}' has nothing between the brackets; type e.g. [::1]:8080")
         _check_ipv6(raw, host)
@@ -125,8 +122,7 @@ def _split_host_port(raw: str, rest: str) -> tuple[str, str | None]:
         return host, after[1:]
     if "[" in rest or "]" in rest:
         raise AddressError(
-            f"server address '{raw}' has unbalanced brackets; "
-            "write an IPv6 address as [address]:port, e.g. [fd7a:115c::1]:8080"
+            f"server address '{raw}' has unbalanced brackets; write an IPv6 address as [address]:port, e.g. [fd7a:115c::1]:8080"
         )
     colons = rest.count(":")
     if colons == 0:
@@ -150,14 +146,10 @@ def _parse_port(raw: str, text: str) -> int:
     if not text:
         raise AddressError(f"server address '{raw}' ends with ':' but no port; type the port after it, e.g. {EXAMPLE}")
     if not text.isascii() or not text.isdigit():
-        raise AddressError(
-            f"port '{text}' in '{raw}' is not a number; type a port between 1 and 65535, e.g. {EXAMPLE}"
-        )
+        raise AddressError(f"port '{text}' in '{raw}' is not a number; type a port between 1 and 65535, e.g. {EXAMPLE}")
     port = int(text)
     if not 1 <= port <= 65535:
-        raise AddressError(
-            f"port {port} in '{raw}' is out of range; type a port between 1 and 65535, e.g. {EXAMPLE}"
-        )
+        raise AddressError(f"port {port} in '{raw}' is out of range; type a port between 1 and 65535, e.g. {EXAMPLE}")
     return port
 
 
@@ -177,8 +169,7 @@ def _check_ipv6(raw: str, host: str) -> None:
         )
     if not _is_ipv6(host):
         raise AddressError(
-            f"'{host}' in '{raw}' is not a valid IPv6 address; check it, or use the server's IPv4 address "
-            f"or name, e.g. {EXAMPLE}"
+            f"'{host}' in '{raw}' is not a valid IPv6 address; check it, or use the server's IPv4 address or name, e.g. {EXAMPLE}"
         )
 
 
@@ -200,27 +191,19 @@ def _check_host(raw: str, host: str) -> str:
             return str(ipaddress.IPv4Address(name))
         except ValueError:
             raise AddressError(
-                f"'{host}' is not a valid IPv4 address; type four numbers from 0 to 255 "
-                f"separated by dots, e.g. {EXAMPLE}"
+                f"'{host}' is not a valid IPv4 address; type four numbers from 0 to 255 separated by dots, e.g. {EXAMPLE}"
             ) from None
     if len(name) > _MAX_HOSTNAME:
-        raise AddressError(
-            f"server name '{host[:40]}...' is longer than {_MAX_HOSTNAME} characters; check what was pasted"
-        )
+        raise AddressError(f"server name '{host[:40]}...' is longer than {_MAX_HOSTNAME} characters; check what was pasted")
     for label in labels:
         if not label:
             raise AddressError(
-                f"server name '{host}' has an empty part (two dots in a row or a dot at the start); "
-                "check the spelling"
+                f"server name '{host}' has an empty part (two dots in a row or a dot at the start); check the spelling"
             )
         if len(label) > 63:
-            raise AddressError(
-                f"server name '{host}' has a part longer than 63 characters; check what was pasted"
-            )
+            raise AddressError(f"server name '{host}' has a part longer than 63 characters; check what was pasted")
         if not _LABEL.match(label):
-            raise AddressError(
-                f"server name '{host}' has a part that starts or ends with a hyphen; check the spelling"
-            )
+            raise AddressError(f"server name '{host}' has a part that starts or ends with a hyphen; check the spelling")
     return name.lower()
 
 
@@ -263,13 +246,10 @@ def check_port_free(port: int, host: str = "0.0.0.0") -> None:
         return
     if code in (errno.EACCES, errno.EPERM):
         raise PortInUseError(
-            f"port {port} is reserved for administrators on this computer; "
-            "choose a port from 1024 up, e.g. --port 8080"
+            f"port {port} is reserved for administrators on this computer; choose a port from 1024 up, e.g. --port 8080"
         )
     if code == errno.EADDRNOTAVAIL:
-        raise AddressError(
-            f"this computer has no network address {host}; use --host 0.0.0.0 to listen on all of its networks"
-        )
+        raise AddressError(f"this computer has no network address {host}; use --host 0.0.0.0 to listen on all of its networks")
     suggestion = find_free_port(port + 1, host) if port < 65535 else None
     hint = f"choose another port, e.g. --port {suggestion}" if suggestion else "choose another port"
     raise PortInUseError(f"port {port} is already in use by another program; stop that program or {hint}")

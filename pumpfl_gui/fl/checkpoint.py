@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.detection import DetectionSettings
+from ..core.alarm_rules import DetectionSettings
 from ..core.detector import AGREED, Detector
 from ..core.errors import ModelError, UserError
 from ..core.files import private_dir, write_private
@@ -59,7 +59,9 @@ def round_name(rnd: int) -> str:
 def _check_finite(params: list[np.ndarray], scaler: Scaler | None, threshold: float | None) -> None:
     if not all(np.all(np.isfinite(a)) for a in params):
         raise ModelError("the global model holds non-finite values (NaN or infinity); the round is not saved")
-    if scaler is not None and not (np.all(np.isfinite(scaler.mean)) and np.all(np.isfinite(scaler.scale)) and np.all(scaler.scale > 0)):
+    if scaler is not None and not (
+        np.all(np.isfinite(scaler.mean)) and np.all(np.isfinite(scaler.scale)) and np.all(scaler.scale > 0)
+    ):
         raise ModelError("the shared scaler holds non-finite values; the round is not saved")
     if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
         raise ModelError(f"the agreed threshold ({threshold}) is not a positive number; the round is not saved")
@@ -82,7 +84,7 @@ def _write_json(path: Path, value) -> None:
 
 def _private_tree(folder: Path) -> None:
     """Files 0600, folders 0700, below and including ``folder``."""
-    for root, dirs, files in os.walk(folder):
+    for root, _dirs, files in os.walk(folder):
         os.chmod(root, 0o700)
         for name in files:
             os.chmod(Path(root) / name, 0o600)
@@ -215,10 +217,17 @@ def _check_settings(folder: Path, rnd: int, saved: dict, settings, spec: ModelSp
     now = settings.to_dict()
     for key in MUST_MATCH:
         if saved.get(key) != now.get(key):
-            raise _refuse(folder, f"it was saved with {key} {saved.get(key)!r}; this run asks for {now.get(key)!r} (start a new run instead)")
+            raise _refuse(
+                folder,
+                f"it was saved with {key} {saved.get(key)!r}; this run asks for {now.get(key)!r} (start a new run instead)",
+            )
     if (saved.get("dp_noise_multiplier") is None) != (settings.dp_noise_multiplier is None):
-        raise _refuse(folder, "it was saved with differential privacy " + ("off" if saved.get("dp_noise_multiplier") is None else "on")
-                      + "; a resumed run keeps that choice (its epsilon counts every round)")
+        raise _refuse(
+            folder,
+            "it was saved with differential privacy "
+            + ("off" if saved.get("dp_noise_multiplier") is None else "on")
+            + "; a resumed run keeps that choice (its epsilon counts every round)",
+        )
     if settings.rounds <= rnd:
         raise _refuse(folder, f"it has already done {rnd} rounds; ask for more than {rnd} to continue")
 

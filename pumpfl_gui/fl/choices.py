@@ -1,7 +1,8 @@
-"""The coordinator's choices beyond FedAvg, in words, and the rules they must keep (fl; no Flower, no Qt).
+"""The coordinator's choices beyond FedAvg, in words, and the rules they must keep (fl; no Flower,
+no Qt).
 
 The CLI's help, the Server page and the benchmarks all show these lines, so each choice is
-explained once, where it is made. ``fl/strategies.py`` turns a choice into Flower's strategy.
+explained once, where it is made. ``fl/flower/strategies.py`` turns a choice into Flower's strategy.
 """
 
 from __future__ import annotations
@@ -22,13 +23,34 @@ STRATEGIES = {
     s.name: s
     for s in (
         StrategyChoice("fedavg", "FedAvg", "averages the facilities' models, each weighted by how many windows it trained on"),
-        StrategyChoice("fedprox", "FedProx", "FedAvg, with a pull (mu) keeping each facility's training near the shared model, for facilities that differ",
-                 "proximal_mu", "proximal term mu"),
-        StrategyChoice("fedadam", "FedAdam", "the server moves the shared model with Adam along the facilities' average change",
-                 "server_lr", "server learning rate"),
-        StrategyChoice("median", "Median", "each weight is the median of the facilities' values: one misbehaving facility cannot drag the model (3 or more facilities)"),
-        StrategyChoice("trimmed", "Trimmed mean", "each weight drops its highest and lowest values (at least one each side) and averages the rest (3 or more facilities)",
-                 "trim_fraction", "trimmed fraction each side"),
+        StrategyChoice(
+            "fedprox",
+            "FedProx",
+            "FedAvg, with a pull (mu) keeping each facility's training near the shared model, for facilities that differ",
+            "proximal_mu",
+            "proximal term mu",
+        ),
+        StrategyChoice(
+            "fedadam",
+            "FedAdam",
+            "the server moves the shared model with Adam along the facilities' average change",
+            "server_lr",
+            "server learning rate",
+        ),
+        StrategyChoice(
+            "median",
+            "Median",
+            "each weight is the median of the facilities' values: one misbehaving facility cannot drag the model "
+            "(3 or more facilities)",
+        ),
+        StrategyChoice(
+            "trimmed",
+            "Trimmed mean",
+            "each weight drops its highest and lowest values (at least one each side) and averages the rest "
+            "(3 or more facilities)",
+            "trim_fraction",
+            "trimmed fraction each side",
+        ),
     )
 }
 ROBUST = frozenset({"median", "trimmed"})
@@ -37,10 +59,14 @@ ROBUST = frozenset({"median", "trimmed"})
 # Adam's rescaling, so the stated epsilon would not hold for them.
 DP_STRATEGIES = frozenset({"fedavg", "fedprox"})
 
-DP_LINE = ("each facility's change is clipped to the clipping norm and the server adds Gaussian noise "
-           "(noise multiplier x clipping norm / facilities) to the average; epsilon bounds what the model reveals about any one facility")
-SHARED_SCALING_LINE = ("facilities scale their readings with statistics pooled from per-facility counts, means and variances, "
-                       "and share one anomaly threshold pooled from their error quantiles; no reading leaves a facility")
+DP_LINE = (
+    "each facility's change is clipped to the clipping norm and the server adds Gaussian noise "
+    "(noise multiplier x clipping norm / facilities) to the average; epsilon bounds what the model reveals about any one facility"
+)
+SHARED_SCALING_LINE = (
+    "facilities scale their readings with statistics pooled from per-facility counts, means and variances, "
+    "and share one anomaly threshold pooled from their error quantiles; no reading leaves a facility"
+)
 
 
 def check_choice(s) -> None:
@@ -52,12 +78,16 @@ def check_choice(s) -> None:
     if not (0 <= s.trim_fraction < 0.5):
         raise ValueError("the trimmed fraction must be at least 0 and below 0.5")
     if s.strategy in ROBUST and s.min_clients < 3:
-        raise ValueError(f"{STRATEGIES[s.strategy].title} needs at least 3 facilities: with 2 it is their plain average "
-                         "and cannot tell which one misbehaves (raise the minimum of facilities)")
+        raise ValueError(
+            f"{STRATEGIES[s.strategy].title} needs at least 3 facilities: with 2 it is their plain average "
+            "and cannot tell which one misbehaves (raise the minimum of facilities)"
+        )
     if s.dp_noise_multiplier is not None:
         if s.strategy not in DP_STRATEGIES:
-            raise ValueError(f"differential privacy works with FedAvg or FedProx: its noise is sized for an average, "
-                             f"and with {STRATEGIES[s.strategy].title} the stated epsilon would not hold")
+            raise ValueError(
+                f"differential privacy works with FedAvg or FedProx: its noise is sized for an average, "
+                f"and with {STRATEGIES[s.strategy].title} the stated epsilon would not hold"
+            )
         if not (s.dp_noise_multiplier > 0):
             raise ValueError("the noise multiplier must be positive")
         if not (s.dp_clipping_norm > 0):
@@ -103,14 +133,21 @@ def describe(s) -> str:
     own = f" ({strategy.setting_label} {getattr(s, strategy.setting):g})" if strategy.setting else ""
     parts = [f"strategy {strategy.title}{own}: {strategy.line}"]
     if s.dp_noise_multiplier is not None:
-        parts.append(f"differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, clipping norm {s.dp_clipping_norm:g}, delta {s.dp_delta:g}")
+        parts.append(
+            f"differential privacy on: noise multiplier {s.dp_noise_multiplier:g}, "
+            f"clipping norm {s.dp_clipping_norm:g}, delta {s.dp_delta:g}"
+        )
     if s.shared_scaling:
         parts.append("scaling and threshold agreed across facilities")
     return "; ".join(parts)
 
 
 # --insecure, in the same words on the command line and in the app.
-INSECURE_SERVER_LINE = ("no encryption and no join code: anyone who can reach this port can join the federation, "
-                        "send it updates and read the model. Use it only on a network you trust")
-INSECURE_CLIENT_LINE = ("nothing is encrypted and the server is not checked: anyone on the network in between "
-                        "can read the model and this facility's updates, or pose as the server. Use it only on a network you trust")
+INSECURE_SERVER_LINE = (
+    "no encryption and no join code: anyone who can reach this port can join the federation, "
+    "send it updates and read the model. Use it only on a network you trust"
+)
+INSECURE_CLIENT_LINE = (
+    "nothing is encrypted and the server is not checked: anyone on the network in between "
+    "can read the model and this facility's updates, or pose as the server. Use it only on a network you trust"
+)

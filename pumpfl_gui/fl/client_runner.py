@@ -19,38 +19,27 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
-from flwr.common import (
-    Code,
-    EvaluateRes,
-    FitRes,
-    GetParametersRes,
-    GetPropertiesRes,
-    Status,
-    ndarrays_to_parameters,
-    parameters_to_ndarrays,
-    serde,
-)
-from flwr.proto.transport_pb2 import ClientMessage
 
 from ..core.dataset import SensorData, check_not_reserved, load_sensor_csv
-from ..core.errors import UserError
 from ..core.detector import spec_for
+from ..core.errors import UserError
 from ..core.model import get_parameters
 from ..core.task import Cancelled, TaskState
 from ..core.windows import Scaler
+from . import limits
 from . import protocol as P
 from .addresses import ServerAddress
-from .events import ConnectionState, EpochLoss, Event, EvaluateResult, Failed, Finished, FitResult
+from .events import ConnectionState, EpochLoss, EvaluateResult, Event, Failed, Finished, FitResult
 from .facility import Facility
-from . import limits
+from .facility_trust import FacilityTrust
+from .flower import client_codec as wire_codec
+from .flower.wire import join_stream, open_channel
+from .handshake import SERVER_NOT_PROVEN, ServerNotProven
+from .messages import Ask, Evaluate, Instruction, LetGo, SendParameters, Train
+from .security import KnownServers, TlsError, fetch_certificate
 from .update_check import check_arrays
-from .handshake import ServerNotProven, SERVER_NOT_PROVEN, check_server_proof, facility_hello, new_nonce, read_server_hello
-from .security import (FingerprintMismatch, KnownServers, TlsError, fetch_certificate, invite_mismatch,
-                       judge_certificate, short_fingerprint)
-from .wire import join_stream, open_channel
 
 log = logging.getLogger(__name__)
-_OK = Status(code=Code.OK, message="ok")
 # Messages of errors worth another try: the server may simply not be up (yet, or again).
 DUPLICATE_RETRY_S = 30.0  # "already connected" may be this facility's own lost session, until the server notices
 _RETRYABLE = ("refused the connection", "did not answer", "cannot reach")
@@ -115,13 +104,9 @@ class ClientRunner:
         self._scaler_json = ""  # the shared scaler in use, as the server sent it
         self.rounds = 0
         self._joined = False  # has any session got as far as the server's first message
-        # The handshake (fl/handshake.py): this session's nonces, the certificate fingerprint the
-        # channel uses ("" without TLS), a first-seen fingerprint to pin once the server proves
-        # itself, whether it has, and since when the server says this facility is already connected.
-        self._nonces: tuple[bytes, bytes] | None = None
-        self._channel_fp = ""
-        self._pin: str | None = None
-        self._proven = False
+        # The handshake, this facility's side (fl/facility_trust.py), and since when the server
+        # says this facility is already connected.
+        self._trust = FacilityTrust(server, options, self.emit)
         self._duplicate_since: float | None = None
         self._joined_now = False  # ... and the latest one
         self._end: dict | None = None  # why the run ends, as the server said (P.END_REASON)
@@ -151,7 +136,7 @@ class ClientRunner:
         delay = 1.0
         while not self._stop.is_set():
             try:
-                root = None if self.options.insecure else self._trusted_certificate()
+                root = None if self.options.insecure else self._trust.certificate()
                 self.emit(ConnectionState("connecting", str(self.server)))
                 self._session(root)
                 detail = "the server closed the connection"
@@ -177,7 +162,8 @@ class ClientRunner:
                         f"the server at {self.server} uses encryption (TLS) and a join code; "
                         "connect with its invite instead of --insecure"
                     )
-                # The server answered and asks us to come back: busy, or our own lost session still counts.
+                # The server answered and asks us to come back: busy, or our own lost session
+                # still counts.
                 busy = hasattr(exc, "code") and exc.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ALREADY_EXISTS)
                 if not self._joined and not busy:
                     return self._fail(f"cannot reach the server at {self.server} ({detail}); check that it runs and the address")
@@ -192,8 +178,12 @@ class ClientRunner:
             if self._stop.wait(delay):
                 break
             delay = min(delay * 2, 30.0)
-        result = Finished(rounds_completed=self.rounds, out_dir=str(self.options.out_dir or ""), message="stopped",
-                          rounds_planned=self._planned())
+        result = Finished(
+            rounds_completed=self.rounds,
+            out_dir=str(self.options.out_dir or ""),
+            message="stopped",
+            rounds_planned=self._planned(),
+        )
         self.emit(result)
         return result
 
@@ -249,37 +239,21 @@ class ClientRunner:
         if out is not None and self.facility is not None and self.global_params is not None:
             how = "personalising the federation's model on this facility's rows" if self.facility.personalise else "calibrating"
             self.emit(ConnectionState("finishing", how))
-            self.facility.save_final(self.global_params, Path(out), self.rounds, self.agreed_threshold,
-                                     planned=None if complete else planned)
-        result = Finished(rounds_completed=self.rounds, out_dir=str(out or ""), message=message, complete=complete,
-                          rounds_planned=planned)
+            self.facility.save_final(
+                self.global_params, Path(out), self.rounds, self.agreed_threshold, planned=None if complete else planned
+            )
+        result = Finished(
+            rounds_completed=self.rounds, out_dir=str(out or ""), message=message, complete=complete, rounds_planned=planned
+        )
         self.emit(result)
         return result
-
-    def _trusted_certificate(self) -> bytes:
-        pem = fetch_certificate(self.server.host, self.server.port, timeout=5.0)
-        store = self.options.known_servers
-        trust = judge_certificate(pem, self.server, self.options.fingerprint, store)
-        fp = trust.actual
-        if trust.basis == "invite" and not trust.matches:
-            raise invite_mismatch(fp, trust.expected)
-        elif trust.basis == "pinned" and not trust.matches:
-            raise FingerprintMismatch(
-                f"the server at {self.server} shows another certificate ({short_fingerprint(fp)}...) than when this "
-                f"facility first joined it ({short_fingerprint(trust.expected)}...); this may not be your coordinator. "
-                "Do not proceed unless its operator confirms the change, then connect with their new invite"
-            )
-        # First use: pinned only once the server proves it knows the join code (_check_server).
-        self._pin = fp if trust.basis == "first_use" else None
-        self._channel_fp = fp
-        return pem
 
     def _session(self, root: bytes | None) -> None:
         """One connection; returns when it ends (raises _Done when the server ends the run: it
         says why first, P.END_REASON)."""
         outbox: queue.Queue = queue.Queue()
         self._channel = open_channel(self.server.target, root)
-        self._nonces, self._proven = None, False
+        self._trust.new_session()
         if self._stop.is_set():
             self._channel.close()
             return
@@ -289,11 +263,11 @@ class ClientRunner:
                 if not self._joined_now:
                     self._end = None  # a new session: whatever the last one said is past
                 self._joined = self._joined_now = True
-                field = msg.WhichOneof("msg")
-                if field == "reconnect_ins":
+                instruction = wire_codec.read(msg)
+                if isinstance(instruction, LetGo):
                     outbox.put(None)
                     raise _Done()
-                reply, refused = self._handle(field, msg)
+                reply, refused = self._handle(instruction)
                 outbox.put(reply)
                 if refused:
                     time.sleep(0.2)  # let the reply go out so the server logs a clean goodbye
@@ -304,68 +278,86 @@ class ClientRunner:
             outbox.put(None)
             self._channel.close()
 
-    def _handle(self, field: str, msg) -> tuple[ClientMessage, str | None]:
-        if field == "get_properties_ins":
-            config = dict(serde.get_properties_ins_from_proto(msg.get_properties_ins).config)
-            if P.END_REASON in config:  # the run ends: the server says why before it lets us go
-                self._end = _end_reason(config[P.END_REASON])
-                return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), None
-            if P.AGREED_THRESHOLD in config:
-                self._take_threshold(config[P.AGREED_THRESHOLD])
-                return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, {}))), None
-            if P.HELLO_NONCE in config:  # handshake 1 -> 2: prove we hold the code, nothing else yet
-                props = self._greet(config)
-            else:  # handshake 3 -> 4: only once the server proved it knows the code too
-                self._check_server(config)
-                props = self._hello(config)
-                self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
-            return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, props))), None
-        if not self._proven:  # a server that skips the handshake gets nothing from this facility
-            raise ServerNotProven(SERVER_NOT_PROVEN)
-        if field == "fit_ins":
-            ins = serde.fit_ins_from_proto(msg.fit_ins)
-            rnd = self._round_of(ins.config)
-            try:
-                P.train_settings_from_config(ins.config)
-            except ValueError as exc:
-                raise _untrusted(f"round settings out of bounds ({exc})") from None
-            self._follow(ins.config)
-            start = self._global_parameters(ins.parameters)
-            self.emit(ConnectionState("training", f"round {rnd}"))
-            params, n, metrics = self.facility.fit(
-                start,
-                ins.config,
-                self._task,
-                lambda r: self.emit(EpochLoss(round=rnd, epoch=r.epoch, epochs=r.epochs, loss=r.loss)),
+    def _handle(self, instruction: Instruction):
+        """The reply to one instruction (a wire message) and, when the server refused this
+        facility, why."""
+        match instruction:
+            case Ask(config):
+                return wire_codec.reply_properties(self._answer(config)), None
+            case _ if not self._trust.proven:  # a server that skips the handshake gets nothing from this facility
+                raise ServerNotProven(SERVER_NOT_PROVEN)
+            case Train():
+                return self._train(instruction), None
+            case Evaluate():
+                return self._evaluate(instruction), None
+            case SendParameters():
+                return wire_codec.reply_parameters(get_parameters(self.facility.model) if self.facility else []), None
+        raise grpc.RpcError(f"unexpected message {instruction!r} from the server")
+
+    def _answer(self, config: dict) -> dict:
+        """A question or word from the coordinator: the handshake, the agreed threshold, the end."""
+        if P.END_REASON in config:  # the run ends: the server says why before it lets us go
+            self._end = P.read_end_reason(config[P.END_REASON])
+            return {}
+        if P.AGREED_THRESHOLD in config:
+            self._take_threshold(config[P.AGREED_THRESHOLD])
+            return {}
+        if P.HELLO_NONCE in config:  # handshake 1 -> 2: prove we hold the code, nothing else yet
+            return self._trust.greet(config, self.name)
+        # handshake 3 -> 4: only once the server proved it knows the code too
+        self._trust.check_server(config)
+        self._duplicate_since = None
+        props = self._hello(config)
+        self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
+        return props
+
+    def _train(self, ins: Train):
+        rnd = self._round_of(ins.config)
+        try:
+            P.train_settings_from_config(ins.config)
+        except ValueError as exc:
+            raise _untrusted(f"round settings out of bounds ({exc})") from None
+        self._follow(ins.config)
+        start = self._global_parameters(ins)
+        self.emit(ConnectionState("training", f"round {rnd}"))
+        params, n, metrics = self.facility.fit(
+            start,
+            ins.config,
+            self._task,
+            lambda r: self.emit(EpochLoss(round=rnd, epoch=r.epoch, epochs=r.epochs, loss=r.loss)),
+        )
+        metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
+        total = self._whole(ins.config, P.CFG_ROUNDS, 0)
+        self.emit(
+            FitResult(
+                round=rnd,
+                name=self.name,
+                samples=n,
+                train_loss=metrics["train_loss"],
+                seconds=metrics["seconds"],
+                rounds=total,
+                strategy=str(ins.config.get(P.CFG_STRATEGY, "")),
+                proximal_mu=float(ins.config.get(P.CFG_MU, 0.0)),
             )
-            metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
-            total = self._whole(ins.config, P.CFG_ROUNDS, 0)
-            self.emit(FitResult(round=rnd, name=self.name, samples=n, train_loss=metrics["train_loss"], seconds=metrics["seconds"], rounds=total,
-                                strategy=str(ins.config.get(P.CFG_STRATEGY, "")), proximal_mu=float(ins.config.get(P.CFG_MU, 0.0))))
-            res = FitRes(_OK, ndarrays_to_parameters(params), n, metrics)
-            return ClientMessage(fit_res=serde.fit_res_to_proto(res)), None
-        if field == "evaluate_ins":
-            ins = serde.evaluate_ins_from_proto(msg.evaluate_ins)
-            rnd = self._round_of(ins.config)
-            self.emit(ConnectionState("evaluating", f"round {rnd}"))
-            self._follow(ins.config)
-            self.global_params = self._global_parameters(ins.parameters)
-            loss, n = self.facility.evaluate(self.global_params, self._task)
-            self.rounds = max(self.rounds, rnd)
-            self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=self._whole(ins.config, P.CFG_ROUNDS, 0)))
-            metrics = {"eval_loss": loss}
-            if self._whole(ins.config, P.CFG_SKETCH, 0):
-                metrics[P.CFG_SKETCH] = P.dumps(self.facility.error_sketch(self.global_params, self._task))
-            res = EvaluateRes(_OK, loss, n, metrics)
-            return ClientMessage(evaluate_res=serde.evaluate_res_to_proto(res)), None
-        if field == "get_parameters_ins":
-            params = get_parameters(self.facility.model) if self.facility else []
-            res = GetParametersRes(_OK, ndarrays_to_parameters(params))
-            return ClientMessage(get_parameters_res=serde.get_parameters_res_to_proto(res)), None
-        raise grpc.RpcError(f"unexpected message {field!r} from the server")
+        )
+        return wire_codec.reply_trained(params, n, metrics)
+
+    def _evaluate(self, ins: Evaluate):
+        rnd = self._round_of(ins.config)
+        self.emit(ConnectionState("evaluating", f"round {rnd}"))
+        self._follow(ins.config)
+        self.global_params = self._global_parameters(ins)
+        loss, n = self.facility.evaluate(self.global_params, self._task)
+        self.rounds = max(self.rounds, rnd)
+        self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=self._whole(ins.config, P.CFG_ROUNDS, 0)))
+        metrics = {"eval_loss": loss}
+        if self._whole(ins.config, P.CFG_SKETCH, 0):
+            metrics[P.CFG_SKETCH] = P.dumps(self.facility.error_sketch(self.global_params, self._task))
+        return wire_codec.reply_evaluated(loss, n, metrics)
 
     def _round_of(self, config: dict) -> int:
-        """The round a fit or evaluate instruction is for; a facility that never joined gets none."""
+        """The round a fit or evaluate instruction is for; a facility that never joined
+        gets none."""
         if self.facility is None:
             raise _untrusted("a round's instructions before this facility joined")
         return self._whole(config, P.CFG_ROUND)
@@ -381,16 +373,14 @@ class ClientRunner:
             raise _untrusted(f"round settings with {key!r} {value}, outside 0-{limits.ROUNDS[1]:,}")
         return value
 
-    def _global_parameters(self, parameters) -> list:
+    def _global_parameters(self, ins: Train | Evaluate) -> list:
         """The federation's model as sent, checked: the model's arrays, shapes, all finite."""
-        try:
-            arrays = parameters_to_ndarrays(parameters)
-        except Exception as exc:  # bytes that are no arrays at all
-            raise _untrusted(f"a model that cannot be read ({type(exc).__name__})") from None
-        problem = check_arrays(arrays, get_parameters(self.facility.model))
+        if ins.arrays is None:  # bytes that are no arrays at all
+            raise _untrusted(f"a model that cannot be read ({ins.unreadable})")
+        problem = check_arrays(ins.arrays, get_parameters(self.facility.model))
         if problem:
             raise _untrusted(f"a model unfit to use: {problem}")
-        return arrays
+        return ins.arrays
 
     def _take_threshold(self, value) -> None:
         """The agreed threshold, when it is a positive finite number. Any other value is not
@@ -406,8 +396,13 @@ class ClientRunner:
             self.emit(ConnectionState("agreed", f"the facilities agreed an anomaly threshold of {threshold:.4g}"))
             return
         self.agreed_threshold = None
-        self.emit(ConnectionState("agreed", f"the coordinator sent an unusable anomaly threshold ({str(value)[:40]}); "
-                                            "this facility keeps its own, calibrated on its own rows"))
+        self.emit(
+            ConnectionState(
+                "agreed",
+                f"the coordinator sent an unusable anomaly threshold ({str(value)[:40]}); "
+                "this facility keeps its own, calibrated on its own rows",
+            )
+        )
 
     def _follow(self, config: dict) -> None:
         """Take up the federation's agreed scaler when the round's settings carry a new one."""
@@ -434,36 +429,19 @@ class ClientRunner:
                 return _Refused(details)
         return exc
 
-    def _greet(self, config: dict) -> dict:
-        """Handshake message 2: which invite this facility holds, and its proof."""
-        server_nonce = read_server_hello(config)
-        self._nonces, self._proven = (server_nonce, new_nonce()), False
-        return facility_hello(self.options.join_code, *self._nonces, self._channel_fp, self.name)
-
-    def _check_server(self, config: dict) -> None:
-        """Handshake message 3: the server's proof. Only now is a first-seen certificate pinned."""
-        if self._nonces is None:
-            raise ServerNotProven(SERVER_NOT_PROVEN)
-        check_server_proof(self.options.join_code, *self._nonces, self._channel_fp, config)
-        self._proven, self._duplicate_since = True, None
-        store, fp = self.options.known_servers, self._pin
-        if fp is not None:
-            if store is not None:
-                store.pin(self.server, fp)
-            self._pin = None
-            self.emit(ConnectionState("trusted", f"first connection to {self.server}: trusting certificate {short_fingerprint(fp)}"))
-
     def _hello(self, config: dict) -> dict:
         """Handshake message 4: sensor names, sample count, model shape (never a reading)."""
         problem = ""
         data = self.data
-        wanted, spec_cfg = _federation_of(config)
-        if wanted is not None:
-            if list(data[0].sensors) != wanted:
-                try:
-                    data = self._load(wanted)
-                except UserError as exc:
-                    problem = f"{self.name}'s data does not fit the federation: {exc}"
+        try:
+            wanted, spec_cfg = P.read_federation(config)
+        except ValueError:
+            raise _untrusted("an unreadable description of the federation (sensors, model)") from None
+        if wanted is not None and list(data[0].sensors) != wanted:
+            try:
+                data = self._load(wanted)
+            except UserError as exc:
+                problem = f"{self.name}'s data does not fit the federation: {exc}"
         samples = 0
         spec = None
         if not problem:
@@ -488,19 +466,6 @@ class ClientRunner:
         return reply
 
 
-def _federation_of(config: dict) -> tuple[list[str] | None, dict]:
-    """The sensors (None: this facility's define them) and spec the server announced."""
-    try:
-        announced = config.get(P.HELLO_SENSORS, "")
-        wanted = json.loads(announced) if announced else None
-        spec = json.loads(config.get(P.HELLO_SPEC) or "{}")
-        if not isinstance(spec, dict) or not (wanted is None or (isinstance(wanted, list) and all(isinstance(s, str) for s in wanted))):
-            raise ValueError("not a sensor list and a spec")
-    except (TypeError, ValueError, RecursionError):
-        raise _untrusted("an unreadable description of the federation (sensors, model)") from None
-    return wanted, spec
-
-
 def _until_closed(stream, runner: ClientRunner):
     """The server's messages; once it has said why the run ends, the connection closing is
     that end (_Done), not a lost server."""
@@ -511,17 +476,3 @@ def _until_closed(stream, runner: ClientRunner):
             raise
     if runner._end is not None:
         raise _Done()
-
-
-def _end_reason(text) -> dict:
-    """The server's word on why the run ends; a malformed one counts as none (keep waiting)."""
-    try:
-        end = json.loads(str(text))
-        if not isinstance(end, dict) or end.get("outcome") not in ("completed", "stopped", "failed"):
-            return {"outcome": "failed", "resumable": True, "rounds": 0, "message": "the server ended the run without a clear reason"}
-        end["message"] = "".join(ch for ch in str(end.get("message", "")) if ch.isprintable())[:500]
-        for key in ("round", "rounds", "completed"):
-            end[key] = max(0, int(end.get(key, 0)))
-        return end
-    except (ValueError, TypeError):
-        return {"outcome": "failed", "resumable": True, "rounds": 0, "message": "the server ended the run without a clear reason"}

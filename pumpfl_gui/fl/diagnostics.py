@@ -59,7 +59,7 @@ _TUNNEL_HINT = (
 class CheckResult:
     """One row of the connection check."""
 
-    step: str    # short title, e.g. "TCP port 8080"
+    step: str  # short title, e.g. "TCP port 8080"
     status: str  # "ok" | "failed" | "warning" | "skipped"
     detail: str  # what was seen, e.g. "192.168.1.100 answered in 3 ms"
     fix: str = ""  # for failed/warning: what to do, in plain words
@@ -215,7 +215,9 @@ def _check_ping(ip: str, timeout: float) -> CheckResult:
     command = _ping_command(ip)
     if command is None:
         return CheckResult(
-            STEP_PING, WARNING, "ping is not available on this computer",
+            STEP_PING,
+            WARNING,
+            "ping is not available on this computer",
             "Nothing to do: the next step tests the connection itself.",
         )
     no_reply = CheckResult(
@@ -244,7 +246,9 @@ def _check_ping(ip: str, timeout: float) -> CheckResult:
         return _ping_not_allowed()
     except OSError as exc:
         return CheckResult(
-            STEP_PING, WARNING, f"ping could not be started ({exc.strerror or exc})",
+            STEP_PING,
+            WARNING,
+            f"ping could not be started ({exc.strerror or exc})",
             "Nothing to do: the next step tests the connection itself.",
         )
     output = done.stdout.decode("utf-8", errors="replace")
@@ -262,7 +266,9 @@ def _check_ping(ip: str, timeout: float) -> CheckResult:
 
 def _ping_not_allowed() -> CheckResult:
     return CheckResult(
-        STEP_PING, WARNING, "this computer does not let this user send ping",
+        STEP_PING,
+        WARNING,
+        "this computer does not let this user send ping",
         "Nothing to do: the next step tests the connection itself.",
     )
 
@@ -292,7 +298,9 @@ def _check_tcp(address: ServerAddress, timeout: float) -> CheckResult:
         )
     except socket.gaierror:
         return CheckResult(
-            step, FAILED, f"the name {address.host} stopped resolving",
+            step,
+            FAILED,
+            f"the name {address.host} stopped resolving",
             "Check the network connection (and the VPN, if the name belongs to one), then try again.",
         )
     except OSError as exc:
@@ -315,7 +323,9 @@ def _check_tls(
             expected = normalise_fingerprint(expected)
         except FingerprintMismatch:
             return None, CheckResult(
-                STEP_TLS, FAILED, "the certificate fingerprint in the invite is not valid",
+                STEP_TLS,
+                FAILED,
+                "the certificate fingerprint in the invite is not valid",
                 "Copy the whole invite again from the server app and paste it as one line.",
             )
     try:
@@ -334,7 +344,8 @@ def _check_tls(
     if trust.basis == "invite":
         if not trust.matches:
             return None, CheckResult(
-                STEP_TLS, FAILED,
+                STEP_TLS,
+                FAILED,
                 f"the server's certificate ({short}…) is not the one the invite names ({short_fingerprint(trust.expected)}…)",
                 do_not_proceed,
             )
@@ -342,14 +353,13 @@ def _check_tls(
     if trust.basis == "pinned":
         if not trust.matches:
             return None, CheckResult(
-                STEP_TLS, FAILED,
+                STEP_TLS,
+                FAILED,
                 f"the server's certificate ({short}…) differs from the one this computer trusted before "
                 f"({short_fingerprint(trust.expected)}…)",
                 do_not_proceed + " Only if the operator confirms the server was set up anew, connect with that new invite.",
             )
-        return cert, CheckResult(
-            STEP_TLS, OK, f"encrypted; the certificate ({short}…) is the one this computer trusted before"
-        )
+        return cert, CheckResult(STEP_TLS, OK, f"encrypted; the certificate ({short}…) is the one this computer trusted before")
     return cert, CheckResult(
         STEP_TLS, OK, f"encrypted; first connection: the certificate ({short}…) will be trusted and remembered"
     )
@@ -361,20 +371,25 @@ def _tls_failure(address: ServerAddress, exc: TlsError) -> CheckResult:
     cause = exc.__context__
     if isinstance(cause, (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
         return CheckResult(
-            STEP_TLS, FAILED, f"the server at {address} answered without encryption",
+            STEP_TLS,
+            FAILED,
+            f"the server at {address} answered without encryption",
             "The server runs without encryption (--insecure); tick 'Insecure' only if you trust this network, "
             "otherwise ask its operator to start it without --insecure and send a new invite.",
         )
     if isinstance(cause, ConnectionRefusedError):
         return CheckResult(
-            STEP_TLS, FAILED, f"the server at {address} stopped accepting connections",
+            STEP_TLS,
+            FAILED,
+            f"the server at {address} stopped accepting connections",
             f"Check that {_WAITING_HINT}, then test again.",
         )
     if isinstance(cause, TimeoutError):
         return CheckResult(
-            STEP_TLS, FAILED, f"the program on port {address.port} accepted the connection but did not answer",
-            f"Check that port {address.port} belongs to the PumpFL server and not to another program, "
-            f"and that {_WAITING_HINT}.",
+            STEP_TLS,
+            FAILED,
+            f"the program on port {address.port} accepted the connection but did not answer",
+            f"Check that port {address.port} belongs to the PumpFL server and not to another program, and that {_WAITING_HINT}.",
         )
     return CheckResult(STEP_TLS, FAILED, str(exc), "Check the address and the network, then test again.")
 

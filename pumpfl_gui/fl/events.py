@@ -59,7 +59,8 @@ class FacilityDropped(Event):
 
 @dataclass(frozen=True)
 class Waiting(Event):
-    """The run waits for facilities: ``detail`` says for whom, ``seconds_left`` until it gives up."""
+    """The run waits for facilities: ``detail`` says for whom, ``seconds_left`` until it
+    gives up."""
 
     needed: int
     connected: int

@@ -9,14 +9,13 @@ evaluation loss every round.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..core.alarm_rules import DetectionSettings
 from ..core.dataset import SensorData
-from ..core.detection import DetectionSettings
 from ..core.detector import AGREED, INCOMPLETE_RUN, Detector, check_trainable, detection_for, fit_scaler, prepare
 from ..core.errors import ModelError
 from ..core.model import ModelSpec, build_model, get_parameters, set_parameters
@@ -179,7 +178,11 @@ class Facility:
         return detector
 
     def save_final(
-        self, parameters: list[np.ndarray], folder: Path, rounds: int | None = None, agreed_threshold: float | None = None,
+        self,
+        parameters: list[np.ndarray],
+        folder: Path,
+        rounds: int | None = None,
+        agreed_threshold: float | None = None,
         planned: int | None = None,
     ) -> Path:
         """Save this facility's detector; ``planned``: the run's rounds when it ended early (the

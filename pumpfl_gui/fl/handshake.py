@@ -106,8 +106,9 @@ def read_server_hello(config: dict) -> bytes:
         raise UserError(f"{exc}; is it a PumpFL server of this version?") from None
 
 
-def facility_hello(code: str, server_nonce: bytes, facility_nonce: bytes, channel_fingerprint: str, name: str,
-                   probe: bool = False) -> dict:
+def facility_hello(
+    code: str, server_nonce: bytes, facility_nonce: bytes, channel_fingerprint: str, name: str, probe: bool = False
+) -> dict:
     """Message 2: the invite's key id and this facility's proof (empty without a join code)."""
     return {
         P.HELLO_PROTOCOL: P.PROTOCOL_VERSION,

@@ -55,7 +55,7 @@ class Invite:
 def _strip_prefix(text: str) -> str:
     line = (text or "").strip()
     if line.lower().startswith(_PREFIX):
-        line = line[len(_PREFIX):].strip()
+        line = line[len(_PREFIX) :].strip()
     return line
 
 
@@ -79,9 +79,7 @@ def parse_invite(text: str) -> Invite:
     try:
         parts = urlsplit(line)
     except ValueError:  # e.g. unbalanced IPv6 brackets
-        raise InviteError(
-            "the invite's server address has unbalanced brackets; copy the whole invite again"
-        ) from None
+        raise InviteError("the invite's server address has unbalanced brackets; copy the whole invite again") from None
     if parts.path not in ("", "/") or parts.fragment:
         raise InviteError("the invite has extra text after the address; paste the whole line exactly as the server shows it")
     try:
@@ -102,8 +100,7 @@ def parse_invite(text: str) -> Invite:
             fingerprint = normalise_fingerprint(fp_text)
         except UserError:
             raise InviteError(
-                "the invite's certificate fingerprint (fp=) is not 64 hexadecimal characters; "
-                "copy the whole invite again"
+                "the invite's certificate fingerprint (fp=) is not 64 hexadecimal characters; copy the whole invite again"
             ) from None
     if fingerprint is not None and not code_text:
         raise InviteError("the invite has no join code (code=); copy the whole invite again")
@@ -126,5 +123,7 @@ def _invited_name(text: str | None) -> str | None:
         return None
     name = clean_name(text)
     if not name or len(text.strip()) > NAME_LIMIT:
-        raise InviteError(f"the invite's facility name (name=) is empty or longer than {NAME_LIMIT} characters; copy the whole invite again")
+        raise InviteError(
+            f"the invite's facility name (name=) is empty or longer than {NAME_LIMIT} characters; copy the whole invite again"
+        )
     return name

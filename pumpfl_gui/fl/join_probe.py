@@ -12,21 +12,22 @@ import queue
 import threading
 
 import grpc
-from flwr.common import Code, GetPropertiesRes, Status, serde
-from flwr.proto.transport_pb2 import ClientMessage
 
 from ..core.errors import UserError
 from . import protocol as P
 from .addresses import ServerAddress
+from .flower.client_codec import read, reply_properties
+from .flower.wire import join_stream, open_channel
 from .handshake import check_server_proof, facility_hello, new_nonce, read_server_hello
+from .messages import Ask
 from .security import fingerprint
-from .wire import join_stream, open_channel
 
-_OK = Status(code=Code.OK, message="ok")
 ACCEPTED = "the server accepted the join code"
 
 
-def probe_join_code(address: ServerAddress, root_certificate: bytes | None, join_code: str, timeout: float = 10.0) -> tuple[bool, str]:
+def probe_join_code(
+    address: ServerAddress, root_certificate: bytes | None, join_code: str, timeout: float = 10.0
+) -> tuple[bool, str]:
     """(accepted, detail). Raises nothing: network trouble comes back as (False, words)."""
     channel = open_channel(address.target, root_certificate)
     channel_fp = fingerprint(root_certificate) if root_certificate is not None else ""
@@ -35,18 +36,19 @@ def probe_join_code(address: ServerAddress, root_certificate: bytes | None, join
     try:
         stream = join_stream(channel, iter(outbox.get, None))
         for msg in _with_deadline(stream, timeout):
-            if msg.WhichOneof("msg") != "get_properties_ins":
+            instruction = read(msg)
+            if not isinstance(instruction, Ask):
                 return False, "the server sent something unexpected; is it a PumpFL server of this version?"
-            config = dict(serde.get_properties_ins_from_proto(msg.get_properties_ins).config)
+            config = instruction.config
             if P.HELLO_NONCE in config:
                 nonces = (read_server_hello(config), new_nonce())
                 props = facility_hello(join_code, *nonces, channel_fp, "connection test", probe=True)
-                outbox.put(_reply(props))
+                outbox.put(reply_properties(props))
                 continue
             if nonces is None or P.HELLO_PROBE_OK not in config:
                 return False, "the server answered out of turn; is it a PumpFL server of this version?"
             check_server_proof(join_code, *nonces, channel_fp, config)
-            outbox.put(_reply({}))
+            outbox.put(reply_properties({}))
             return True, ACCEPTED
         return False, "the server closed the connection without an answer"
     except UserError as exc:  # a server of another version, or one that does not know the code
@@ -58,10 +60,6 @@ def probe_join_code(address: ServerAddress, root_certificate: bytes | None, join
     finally:
         outbox.put(None)
         channel.close()
-
-
-def _reply(props: dict) -> ClientMessage:
-    return ClientMessage(get_properties_res=serde.get_properties_res_to_proto(GetPropertiesRes(_OK, props)))
 
 
 def _with_deadline(stream, timeout: float):

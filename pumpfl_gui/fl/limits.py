@@ -10,7 +10,7 @@ The bounds are generous for real use and far from what breaks a facility:
 - channels: the data picks 16/4 or 32/16; up to 1,024 each;
 - kernel: odd, 1-63 (the data picks 3 or 7), and no wider than the window;
 - the whole network: at most 2 million weights, 8 MB as float32 — half of one message on the
-  wire (``wire.py``), so a model always fits with room for the framing;
+  wire (``flower/wire.py``), so a model always fits with room for the framing;
 - epochs per round: up to 1,000 (the trial used 3);
 - learning rate: above 0 and at most 1 (Adam's default is 0.001; above 1 it only diverges);
 - batch: 8-65,536 windows (batch 1 would take a step per window: hours per round, no gain);

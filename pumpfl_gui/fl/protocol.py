@@ -53,15 +53,27 @@ HELLO_SERVER_PROOF = "server_proof"  # HMAC(code, "server"|both nonces|fingerpri
 HELLO_SENSORS = "sensors"  # JSON list the federation uses ("" while the first facility defines it)
 HELLO_SPEC = "spec"  # JSON of the model spec ("" likewise)
 HELLO_PROBE_OK = "probe_ok"  # the server's answer to a probe whose join code is right
-# 4. Facility -> server, only once the server's proof checks out (names and counts — never a reading).
+# 4. Facility -> server, only once the server's proof checks out (names and counts — never
+# a reading).
 REPLY_SENSORS = "sensors"
 REPLY_SAMPLES = "samples"
 REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
 REPLY_STATS = "scaling_stats"  # with shared scaling: per-sensor counts, means, variances (core/pooling.py)
 REPLY_SPEC = "model_spec"  # JSON window/channels/kernel the facility's data calls for (ModelSpec.for_data)
 PROPERTY_KEYS = frozenset(
-    {REPLY_KEY_ID, REPLY_NONCE, REPLY_PROOF, REPLY_NAME, REPLY_SENSORS, REPLY_SAMPLES, REPLY_PROBLEM, REPLY_PROBE,
-     REPLY_STATS, REPLY_SPEC, HELLO_PROTOCOL}
+    {
+        REPLY_KEY_ID,
+        REPLY_NONCE,
+        REPLY_PROOF,
+        REPLY_NAME,
+        REPLY_SENSORS,
+        REPLY_SAMPLES,
+        REPLY_PROBLEM,
+        REPLY_PROBE,
+        REPLY_STATS,
+        REPLY_SPEC,
+        HELLO_PROTOCOL,
+    }
 )
 NAME_LIMIT = 64  # characters of a facility's name that reach logs, tables and files
 SHAPE_KEYS = ("window", "channels", "kernel")
@@ -83,10 +95,10 @@ class FederationSettings:
     kernel: int | None = None
     round_timeout: float = 600.0  # seconds a round may wait for a facility's answer
     join_timeout: float = 3600.0  # seconds the server waits for the minimum of facilities
-    # How updates are combined (fl/strategies.py) and that strategy's own setting.
+    # How updates are combined (fl/flower/strategies.py) and that strategy's own setting.
     strategy: str = "fedavg"
     proximal_mu: float = 0.01  # fedprox
-    server_lr: float = 0.03  # fedadam (fl/strategies.py: how it was chosen)
+    server_lr: float = 0.03  # fedadam (fl/flower/strategies.py: how it was chosen)
     trim_fraction: float = 0.2  # trimmed
     # Differential privacy (fl/privacy.py): None is off.
     dp_noise_multiplier: float | None = None
@@ -97,7 +109,9 @@ class FederationSettings:
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.min_clients < 1 or self.local_epochs < 1:
             raise ValueError("rounds, minimum clients and local epochs must be at least 1")
-        TrainSettings(epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride, proximal_mu=self.proximal_mu)
+        TrainSettings(
+            epochs=self.local_epochs, lr=self.lr, batch_size=self.batch_size, stride=self.stride, proximal_mu=self.proximal_mu
+        )
         # The same bounds every facility checks on what it receives (fl/limits.py).
         limits.check_rounds(self.rounds)
         limits.check_training(self.local_epochs, self.lr, self.batch_size, self.stride, self.proximal_mu)
@@ -160,7 +174,12 @@ def train_settings_from_config(config: dict, seed: int = 0) -> TrainSettings:
     """A round's training settings as the server sent them; ValueError, in words, when one is
     missing, malformed or out of bounds (fl/limits.py)."""
     try:
-        epochs, lr, batch, stride = int(config[CFG_EPOCHS]), float(config[CFG_LR]), int(config[CFG_BATCH]), int(config[CFG_STRIDE])
+        epochs, lr, batch, stride = (
+            int(config[CFG_EPOCHS]),
+            float(config[CFG_LR]),
+            int(config[CFG_BATCH]),
+            int(config[CFG_STRIDE]),
+        )
         rnd, mu = int(config[CFG_ROUND]), float(config.get(CFG_MU, 0.0))
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"malformed round settings ({type(exc).__name__}: {exc})") from None
@@ -180,3 +199,36 @@ def clean_name(text: object, limit: int = NAME_LIMIT) -> str:
         return ""
     kept = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text[: limit * 4])
     return " ".join(kept.split())[:limit]
+
+
+def read_federation(config: dict) -> tuple[list[str] | None, dict]:
+    """The sensors (None: the facility's own define them) and the spec a server's hello names;
+    ValueError for anything else."""
+    try:
+        announced = config.get(HELLO_SENSORS, "")
+        wanted = json.loads(announced) if announced else None
+        spec = json.loads(config.get(HELLO_SPEC) or "{}")
+    except (TypeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+    sensors_ok = wanted is None or (isinstance(wanted, list) and all(isinstance(s, str) for s in wanted))
+    if not isinstance(spec, dict) or not sensors_ok:
+        raise ValueError("not a sensor list and a spec")
+    return wanted, spec
+
+
+_NO_REASON = {"outcome": "failed", "resumable": True, "rounds": 0, "message": "the server ended the run without a clear reason"}
+
+
+def read_end_reason(text) -> dict:
+    """The server's word on why the run ends (END_REASON), cleaned; a malformed one counts as
+    none (a resumable failure: the facility keeps waiting)."""
+    try:
+        end = json.loads(str(text))
+        if not isinstance(end, dict) or end.get("outcome") not in ("completed", "stopped", "failed"):
+            return dict(_NO_REASON)
+        end["message"] = "".join(ch for ch in str(end.get("message", "")) if ch.isprintable())[:500]
+        for key in ("round", "rounds", "completed"):
+            end[key] = max(0, int(end.get(key, 0)))
+        return end
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return dict(_NO_REASON)

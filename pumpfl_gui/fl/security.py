@@ -67,7 +67,7 @@ def make_certificate(hosts: list[str], days: int = 825) -> tuple[bytes, bytes]:
     """
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _COMMON_NAME)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     public_key = key.public_key()
     cert = (
         x509.CertificateBuilder()
@@ -99,9 +99,7 @@ def make_certificate(hosts: list[str], days: int = 825) -> tuple[bytes, bytes]:
         .sign(key, hashes.SHA256())
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return cert_pem, key_pem
 
 
@@ -137,10 +135,8 @@ def normalise_fingerprint(text: str) -> str:
     """Canonical ``AB:CD:...`` form of a SHA-256 fingerprint typed with or without colons."""
     compact = "".join(ch for ch in text if ch not in ": -\t").upper()
     if len(compact) != _FINGERPRINT_HEX or any(ch not in "0123456789ABCDEF" for ch in compact):
-        raise FingerprintMismatch(
-            "the certificate fingerprint must be 64 hexadecimal characters; copy the whole invite again"
-        )
-    return ":".join(compact[i:i + 2] for i in range(0, _FINGERPRINT_HEX, 2))
+        raise FingerprintMismatch("the certificate fingerprint must be 64 hexadecimal characters; copy the whole invite again")
+    return ":".join(compact[i : i + 2] for i in range(0, _FINGERPRINT_HEX, 2))
 
 
 def short_fingerprint(fp: str) -> str:
@@ -159,14 +155,6 @@ def invite_mismatch(actual: str, invited: str) -> FingerprintMismatch:
         f"({short_fingerprint(invited)}...), so this is not the server you were invited to; "
         "do not proceed, and ask its operator for a fresh invite"
     )
-
-
-def verify_fingerprint(cert_pem: bytes, expected: str) -> None:
-    """Raise `FingerprintMismatch` unless the certificate has the expected fingerprint."""
-    actual = fingerprint(cert_pem)
-    wanted = normalise_fingerprint(expected)
-    if not _same_fingerprint(actual, wanted):
-        raise invite_mismatch(actual, wanted)
 
 
 @dataclass(frozen=True)
@@ -218,13 +206,13 @@ def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> bytes:
     except ValueError:
         sni = host
     try:
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=sni) as tls:
-                der = tls.getpeercert(binary_form=True)
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=sni) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
     except socket.gaierror:
-        raise TlsError(
-            f"cannot find server '{host}' (name does not resolve); check the spelling or use its IP address"
-        ) from None
+        raise TlsError(f"cannot find server '{host}' (name does not resolve); check the spelling or use its IP address") from None
     except ConnectionRefusedError:
         raise TlsError(
             f"the server at {where} refused the connection; check that the server is running and the port is right"
@@ -256,7 +244,7 @@ def new_join_code() -> str:
 
 
 def _group(chars: str) -> str:
-    return "-".join(chars[i:i + 4] for i in range(0, len(chars), 4))
+    return "-".join(chars[i : i + 4] for i in range(0, len(chars), 4))
 
 
 def _compact_join_code(text: str) -> str:
@@ -276,7 +264,8 @@ def _compact_join_code(text: str) -> str:
 
 
 def normalise_join_code(text: str) -> str:
-    """Canonical ``XXXX-XXXX-XXXX`` form; ignores case, spaces and hyphens, reads O as 0, I/L as 1."""
+    """Canonical ``XXXX-XXXX-XXXX`` form; ignores case, spaces and hyphens, reads O as 0, I/L
+    as 1."""
     return _group(_compact_join_code(text))
 
 
@@ -303,9 +292,11 @@ def handshake_proof(code: str, role: str, server_nonce: bytes, facility_nonce: b
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def check_handshake_proof(code: str, role: str, server_nonce: bytes, facility_nonce: bytes, channel_fingerprint: str,
-                          proof: object) -> bool:
-    """True when ``proof`` was made with this join code over these nonces and fingerprint (constant-time)."""
+def check_handshake_proof(
+    code: str, role: str, server_nonce: bytes, facility_nonce: bytes, channel_fingerprint: str, proof: object
+) -> bool:
+    """True when ``proof`` was made with this join code over these nonces and
+    fingerprint (constant-time)."""
     if not isinstance(proof, str) or len(proof) != 64:
         return False
     expected = handshake_proof(code, role, server_nonce, facility_nonce, channel_fingerprint).encode("ascii")
@@ -339,8 +330,7 @@ class KnownServers:
         servers = data.get("servers") if isinstance(data, dict) else None
         if not isinstance(servers, dict) or not all(isinstance(v, str) for v in servers.values()):
             raise KnownServersError(
-                f"the list of known servers ({self.path}) is damaged; delete that file "
-                "and connect again with the server's invite"
+                f"the list of known servers ({self.path}) is damaged; delete that file and connect again with the server's invite"
             )
         return dict(servers)
 

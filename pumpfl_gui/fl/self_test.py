@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.paths import default_client_csv
 from ..core.simulator import ensure_default_data
-from .events import Event
-from .local_demo import LocalFederation
+from .events import Event, Failed, Finished, RoundFinished, ServerListening
+from .loopback_federation import LoopbackFederation
 from .privacy import epsilon
 from .protocol import FederationSettings
 
@@ -40,10 +41,11 @@ def component_versions() -> dict[str, str]:
     import torch
 
     from .. import __version__
+    from . import flower
 
     return {
         "PumpFL": __version__,
-        "flwr": md.version("flwr"),  # read from the package metadata, which a bundle must carry
+        **flower.versions(),
         "torch": torch.__version__,
         "grpcio": grpc.__version__,
         "numpy": numpy.__version__,
@@ -72,23 +74,24 @@ def run_self_test(say: Callable[[str], None] = print, out_dir: Path | None = Non
     secured = []
 
     def on_event(who: str, e: Event) -> None:
-        if who == "server" and e.kind == "ServerListening":
-            secured.append("code=" in e.invite and "fp=" in e.invite)
-            say(f"server listening on {e.address} (TLS and join code: {'yes' if secured[-1] else 'no'})")
-        elif who == "server" and e.kind == "RoundFinished":
-            losses.append(e.eval_loss)
-            say(f"round {e.round}/{e.rounds}: eval loss {e.eval_loss:.4f}, {e.seconds:.1f} s")
-        elif e.kind == "Failed":
-            say(f"{who}: {e.message}")
+        match e:
+            case ServerListening() if who == "server":
+                secured.append("code=" in e.invite and "fp=" in e.invite)
+                say(f"server listening on {e.address} (TLS and join code: {'yes' if secured[-1] else 'no'})")
+            case RoundFinished() if who == "server":
+                losses.append(e.eval_loss)
+                say(f"round {e.round}/{e.rounds}: eval loss {e.eval_loss:.4f}, {e.seconds:.1f} s")
+            case Failed():
+                say(f"{who}: {e.message}")
 
     settings = FederationSettings(rounds=ROUNDS, min_clients=len(FACILITIES), local_epochs=1)
-    csvs = [folder / f"client_{i}.csv" for i in FACILITIES]
-    result = LocalFederation(settings, csvs, out, on_event).run()
+    csvs = [default_client_csv(i, folder) for i in FACILITIES]
+    result = LoopbackFederation(settings, csvs, out, on_event).run()
     seconds = time.perf_counter() - t0
-    ok = result.kind == "Finished" and result.rounds_completed == ROUNDS and len(losses) == ROUNDS and all(secured)
+    ok = isinstance(result, Finished) and result.rounds_completed == ROUNDS and len(losses) == ROUNDS and all(secured)
     if ok:
         message = f"self-test passed: {ROUNDS} rounds with {len(FACILITIES)} facilities over TLS in {seconds:.1f} s"
-    elif result.kind != "Finished":
+    elif not isinstance(result, Finished):
         message = f"self-test failed: {result.message}"
     else:
         message = f"self-test failed: {len(losses)} of {ROUNDS} rounds completed"

@@ -8,7 +8,7 @@ of 10^12 would make the global model that facility's. An evaluate answer needs a
 non-negative loss, a count within what it registered, and a sound error summary.
 
 Each check returns None when the answer may count, else the reason in words; the strategy
-wrapper (``fl/strategies.py``) drops the facility from the round with that reason.
+wrapper (``fl/flower/strategies.py``) drops the facility from the round with that reason.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def _finite_number(value) -> bool:
 
 
 def check_arrays(arrays: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> str | None:
-    """None when ``arrays`` have the global model's count and shapes, as finite floating-point numbers."""
+    """None when ``arrays`` have the global model's count and shapes, as finite
+    floating-point numbers."""
     if len(arrays) != len(reference):
         return f"it sent {len(arrays)} parameter arrays where the model has {len(reference)}"
     for i, (mine, ref) in enumerate(zip(arrays, reference)):

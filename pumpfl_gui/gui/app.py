@@ -51,8 +51,11 @@ def install_excepthook(path: Path) -> None:
         from PySide6.QtWidgets import QApplication, QMessageBox
 
         if QApplication.instance() is not None:
-            QMessageBox.critical(None, "PumpFL: something went wrong",
-                                 f"{value}\n\nThe details are in the log file:\n{path}\n\nThe app keeps running.")
+            QMessageBox.critical(
+                None,
+                "PumpFL: something went wrong",
+                f"{value}\n\nThe details are in the log file:\n{path}\n\nThe app keeps running.",
+            )
         else:
             traceback.print_exception(kind, value, tb)
 
@@ -94,8 +97,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--screenshot", help="with --demo: save PNG screenshots and a JSON summary here")
     p.add_argument("--quit-when-done", action="store_true", help="with --demo: quit when the run is over")
     p.add_argument("--theme", choices=("system", "light", "dark"), help="light or dark look (remembered; default: as last time)")
-    p.add_argument("--self-test", action="store_true",
-                   help="no window: check that every part works (a 2-round federation on this computer) and exit")
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="no window: check that every part works (a 2-round federation on this computer) and exit",
+    )
     p.add_argument("--startup-time", action="store_true", help=argparse.SUPPRESS)  # print ms to the first window drawn
     p.add_argument("--settings", help=argparse.SUPPRESS)  # a private settings file (tests)
     return p.parse_args(argv)
@@ -160,7 +166,8 @@ def report_first_paint(window) -> None:
 
 def warm_up() -> None:
     """In the background while the window opens and people choose a role: import what the role
-    pages need (torch, Flower, pandas, scikit-learn: seconds) and run torch's first training step."""
+    pages need (torch, Flower, pandas, scikit-learn: seconds) and run torch's first training
+    step."""
     try:
         import sklearn.metrics  # noqa: F401  (scaling and scoring import these where they need them)
         import sklearn.preprocessing  # noqa: F401
@@ -182,7 +189,8 @@ def run_smoke(window, args) -> dict:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from .plots import apply_pending_updates
+    from ..fl.events import Failed, Finished, RoundStarted
+    from .plots.redraw_pacer import apply_pending_updates
 
     meter = StallMeter()
     dialogs: list[str] = []
@@ -236,11 +244,12 @@ def run_smoke(window, args) -> dict:
         if args.quit_when_done:
             QTimer.singleShot(0, lambda: (window.wait_idle(30.0), QApplication.instance().quit()))
 
-    def watch(e) -> None:  # the stall is measured while the federation trains
-        if e.kind == "RoundStarted" and e.round == 1:
-            meter.start()
-        elif e.kind in ("Finished", "Failed"):
-            meter.stop()
+    def watch(event) -> None:  # the stall is measured while the federation trains
+        match event:
+            case RoundStarted(round=1):
+                meter.start()
+            case Finished() | Failed():
+                meter.stop()
 
     demo.server.sig_event.connect(watch)
     demo.sig_all_done.connect(finish)

@@ -12,7 +12,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from ..core.paths import DEFAULT_FACILITIES
 from ..fl.addresses import find_free_port
+from ..fl.events import Finished
 from ..fl.security import KnownServers
 from .client_page import ClientPage
 from .server_page import ServerPage
@@ -24,21 +26,22 @@ class DemoPage(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.clients_box = QSpinBox(minimum=2, maximum=5, value=2, prefix="facilities: ")
+        self.clients_box = QSpinBox(minimum=2, maximum=DEFAULT_FACILITIES, value=2, prefix="facilities: ")
         self.rounds_box = QSpinBox(minimum=1, maximum=100, value=5, prefix="rounds: ")
         self.epochs_box = QSpinBox(minimum=1, maximum=20, value=3, prefix="local epochs: ")
         self.go = QPushButton("&Start the demo")
         self.go.setDefault(True)
-        intro = QLabel("A server and a few facilities from the built-in pump data train together on this "
-                       "computer, exactly as they would across sites. Nothing leaves this computer.")
+        intro = QLabel(
+            "A server and a few facilities from the built-in pump data train together on this "
+            "computer, exactly as they would across sites. Nothing leaves this computer."
+        )
         intro.setWordWrap(True)
         bar = QHBoxLayout()
         for w in (self.clients_box, self.rounds_box, self.epochs_box, self.go):
             bar.addWidget(w)
         bar.addStretch(1)
         self.server = ServerPage()
-        self.server.host = "127.0.0.1"
-        self.server.advertise.setPlaceholderText("127.0.0.1 (this computer only)")
+        self.server.serve_this_computer_only()
         self.tabs = QTabWidget()
         self.clients: list[ClientPage] = []
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -54,16 +57,18 @@ class DemoPage(QWidget):
         self._server_done = False
         self.go.clicked.connect(lambda: self.start())
         self.server.sig_finished.connect(self._server_finished)
-        self.server.invite.textChanged.connect(self._invite_ready)
+        self.server.sig_invite.connect(self._invite_ready)
 
     def start(self, clients: int | None = None, rounds: int | None = None, epochs: int | None = None) -> bool:
         if self.server.is_running() or any(c.is_running() for c in self.clients):
             return False
         clients = clients or self.clients_box.value()
-        self.server.rounds.setValue(rounds or self.rounds_box.value())
-        self.server.epochs.setValue(epochs or self.epochs_box.value())
-        self.server.min_clients.setValue(clients)
-        self.server.port.setValue(find_free_port(18080, "127.0.0.1") or 18080)
+        self.server.configure(
+            rounds or self.rounds_box.value(),
+            epochs or self.epochs_box.value(),
+            clients,
+            find_free_port(18080, "127.0.0.1") or 18080,
+        )
         while self.tabs.count():
             self.tabs.removeTab(0)
         for page in self.clients:
@@ -87,26 +92,15 @@ class DemoPage(QWidget):
             c.stop_client()
 
     def _invite_ready(self, text: str) -> None:
-        if not text:
-            return
         for page in self.clients:
-            page.address.setText(text)
-            self._start_when_loaded(page)
-
-    def _start_when_loaded(self, page: ClientPage) -> None:
-        if page.data is not None:
-            page.start_client()
-        else:  # the default data is still being read: try again shortly
-            from PySide6.QtCore import QTimer
-
-            QTimer.singleShot(200, lambda: self._start_when_loaded(page) if self.server.is_running() else None)
+            page.join_when_ready(text, self.server.is_running)
 
     def _server_finished(self, _result) -> None:
         self._server_done = True
         self._check_done()
 
     def _client_finished(self, i: int, result) -> None:
-        if isinstance(result, Exception) or result.kind != "Finished" or not result.rounds_completed:
+        if not isinstance(result, Finished) or not result.rounds_completed:  # an error, a failure, or no model
             self._pending.discard(i)
             self._check_done()
 

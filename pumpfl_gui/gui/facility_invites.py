@@ -56,8 +56,10 @@ class AddFacilityDialog(QDialog):
         self.invite.hide()
         self.copy = QPushButton("&Copy invite")
         self.copy.hide()
-        self.note = QLabel("Each facility gets its own invite and join code; it joins under this name, once at a time, "
-                           "and you can revoke its invite without touching the others.")
+        self.note = QLabel(
+            "Each facility gets its own invite and join code; it joins under this name, once at a time, "
+            "and you can revoke its invite without touching the others."
+        )
         self.note.setWordWrap(True)
         self.buttons = QDialogButtonBox()
         self.create = self.buttons.addButton("C&reate invite", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -105,8 +107,9 @@ class AddFacilityDialog(QDialog):
         self.invite.setCursorPosition(0)
         self.invite.show()
         self.copy.show()
-        self.note.setText(f"Send this line to {name} only, by a channel you trust: it admits one facility, "
-                          f"under the name {name}.")
+        self.note.setText(
+            f"Send this line to {name} only, by a channel you trust: it admits one facility, under the name {name}."
+        )
         self.buttons.clear()
         self.buttons.addButton(QDialogButtonBox.StandardButton.Close).clicked.connect(self.accept)
         self.copy.setFocus()
@@ -225,9 +228,12 @@ class InviteList(QWidget):
 
     def _ask_revoke(self, name: str) -> None:
         live = self._lines[name] is not None
-        text = (f"Revoke {name}'s invite? Its join code stops working at once and {name} is disconnected "
-                "if it is connected; the other facilities are not touched." if live
-                else f"Remove {name} from the facilities to invite?")
+        text = (
+            f"Revoke {name}'s invite? Its join code stops working at once and {name} is disconnected "
+            "if it is connected; the other facilities are not touched."
+            if live
+            else f"Remove {name} from the facilities to invite?"
+        )
         if not confirm(self, "Revoke invite", text, "&Revoke"):
             return
         try:

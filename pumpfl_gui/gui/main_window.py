@@ -21,8 +21,9 @@ ROLES = ("start", "server", "client", "demo")
 class StartPage(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        title = QLabel("<h1>PumpFL</h1><p>Train one pump anomaly detector with other sites — "
-                       "your readings never leave this computer.</p>")
+        title = QLabel(
+            "<h1>PumpFL</h1><p>Train one pump anomaly detector with other sites — your readings never leave this computer.</p>"
+        )
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         title.setWordWrap(True)
         self.server = QPushButton("&Server — coordinate the training\n(one site runs this and invites the others)")
@@ -136,9 +137,13 @@ class MainWindow(QMainWindow):
         return next(name for name, page in self._pages.items() if page is current)
 
     def about(self) -> None:
-        QMessageBox.about(self, "About PumpFL", f"<h3>PumpFL {__version__}</h3><p>Federated pump-sensor anomaly detection with "
-                          "Flower. Each site trains on its own readings and shares only model parameters, "
-                          "over an encrypted connection.</p>")
+        QMessageBox.about(
+            self,
+            "About PumpFL",
+            f"<h3>PumpFL {__version__}</h3><p>Federated pump-sensor anomaly detection with "
+            "Flower. Each site trains on its own readings and shares only model parameters, "
+            "over an encrypted connection.</p>",
+        )
 
     def _clients_and_servers(self) -> tuple[list, list]:
         """(client pages, server pages) built so far, the demo's included."""

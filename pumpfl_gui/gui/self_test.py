@@ -13,8 +13,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # The platform plugin each desktop needs to open a window at all.
-PLATFORM_PLUGINS = {"linux": ("libqxcb.so", "libqwayland.so", "libqwayland-generic.so"),
-                    "win32": ("qwindows.dll",), "darwin": ("libqcocoa.dylib",)}
+PLATFORM_PLUGINS = {
+    "linux": ("libqxcb.so", "libqwayland.so", "libqwayland-generic.so"),
+    "win32": ("qwindows.dll",),
+    "darwin": ("libqcocoa.dylib",),
+}
 
 
 def check_qt() -> list[str]:

@@ -13,8 +13,10 @@ from ..core.paths import APP_NAME
 class AppSettings:
     def __init__(self, path: str | None = None) -> None:
         # An explicit path keeps tests (and portable installs) away from the user's real file.
-        self._s = QSettings(path, QSettings.Format.IniFormat) if path else QSettings(
-            QSettings.Format.IniFormat, QSettings.Scope.UserScope, APP_NAME, APP_NAME
+        self._s = (
+            QSettings(path, QSettings.Format.IniFormat)
+            if path
+            else QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, APP_NAME, APP_NAME)
         )
 
     def get(self, key: str, default=None, kind=str):

@@ -45,8 +45,10 @@ _DARK = {
     QPalette.ColorRole.Link: "#82b4ea",
     QPalette.ColorRole.LinkVisited: "#c39be8",
 }
-_DARK_DISABLED = ("#7a7a7a", (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
-                              QPalette.ColorRole.ButtonText, QPalette.ColorRole.HighlightedText))
+_DARK_DISABLED = (
+    "#7a7a7a",
+    (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.HighlightedText),
+)
 
 
 def dark_palette() -> QPalette:
@@ -64,7 +66,8 @@ def is_dark(palette: QPalette) -> bool:
 
 
 def status_colour(status: str, widget: QWidget | None = None) -> str:
-    """Colour for ok / warning / failed / skipped / running text or icons on this widget's palette."""
+    """Colour for ok / warning / failed / skipped / running text or icons on this
+    widget's palette."""
     palette = widget.palette() if widget is not None else QGuiApplication.palette()
     light, dark = _STATUS.get(status, _STATUS["skipped"])
     return dark if is_dark(palette) else light

@@ -55,7 +55,7 @@ class LogView(QWidget):
 
     def _refilter(self, needle: str) -> None:
         needle = needle.strip().lower()
-        shown = [l for l in self._lines if needle in l.lower()] if needle else self._lines
+        shown = [line for line in self._lines if needle in line.lower()] if needle else self._lines
         self.text.setPlainText("\n".join(shown))
 
 

@@ -6,6 +6,7 @@ and re-emits its plain events as Qt signals, which Qt delivers on the GUI thread
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -26,10 +27,8 @@ def _yield_to_the_gui() -> None:
     import threading
 
     if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except OSError:
-            pass
     else:
         QThread.currentThread().setPriority(QThread.Priority.LowPriority)
 
@@ -140,8 +139,12 @@ class _Relay(QObject):
         self._fn(value)
 
 
-def call_in_thread(fn: Callable[[Callable[[object], None]], object], on_done: Callable[[object], None],
-                   on_event: Callable[[object], None] | None = None, parent: QObject | None = None) -> tuple[RunnerWorker, QThread]:
+def call_in_thread(
+    fn: Callable[[Callable[[object], None]], object],
+    on_done: Callable[[object], None],
+    on_event: Callable[[object], None] | None = None,
+    parent: QObject | None = None,
+) -> tuple[RunnerWorker, QThread]:
     """Run ``fn(emit)`` in a worker thread; ``on_done`` and ``on_event`` run on the GUI thread.
 
     Call it from the GUI thread: the relays live where they are made.

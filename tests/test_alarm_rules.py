@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from pumpfl_gui.core.detection import (
+from pumpfl_gui.core.alarm_rules import (
     DetectionSettings,
     flag_rows,
     residual_scale,
@@ -32,7 +32,8 @@ def test_quantile_one_is_the_highest_training_score():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(quantile=0), dict(quantile=1.5), dict(factor=0), dict(persistence=0), dict(top=0), dict(smooth=0), dict(merge_gap=-1)]
+    "bad",
+    [dict(quantile=0), dict(quantile=1.5), dict(factor=0), dict(persistence=0), dict(top=0), dict(smooth=0), dict(merge_gap=-1)],
 )
 def test_detection_settings_refuse_impossible_rules(bad):
     with pytest.raises(ValueError):

@@ -1,8 +1,9 @@
 """A whole federation on this computer: one server and K facilities on loopback (fl layer).
 
-For learning, demos and benchmarks: ``pumpfl demo`` and the app's "Try it on this computer"
-both use it. It runs the same server and client runners as a real deployment, TLS and join
-code included; only the address is loopback.
+The engine of ``pumpfl demo``, the self-test (``fl/self_test.py``) and the benchmarks'
+federated mode (``bench/rounds.py``); the app's "Try it on this computer" drives its own
+Server and Client pages instead. It runs the same server and client runners as a real
+deployment, TLS and join code included; only the address is loopback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .protocol import FederationSettings
 from .server_runner import ServerOptions, ServerRunner
 
 
-class LocalFederation:
+class LoopbackFederation:
     def __init__(
         self,
         settings: FederationSettings,
@@ -39,7 +40,9 @@ class LocalFederation:
         self._on_event = on_event or (lambda who, e: None)
         self.port = port or find_free_port(8080, "127.0.0.1") or find_free_port(20000, "127.0.0.1")
         self.server = ServerRunner(
-            settings, ServerOptions(host="127.0.0.1", port=self.port, out_dir=self.out_dir / "server"), lambda e: self._on_event("server", e)
+            settings,
+            ServerOptions(host="127.0.0.1", port=self.port, out_dir=self.out_dir / "server"),
+            lambda e: self._on_event("server", e),
         )
         self.clients: list[ClientRunner] = []
         self._stopped = threading.Event()
@@ -93,7 +96,7 @@ class LocalFederation:
             # On one computer every facility is ours: one that cannot take part ends the run
             # now, with its reason, rather than leaving the server waiting for it.
             result = results[name]
-            if name != "server" and result.kind == "Failed" and not self._stopped.is_set():
+            if name != "server" and isinstance(result, Failed) and not self._stopped.is_set():
                 self._failure = Failed(message=f"{name}: {result.message}")
                 self.stop()
 

@@ -29,7 +29,7 @@ from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridge, GrpcBr
 from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
 from google.protobuf.message import DecodeError
 
-from .security import SERVER_NAME
+from ..security import SERVER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,6 @@ def open_channel(target: str, root_certificate: bytes | None) -> grpc.Channel:
     return grpc.secure_channel(target, creds, options=_CLIENT_OPTIONS + [("grpc.ssl_target_name_override", SERVER_NAME)])
 
 
-def join_stream(channel: grpc.Channel, outgoing) -> "grpc._channel._MultiThreadedRendezvous":
+def join_stream(channel: grpc.Channel, outgoing) -> grpc._channel._MultiThreadedRendezvous:
     """Open Flower's Join stream: ``outgoing`` yields ClientMessages, the result ServerMessages."""
     return FlowerServiceStub(channel).Join(outgoing)

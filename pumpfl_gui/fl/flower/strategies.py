@@ -30,8 +30,8 @@ from flwr.server.strategy import (
     Strategy,
 )
 
-from .protocol import FederationSettings
-from .update_check import check_evaluate, check_fit, outlying_norms, update_norm
+from ..protocol import FederationSettings
+from ..update_check import check_evaluate, check_fit, outlying_norms, update_norm
 
 # on_drop(round, cid, reason): a facility's answer failed the checks and is out of the round.
 OnDrop = Callable[[int, str, str], None]
@@ -230,4 +230,3 @@ def make_strategy(
     if private:
         strategy = _CentralDP(strategy, s.dp_noise_multiplier, s.dp_clipping_norm, s.min_clients)
     return _Checked(strategy, registered, on_drop)
-

@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class DetectionSettings:
     quantile: float = 1.0
@@ -67,7 +66,7 @@ class DetectionSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DetectionSettings":
+    def from_dict(cls, d: dict) -> DetectionSettings:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 

@@ -22,12 +22,12 @@ from flwr.common import GetPropertiesIns
 from flwr.server.client_manager import SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 
-from ..core.pooling import MAX_COUNT, check_stats
-from . import protocol as P
-from .events import ClientJoined, ClientLeft, ClientRefused, Event
-from .handshake import Malformed, facility_proven, new_nonce, read_facility_hello, server_hello, server_proof
-from .invites import REVOKED, Entry, InviteBook
-from .limits import check_model
+from ...core.pooling import MAX_COUNT, check_stats
+from .. import protocol as P
+from ..events import ClientJoined, ClientLeft, ClientRefused, Event
+from ..handshake import Malformed, facility_proven, new_nonce, read_facility_hello, server_hello, server_proof
+from ..invites import REVOKED, Entry, InviteBook
+from ..limits import check_model
 from .wire import MEMBER_SLOTS, PENDING_SLOTS, PROVEN_DEADLINE
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ _PROBLEM_LIMIT = 300  # characters of a facility's own problem report that reach
 class _Refusal(Exception):
     """Why a facility is turned away, in words; ``code`` tells it whether to try again."""
 
-    def __init__(self, name: str, reason: str, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED, quiet: bool = False) -> None:
+    def __init__(
+        self, name: str, reason: str, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED, quiet: bool = False
+    ) -> None:
         super().__init__(reason)
         self.name = name
         self.code = code
@@ -193,8 +195,11 @@ class GatedClientManager(SimpleClientManager):
         with self._lock:
             if name.casefold() in self._live:
                 if named:  # maybe its own earlier session, not yet noticed as gone: it may try again
-                    raise _Refusal(name, f"{name} is already connected; each invite admits one facility at a time",
-                                   grpc.StatusCode.ALREADY_EXISTS)
+                    raise _Refusal(
+                        name,
+                        f"{name} is already connected; each invite admits one facility at a time",
+                        grpc.StatusCode.ALREADY_EXISTS,
+                    )
                 raise _Refusal(name, f"a facility named {name} is already connected; start this one under another name")
             if not named and self.book is not None and self.book.is_named(name):
                 raise _Refusal(name, f"{name} is the name of a facility invited by name; use its own invite, or another name")
@@ -274,7 +279,10 @@ class GatedClientManager(SimpleClientManager):
             detail.append(f"extra {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
         if not detail:
             detail.append("same sensors in another order")
-        return f"{name}'s sensor columns do not match the federation's ({'; '.join(detail)}); every facility needs the same {len(ours)} sensors"
+        return (
+            f"{name}'s sensor columns do not match the federation's ({'; '.join(detail)}); "
+            f"every facility needs the same {len(ours)} sensors"
+        )
 
 
 def _sensor_list(text: object) -> list[str] | None:

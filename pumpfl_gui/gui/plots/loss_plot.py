@@ -1,0 +1,100 @@
+"""Loss curves over rounds: one named series per curve, drawn in turn by the pacer (gui layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from .redraw_pacer import shared_pacer
+from .styling import SERIES_COLOURS, PaletteAware, palette_colours, prepare_plot, style_legend, style_plot
+
+SYMBOLS_BELOW = 50  # show a marker on every point while a series is this short
+
+
+class LossPlot(PaletteAware):
+    """Named loss series over rounds: one curve per name, made on first use, updated in place.
+
+    ``set_series`` may take effect a few ticks later (see ``RedrawPacer``); reading the plot
+    back through ``curve`` or ``series_names`` always sees every update made so far.
+    """
+
+    def __init__(self, title: str, y_label: str = "loss (MSE)", x_label: str = "round", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._title = title
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._pending: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._view = pg.PlotWidget()
+        self._view.setMinimumSize(240, 160)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._view)
+        self.plot: pg.PlotItem = self._view.getPlotItem()
+        self.plot.setLabel("left", y_label)
+        self.plot.setLabel("bottom", x_label)
+        self.plot.setMenuEnabled(True)
+        prepare_plot(self.plot)
+        self.legend: pg.LegendItem = self.plot.addLegend(offset=(-10, 10))
+        self.legend.hide()  # an empty legend is a stray box in the corner
+        self._apply_palette()
+
+    def set_series(self, name: str, xs: Iterable[float], ys: Iterable[float]) -> None:
+        """Show ``ys`` against ``xs`` as series ``name`` (a new name gets a new colour and
+        legend entry)."""
+        x = np.asarray(xs, dtype=np.float64)
+        y = np.asarray(ys, dtype=np.float64)
+        if x.shape != y.shape:
+            raise ValueError(f"series {name!r}: {len(x)} x values but {len(y)} y values")
+        self._pending[name] = (x, y)
+        shared_pacer().request(self)
+
+    def apply_pending(self) -> None:
+        """Draw the series set since the last call (the pacer calls this in turn)."""
+        pending, self._pending = self._pending, {}
+        for name, (x, y) in pending.items():
+            curve = self._curves.get(name)
+            if curve is None:
+                colour = SERIES_COLOURS[len(self._curves) % len(SERIES_COLOURS)]
+                curve = self.plot.plot(
+                    pen=pg.mkPen(colour, width=2),
+                    name=name,
+                    connect="finite",
+                    symbolBrush=colour,
+                    symbolPen=pg.mkPen(colour),
+                    symbolSize=6,
+                )
+                self._curves[name] = curve
+            symbol = "o" if len(x) < SYMBOLS_BELOW else None
+            if curve.opts["symbol"] != symbol:
+                curve.setSymbol(symbol)
+            curve.setData(x, y)
+        if pending:
+            self.legend.show()
+            # Settle the auto-range now: left to paint time, pyqtgraph finds the range changed
+            # and paints the plot a second time.
+            self.plot.vb.prepareForPaint()
+
+    def curve(self, name: str) -> pg.PlotDataItem:
+        self.apply_pending()
+        return self._curves[name]
+
+    def series_names(self) -> list[str]:
+        self.apply_pending()
+        return list(self._curves)
+
+    def clear(self) -> None:
+        """Remove every series (a new run starts with an empty plot and legend)."""
+        self._pending.clear()
+        for curve in self._curves.values():
+            self.plot.removeItem(curve)  # also drops its legend entry
+        self._curves.clear()
+        self.legend.hide()
+        self.plot.enableAutoRange()
+
+    def _apply_palette(self) -> None:
+        bg, fg = palette_colours(self)
+        self._view.setBackground(bg)
+        style_plot(self.plot, self._title, fg)
+        style_legend(self.legend, bg, fg)

@@ -1,0 +1,104 @@
+"""The server page's run view: status, progress, facilities table, loss curves, log (gui).
+
+Like a Qt Designer form's ``setupUi``, the builder makes the view's widgets as attributes of the
+page (``page.status``, ``page.table``, ``page.loss_plot``…); the page fills them as events come.
+The history's CSV export lives here too: it writes what the view shows.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSplitter, QTableWidget, QVBoxLayout, QWidget
+
+from ..core.csv_cells import safe_cell
+from ..fl.choices import DP_LINE
+from .plots import LossPlot
+from .server_settings_boxes import sentence
+from .widgets import LogView, row
+
+COLUMNS = ["Facility", "Samples", "State", "Train loss", "Eval loss", "Rounds"]
+
+
+def run_view(page: QWidget) -> QWidget:
+    """Status and privacy lines, progress, the facilities table, the two loss plots side by side,
+    the log, and the buttons that keep the run's model and history."""
+    page.status = QLabel("Not running.")
+    page.status.setWordWrap(True)
+    page.privacy = QLabel()
+    page.privacy.setToolTip(sentence(DP_LINE))
+    page.privacy.hide()
+    page.progress = QProgressBar()
+    page.progress.setFormat("round %v of %m")
+    page.table = QTableWidget(0, len(COLUMNS))
+    page.table.setHorizontalHeaderLabels(COLUMNS)
+    page.table.horizontalHeader().setStretchLastSection(True)
+    page.table.verticalHeader().setVisible(False)
+    page.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    page.loss_plot = LossPlot("Global model: loss per round")
+    page.client_plot = LossPlot("Each facility: eval loss per round")
+    page.log = LogView()
+    page.save_model = QPushButton("Save global &model…")
+    page.export = QPushButton("&Export history as CSV…")
+    page.save_model.setEnabled(False)
+    page.export.setEnabled(False)
+    plots = QSplitter(Qt.Orientation.Horizontal)
+    plots.addWidget(page.loss_plot)
+    plots.addWidget(page.client_plot)
+    right = QSplitter(Qt.Orientation.Vertical)
+    top = QWidget()
+    tl = QVBoxLayout(top)
+    tl.setContentsMargins(0, 0, 0, 0)
+    tl.addWidget(page.status)
+    tl.addWidget(page.privacy)
+    tl.addWidget(page.progress)
+    tl.addWidget(page.table)
+    right.addWidget(top)
+    right.addWidget(plots)
+    right.addWidget(page.log)
+    right.setSizes([220, 320, 160])
+    rlayout = QVBoxLayout()
+    rlayout.addWidget(right)
+    rlayout.addLayout(row(page.save_model, page.export, None))
+    right_w = QWidget()
+    right_w.setLayout(rlayout)
+    return right_w
+
+
+def export_history_csv(path: Path, history: list) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "round",
+                "facility",
+                "samples",
+                "train_loss",
+                "eval_loss",
+                "round_train_loss",
+                "round_eval_loss",
+                "bytes_sent",
+                "bytes_received",
+                "seconds",
+                "epsilon",
+            ]
+        )
+        for h in history:
+            for name, c in sorted(h.per_client.items()):
+                w.writerow(
+                    [
+                        h.round,
+                        safe_cell(name),
+                        c.get("samples", ""),
+                        c.get("train_loss", ""),
+                        c.get("eval_loss", ""),
+                        h.train_loss,
+                        h.eval_loss,
+                        h.bytes_sent,
+                        h.bytes_received,
+                        h.seconds,
+                        "" if h.epsilon is None else h.epsilon,
+                    ]
+                )

@@ -267,11 +267,7 @@ class ClientRunner:
                 if isinstance(instruction, LetGo):
                     outbox.put(None)
                     raise _Done()
-                reply, refused = self._handle(instruction)
-                outbox.put(reply)
-                if refused:
-                    time.sleep(0.2)  # let the reply go out so the server logs a clean goodbye
-                    raise _Refused(refused)
+                outbox.put(self._handle(instruction))
         except grpc.RpcError as exc:
             raise self._refusal(exc) from None
         finally:
@@ -279,19 +275,18 @@ class ClientRunner:
             self._channel.close()
 
     def _handle(self, instruction: Instruction):
-        """The reply to one instruction (a wire message) and, when the server refused this
-        facility, why."""
+        """The reply (a wire message) to one instruction from the coordinator."""
         match instruction:
             case Ask(config):
-                return wire_codec.reply_properties(self._answer(config)), None
+                return wire_codec.reply_properties(self._answer(config))
             case _ if not self._trust.proven:  # a server that skips the handshake gets nothing from this facility
                 raise ServerNotProven(SERVER_NOT_PROVEN)
             case Train():
-                return self._train(instruction), None
+                return self._train(instruction)
             case Evaluate():
-                return self._evaluate(instruction), None
+                return self._evaluate(instruction)
             case SendParameters():
-                return wire_codec.reply_parameters(get_parameters(self.facility.model) if self.facility else []), None
+                return wire_codec.reply_parameters(get_parameters(self.facility.model) if self.facility else [])
         raise grpc.RpcError(f"unexpected message {instruction!r} from the server")
 
     def _answer(self, config: dict) -> dict:

@@ -32,6 +32,11 @@ from .events import (
 LOGGED_STATES = frozenset({"connected", "reconnecting", "waiting", "trusted", "agreed", "finishing"})
 
 
+def capitalised(text: str) -> str:
+    """A line as a sentence starts: its first letter upper-case, the rest as it is."""
+    return text[:1].upper() + text[1:]
+
+
 def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -119,6 +124,6 @@ def ending(result: Finished) -> str:
     """How a facility's run ended, as the server said (a run cut short says so), capitalised."""
     if result.complete:
         return f"The run completed ({result.rounds_completed} rounds)."
-    said = "You stopped taking part" if result.message == "stopped" else result.message[:1].upper() + result.message[1:]
+    said = "You stopped taking part" if result.message == "stopped" else capitalised(result.message)
     planned = f" of {result.rounds_planned}" if result.rounds_planned else ""
     return f"{said}: the model has {result.rounds_completed}{planned} rounds (an incomplete run)."

@@ -64,8 +64,14 @@ def round_record(
     dropped: dict[str, str],
     history: list[dict],
     released: bool,
+    *,
+    traffic: tuple[int, int],
+    seconds: float,
+    agreed: tuple[float | None, int] = (None, 0),
 ) -> dict:
-    """The round's entry in history.json; the caller adds traffic, time and an agreed threshold."""
+    """The round's entry in history.json. ``traffic``: bytes sent and received during the round;
+    ``agreed``: the threshold the facilities' error summaries set (shared scaling) and how many
+    summaries it came from."""
     total = sum(c.get("samples", 0) for c in per_client.values())
     trained = [c for c in per_client.values() if "train_loss" in c]
     train_loss = sum(c["samples"] * c["train_loss"] for c in trained) / total if total else None
@@ -76,9 +82,9 @@ def round_record(
         "train_loss": train_loss,
         "eval_loss": eval_loss,
         "failures": failures,
-        "bytes_sent": 0,
-        "bytes_received": 0,
-        "seconds": 0.0,
+        "bytes_sent": traffic[0],
+        "bytes_received": traffic[1],
+        "seconds": round(seconds, 3),
         "strategy": s.strategy,
     }
     if left:
@@ -90,4 +96,8 @@ def round_record(
         spent = [r["dp_noise_multiplier"] for r in [*history, record] if r.get("dp_noise_multiplier")]
         record["epsilon"] = epsilon(spent, s.dp_delta)
         record["delta"] = s.dp_delta
+    threshold, summaries = agreed
+    if threshold is not None:
+        record["agreed_threshold"] = threshold
+        record["threshold_from"] = summaries
     return record

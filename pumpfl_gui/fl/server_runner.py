@@ -357,12 +357,21 @@ class ServerRunner:
             sketches = add_evaluations(per_client, evaluated.answers, self._name)
             self._check_stop()
             sent1, recv1 = self.counter.snapshot()
-            record = round_record(s, rnd, per_client, eval_loss, trained.failures, left, self._drops, history, released)
-            record.update(bytes_sent=sent1 - sent0, bytes_received=recv1 - recv0, seconds=round(time.perf_counter() - t0, 3))
             threshold = pooled_threshold(sketches) if sketches else None
-            if threshold is not None:
-                record["agreed_threshold"] = threshold
-                record["threshold_from"] = len(sketches)
+            record = round_record(
+                s,
+                rnd,
+                per_client,
+                eval_loss,
+                trained.failures,
+                left,
+                self._drops,
+                history,
+                released,
+                traffic=(sent1 - sent0, recv1 - recv0),
+                seconds=time.perf_counter() - t0,
+                agreed=(threshold, len(sketches)),
+            )
             history.append(record)
             path = checkpoint.save(out, rnd, rounds.arrays, spec, manager.sensors, history, s, scaler, threshold)
             self._completed = rnd

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from ..core.paths import DEFAULT_FACILITIES
 from ..fl.choices import INSECURE_CLIENT_LINE
+from ..fl.narration import capitalised
 from .plots import AnomalyView, LossPlot, SensorPreview
 from .theme import coloured
 from .widgets import CheckList, LogView, row
@@ -59,7 +60,7 @@ def server_box(page: QWidget) -> QGroupBox:
     page.address = QLineEdit(placeholderText="paste the invite, or type host:port")
     page.join_code = QLineEdit(placeholderText="join code (already in an invite)")
     page.insecure = QCheckBox("Insecure server (no encryption)")
-    warning = "⚠ " + html.escape(INSECURE_CLIENT_LINE[:1].upper() + INSECURE_CLIENT_LINE[1:]) + "."
+    warning = "⚠ " + html.escape(capitalised(INSECURE_CLIENT_LINE)) + "."
     page.insecure_warning = QLabel(coloured(warning, "warning", page))
     page.insecure_warning.setWordWrap(True)
     page.insecure_warning.hide()

@@ -356,7 +356,7 @@ class ClientPage(QWidget):
         if name == "fedprox":
             text += f", μ {mu:g}"
         self.strategy.setText(text)
-        self.strategy.setToolTip(chosen.line[:1].upper() + chosen.line[1:] if chosen else "")
+        self.strategy.setToolTip(narration.capitalised(chosen.line) if chosen else "")
         self.strategy.show()
 
     @Slot(object)

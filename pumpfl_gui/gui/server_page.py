@@ -39,7 +39,7 @@ from . import server_settings_boxes as settings_boxes
 from .facility_invites import AddFacilityDialog
 from .server_network_box import ADD_FACILITY_TIP, network_box
 from .server_run_view import COLUMNS, export_history_csv, run_view
-from .server_settings_boxes import align_labels, privacy_box, sentence, settings_area, strategy_box, training_box
+from .server_settings_boxes import align_labels, privacy_box, settings_area, strategy_box, training_box
 from .theme import coloured
 from .widgets import page_layout, row
 from .worker import RunnerWorker, start_worker
@@ -134,7 +134,7 @@ class ServerPage(QWidget):
             words = caution(self.federation_settings())
         except ValueError:  # an unsound choice is refused when the server starts
             words = None
-        self.caution.setText(coloured(html.escape(sentence(words)), "warning", self) if words else "")
+        self.caution.setText(coloured(html.escape(narration.capitalised(words)), "warning", self) if words else "")
         self.caution.setVisible(bool(words))
 
     # -- network ----------------------------------------------------------------------
@@ -162,7 +162,9 @@ class ServerPage(QWidget):
         self.log.add("invite copied to the clipboard")
 
     def _insecure_changed(self, on: bool) -> None:
-        self.insecure_warning.setText(coloured("⚠ " + html.escape(sentence(INSECURE_SERVER_LINE)) + ".", "warning", self))
+        self.insecure_warning.setText(
+            coloured("⚠ " + html.escape(narration.capitalised(INSECURE_SERVER_LINE)) + ".", "warning", self)
+        )
         self.insecure_warning.setVisible(on)
         self._update_add_facility()
 

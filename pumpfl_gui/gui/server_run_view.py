@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSplitter, QTab
 
 from ..core.csv_cells import safe_cell
 from ..fl.choices import DP_LINE
+from ..fl.narration import capitalised
 from .plots import LossPlot
-from .server_settings_boxes import sentence
 from .widgets import LogView, row
 
 COLUMNS = ["Facility", "Samples", "State", "Train loss", "Eval loss", "Rounds"]
@@ -28,7 +28,7 @@ def run_view(page: QWidget) -> QWidget:
     page.status = QLabel("Not running.")
     page.status.setWordWrap(True)
     page.privacy = QLabel()
-    page.privacy.setToolTip(sentence(DP_LINE))
+    page.privacy.setToolTip(capitalised(DP_LINE))
     page.privacy.hide()
     page.progress = QProgressBar()
     page.progress.setFormat("round %v of %m")

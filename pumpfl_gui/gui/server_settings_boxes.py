@@ -27,12 +27,9 @@ from PySide6.QtWidgets import (
 
 from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES
 from ..fl.limits import BATCH
+from ..fl.narration import capitalised
 from ..fl.protocol import FederationSettings
 from .theme import coloured
-
-
-def sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 class Hint(QLabel):
@@ -72,7 +69,7 @@ def dp_refusal(strategy: str) -> str:
     try:
         FederationSettings(strategy=strategy, min_clients=3, dp_noise_multiplier=1.0)
     except ValueError as exc:
-        return sentence(str(exc))
+        return capitalised(str(exc))
     return ""
 
 
@@ -125,15 +122,15 @@ def strategy_box(page: QWidget) -> QGroupBox:
         "trim_fraction": QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.45, singleStep=0.05, value=defaults.trim_fraction),
     }
     page.shared_scaling = QCheckBox("Agree scaling and threshold across facilities")
-    page.shared_scaling.setToolTip(sentence(SHARED_SCALING_LINE))
+    page.shared_scaling.setToolTip(capitalised(SHARED_SCALING_LINE))
     page.strategy_form = QFormLayout(box)
     page.strategy_form.addRow("Strategy", page.strategy)
     page.strategy_form.addRow(page.strategy_line)
     for s in STRATEGIES.values():
         if s.setting:
-            page.strategy_form.addRow(sentence(s.setting_label), page.strategy_settings[s.setting])
+            page.strategy_form.addRow(capitalised(s.setting_label), page.strategy_settings[s.setting])
     page.strategy_form.addRow(page.shared_scaling)
-    page.strategy_form.addRow(Hint(sentence(SHARED_SCALING_LINE)))
+    page.strategy_form.addRow(Hint(capitalised(SHARED_SCALING_LINE)))
     return box
 
 
@@ -230,10 +227,10 @@ def save_choices(page: QWidget, settings) -> None:
 def show_strategy(page: QWidget) -> None:
     """The chosen strategy's line and its own setting; differential privacy only where it holds."""
     chosen = STRATEGIES[page.strategy.currentData()]
-    page.strategy_line.set_hint(sentence(chosen.line))
+    page.strategy_line.set_hint(capitalised(chosen.line))
     for name, spin in page.strategy_settings.items():
         page.strategy_form.setRowVisible(spin, name == chosen.setting)
     refusal = dp_refusal(chosen.name)
     page.dp.setEnabled(not refusal)
     page.dp.setToolTip(refusal)
-    page.dp_line.set_hint(refusal or sentence(DP_LINE))
+    page.dp_line.set_hint(refusal or capitalised(DP_LINE))

@@ -14,7 +14,7 @@ ARGS ?=
 
 help:
 	@echo "make run    start the desktop app"
-	@echo "make test   the whole test suite (what CI runs)"
+	@echo "make test   the whole test suite, one worker per core (what CI runs)"
 	@echo "make fast   the fast lane: pytest -m \"not slow\" (under a minute)"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "(each makes .venv and installs -e .[dev] first when needed)"
@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pumpfl-gui
 
+# One worker per core (pytest-xdist), a test file per worker: its module fixtures are made once.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(ARGS)
 
 fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)

@@ -1,5 +1,6 @@
 """A server and its facilities on loopback, each runner in its own thread (shared by the tests)."""
 
+import os
 import threading
 from pathlib import Path
 
@@ -15,7 +16,10 @@ class Run:
 
     def __init__(self, tmp: Path, settings: FederationSettings, insecure=False, resume: Path | None = None):
         self.tmp = tmp
-        self.port = find_free_port(19000 + (hash(tmp) % 2000), "127.0.0.1")
+        # Each xdist worker (gw0, gw1, ...) looks in its own thousand ports: two tests starting
+        # servers at the same moment in two workers never pick the same free port.
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+        self.port = find_free_port(19000 + 1000 * (worker % 4) + hash(tmp) % 900, "127.0.0.1")
         self.events: list = []
         self.server = ServerRunner(
             settings,
@@ -40,6 +44,9 @@ class Run:
             out_dir=self.tmp / name,
             name=name,
             max_wait=20,
+            # The fine-tune on a facility's own rows after the last round takes longer than the
+            # rounds these tests run; the tests of the saved model ask for it by name.
+            personalise=False,
         )
         options.update(option_overrides)
         runner = runner_class(

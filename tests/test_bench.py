@@ -10,7 +10,7 @@ import json
 import shutil
 
 import pytest
-from test_cli import assert_user_error, pumpfl
+from test_cli import assert_user_error, pumpfl, pumpfl_here
 
 from pumpfl_gui.bench.skab import SkabSettings
 from pumpfl_gui.bench.variants import run_pump_variants, run_skab_variants
@@ -59,7 +59,7 @@ def results(tmp_path_factory, skab_sites, plant_dir):
     runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
     printed = {}
     for name, args in runs.items():
-        proc = pumpfl("bench", *args, "--out", out / f"{name}.json")
+        proc = pumpfl_here("bench", *args, "--out", out / f"{name}.json")
         assert proc.returncode == 0, proc.stderr
         printed[name] = proc.stdout
     return {name: json.loads((out / f"{name}.json").read_text()) for name in runs}, printed, out.parent
@@ -228,18 +228,18 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_s
 
 
 def test_bench_errors_are_one_line(skab_dir, tmp_path):
-    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path), "holds no CSV files")
-    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path / "missing"), "is not a folder")
+    assert_user_error(pumpfl_here("bench", "skab", "--data", tmp_path), "holds no CSV files")
+    assert_user_error(pumpfl_here("bench", "skab", "--data", tmp_path / "missing"), "is not a folder")
     (tmp_path / "site").mkdir()
     shutil.copy(skab_dir / "anomaly-free" / "anomaly-free.csv", tmp_path / "site" / "normal.csv")
-    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path, *FAST), "nothing to score")
+    assert_user_error(pumpfl_here("bench", "skab", "--data", tmp_path, *FAST), "nothing to score")
     lines = (skab_dir / "valve1" / "0.csv").read_text().splitlines(keepends=True)
     (tmp_path / "site" / "short.csv").write_text("".join(lines[:21]))
-    assert_user_error(pumpfl("bench", "skab", "--data", tmp_path, "--mode", "local", *FAST), "short.csv has 20 rows")
-    assert_user_error(pumpfl("bench", "pump", "--data", tmp_path / "site"), "needs the pump schema")
+    assert_user_error(pumpfl_here("bench", "skab", "--data", tmp_path, "--mode", "local", *FAST), "short.csv has 20 rows")
+    assert_user_error(pumpfl_here("bench", "pump", "--data", tmp_path / "site"), "needs the pump schema")
     (tmp_path / "one").mkdir()
     shutil.copy(skab_dir / "valve1" / "0.csv", tmp_path / "one" / "client_0.csv")
-    assert_user_error(pumpfl("bench", "pump", "--data", tmp_path / "one"), "at least two facility CSVs")
+    assert_user_error(pumpfl_here("bench", "pump", "--data", tmp_path / "one"), "at least two facility CSVs")
     assert_user_error(
-        pumpfl("bench", "report", "--skab", skab_dir, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse"
+        pumpfl_here("bench", "report", "--skab", skab_dir, "--out", tmp_path / "docs", "--reuse"), "no earlier run to reuse"
     )

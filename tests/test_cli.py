@@ -1,19 +1,41 @@
 """The ``pumpfl`` command as a user runs it: real processes, real files, exit codes, messages."""
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 
 import pandas as pd
 import pytest
 
+from pumpfl_gui.cli.main import main
+
 
 def pumpfl(*args, env_extra=None, cwd=None):
+    """``pumpfl ARGS`` in a fresh process, as a user runs it."""
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "pumpfl_gui.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
     )
+
+
+def pumpfl_here(*args, env_extra=None, cwd=None):
+    """``pumpfl ARGS`` through the same ``main()`` in this process: what it prints and the exit
+    code a process would have, without starting an interpreter (2-3 s) for each of the many
+    short refusals. ``pumpfl`` above keeps a real process for the cases that need one."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(out), redirect_stderr(err):
+        for name, value in (env_extra or {}).items():
+            mp.setenv(name, value)
+        if cwd is not None:
+            mp.chdir(cwd)
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's refusals and --version
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def assert_user_error(proc, fragment):
@@ -44,7 +66,7 @@ def test_check_accepts_every_skab_file(skab_dir):
     files = sorted(skab_dir.rglob("*.csv"))
     assert len(files) == 4
     for f in files:  # the loader test checks what is read; here the command's output
-        proc = pumpfl("data", "check", f)
+        proc = pumpfl_here("data", "check", f)
         assert proc.returncode == 0, proc.stderr
         assert "schema: skab" in proc.stdout and "sensors used: 8" in proc.stdout
         # Read each second: windows of 60 rows; the files are long enough for them.
@@ -55,14 +77,14 @@ def test_check_says_when_a_file_is_too_short_for_its_window(skab_dir, tmp_path):
     lines = (skab_dir / "valve1" / "0.csv").read_text().splitlines(keepends=True)
     short = tmp_path / "short.csv"
     short.write_text("".join(lines[:6]))  # five readings: the loader accepts them, no model could
-    proc = pumpfl("data", "check", short)
+    proc = pumpfl_here("data", "check", short)
     assert proc.returncode == 0, proc.stderr
     assert "length: too short to train: the model reads windows of 60 rows" in proc.stdout
     assert "needs 179 normal rows in a row; the longest stretch here is 5" in proc.stdout
 
 
 def test_generate_writes_the_default_layout(data_dir, tmp_path):
-    proc = pumpfl("data", "generate", "--out", tmp_path / "again")
+    proc = pumpfl_here("data", "generate", "--out", tmp_path / "again")
     assert proc.returncode == 0, proc.stderr
     for name in ["client_0.csv", "client_4.csv", "metadata.json"]:
         assert (tmp_path / "again" / name).read_bytes() == (data_dir / name).read_bytes()
@@ -75,7 +97,7 @@ def test_train_then_score_a_default_facility(data_dir, skab_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "epoch 2/2" in proc.stderr and f"saved model to {model}" in proc.stdout
     out_csv, out_json = tmp_path / "scores.csv", tmp_path / "metrics.json"
-    proc = pumpfl("score", "--model", model, "--data", data_dir / "client_0.csv", "--out", out_csv, "--json", out_json)
+    proc = pumpfl_here("score", "--model", model, "--data", data_dir / "client_0.csv", "--out", out_csv, "--json", out_json)
     assert proc.returncode == 0, proc.stderr
     assert "failures caught before BROKEN:" in proc.stdout and "ROC-AUC" in proc.stdout
     scores = pd.read_csv(out_csv)
@@ -87,7 +109,7 @@ def test_train_then_score_a_default_facility(data_dir, skab_dir, tmp_path):
     # a long history smooths over three windows): 32 + 96 - 2 rows are not scored.
     assert metrics["pointwise"]["rows"] == 11_000 - (32 + 96 - 2)
     # A model trained on the pump schema refuses a file without its sensors, clearly.
-    assert_user_error(pumpfl("score", "--model", model, "--data", skab_dir / "valve1" / "0.csv"), "sensor_00")
+    assert_user_error(pumpfl_here("score", "--model", model, "--data", skab_dir / "valve1" / "0.csv"), "sensor_00")
 
 
 @pytest.mark.parametrize(
@@ -120,19 +142,24 @@ def test_train_then_score_a_default_facility(data_dir, skab_dir, tmp_path):
     ],
 )
 def test_user_mistakes_give_one_error_line_and_exit_2(args, fragment, data_dir, tmp_path):
-    assert_user_error(pumpfl(*args, env_extra={"PUMPFL_DATA_DIR": str(data_dir)}, cwd=tmp_path), fragment)
+    assert_user_error(pumpfl_here(*args, env_extra={"PUMPFL_DATA_DIR": str(data_dir)}, cwd=tmp_path), fragment)
+
+
+def test_a_refusal_from_a_real_process_is_one_line_and_exit_2(tmp_path):
+    # The in-process runs above share main() with the process; this one proves the entry point.
+    assert_user_error(pumpfl("data", "check", tmp_path / "nothing.csv"), "no such file")
 
 
 def test_broken_csv_gives_one_error_line(tmp_path):
     bad = tmp_path / "export.csv"
     bad.write_text("timestamp,flow,pressure\n2024-01-01 00:00:00,1.0,2.0\n2024-01-01 00:00:01,ERR,2.1\n")
-    assert_user_error(pumpfl("data", "check", bad), "'flow'")
+    assert_user_error(pumpfl_here("data", "check", bad), "'flow'")
 
 
 def test_generate_into_a_file_is_refused(tmp_path):
     target = tmp_path / "a_file"
     target.write_text("keep me")
-    assert_user_error(pumpfl("data", "generate", "--out", target), "is a file")
+    assert_user_error(pumpfl_here("data", "generate", "--out", target), "is a file")
     assert target.read_text() == "keep me"  # nothing lost
 
 
@@ -143,7 +170,7 @@ def test_server_on_a_taken_port_names_the_way_out(tmp_path):
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = pumpfl("server", "--port", port, "--out", tmp_path / "run")
+        proc = pumpfl_here("server", "--port", port, "--out", tmp_path / "run")
     assert_user_error(proc, f"port {port} is already in use")
     assert "--port" in proc.stderr
 
@@ -168,7 +195,7 @@ def test_demo_runs_a_whole_federation_on_this_computer(data_dir, tmp_path):
     assert (tmp_path / "demo" / "server" / "global_model" / "model.json").is_file()
     assert (tmp_path / "demo" / "client_1" / "model.json").is_file()
     # The federation's global model scores a facility's file from the command line.
-    scored = pumpfl("score", "--model", tmp_path / "demo" / "server" / "global_model", "--data", data_dir / "client_0.csv")
+    scored = pumpfl_here("score", "--model", tmp_path / "demo" / "server" / "global_model", "--data", data_dir / "client_0.csv")
     assert scored.returncode == 0, scored.stderr
     assert "failures caught before BROKEN" in scored.stdout
 
@@ -209,4 +236,4 @@ def test_demo_with_privacy_and_shared_scaling_states_epsilon_and_the_agreed_thre
 
 
 def test_demo_refuses_more_facilities_than_the_default_data_has(data_dir):
-    assert_user_error(pumpfl("demo", "--clients", "6", env_extra={"PUMPFL_DATA_DIR": str(data_dir)}), "use --clients 1 to 5")
+    assert_user_error(pumpfl_here("demo", "--clients", "6", env_extra={"PUMPFL_DATA_DIR": str(data_dir)}), "use --clients 1 to 5")

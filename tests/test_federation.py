@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from pumpfl_gui.fl.addresses import ServerAddress, check_port_free, find_free_po
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
 from pumpfl_gui.fl.facility import EVAL_STRIDE
 from pumpfl_gui.fl.invite import parse_invite
+from pumpfl_gui.fl.loopback_federation import LoopbackFederation
 from pumpfl_gui.fl.protocol import FederationSettings
 from pumpfl_gui.fl.server_runner import ServerOptions, ServerRunner
 
@@ -38,8 +40,8 @@ def plant(tmp_path_factory):
 def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
     run = Run(tmp_path, FederationSettings(rounds=3, min_clients=2, **FAST))
     assert run.invite.fingerprint and run.invite.join_code
-    run.add("small", plant / "client_0.csv")
-    run.add("large", plant / "client_2.csv")
+    run.add("small", plant / "client_0.csv", personalise=True)
+    run.add("large", plant / "client_2.csv", personalise=True)
     run.join()
     assert run.results["server"].kind == "Finished" and run.results["server"].rounds_completed == 3
     rounds = run.of("server", "RoundFinished")
@@ -62,6 +64,7 @@ def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
         assert run.results[name].kind == "Finished" and run.results[name].rounds_completed == 3
         mine = load_detector(tmp_path / name)
         assert mine.threshold is not None and mine.scaler is not None
+        assert mine.info["model"] == "personalised from round 3"
     assert [e.epoch for e in run.of("small", "EpochLoss")] == [1, 1, 1]
     check_port_free(run.port, "127.0.0.1")  # the port is free again
 
@@ -496,3 +499,47 @@ def test_a_join_code_probe_is_answered_but_never_enrolled(plant, tmp_path):
     assert not run.of("server", "ClientJoined") and not run.of("server", "ClientRefused")
     run.server.stop()
     run.join()
+
+
+def test_the_loopback_federation_moves_to_another_port_when_its_own_is_taken_before_it_listens(skab_dir, tmp_path):
+    # Found free, then taken by another program before the server bound it: the engine of
+    # `pumpfl demo`, the self-test and the benchmarks takes the next free port instead.
+    fed = LoopbackFederation(FederationSettings(rounds=1, min_clients=1, **FAST), [skab_dir / "valve1" / "0.csv"], tmp_path)
+    chosen = fed.port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", chosen))
+        squatter.listen()
+        result = fed.run()
+    assert result.kind == "Finished" and result.complete, result
+    assert fed.port != chosen and (tmp_path / "0").is_dir()
+    # A port the caller named is the caller's: taken, the run fails and says so.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        named = LoopbackFederation(
+            FederationSettings(rounds=1, min_clients=1, **FAST), [skab_dir / "valve1" / "0.csv"], tmp_path / "named", port=port
+        )
+        result = named.run()
+    assert result.kind == "Failed" and f"port {port} is already in use" in result.message
+
+
+def test_a_facility_you_stop_after_a_round_keeps_the_last_global_model_marked_incomplete(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=20, min_clients=2, **FAST))
+    run.add("a", plant / "client_0.csv", personalise=True)  # a stop saves at once all the same
+    run.add("b", plant / "client_0.csv")
+    deadline = time.monotonic() + 120
+    while not run.of("a", "EvaluateResult") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.clients["a"].stop()
+    while "a" not in run.results and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.server.stop()
+    run.join()
+    result = run.results["a"]
+    assert result.kind == "Finished" and result.message == "stopped" and not result.complete
+    assert result.out_dir == str(tmp_path / "a") and result.rounds_planned == 20
+    assert [e.detail for e in run.of("a", "ConnectionState") if e.state == "finishing"] == ["calibrating"]
+    model = load_detector(tmp_path / "a")
+    assert model.info["incomplete_run"] == {"rounds": result.rounds_completed, "of": 20} and result.rounds_completed >= 1
+    assert "personalised" not in model.info["model"] and np.isfinite(model.threshold)

@@ -36,7 +36,19 @@ def plant(tmp_path_factory):
 
 def _facility_process(csv: Path, invite: str, name: str, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pumpfl_gui.cli", "client", str(csv), invite, "--name", name, "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "pumpfl_gui.cli",
+            "client",
+            str(csv),
+            invite,
+            "--name",
+            name,
+            "--out",
+            str(out),
+            "--no-personalise",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

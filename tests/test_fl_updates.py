@@ -451,7 +451,7 @@ def test_attackers_are_dropped_by_name_and_the_honest_models_still_catch_failure
     settings = FederationSettings(rounds=2, min_clients=len(honest) + len(ATTACKS), **{**FAST, "local_epochs": 2})
     run = Run(tmp_path, settings)
     for name, csv in honest.items():
-        run.add(name, csv)
+        run.add(name, csv, personalise=True)  # the models people would use
     for attack in ATTACKS:
         run.add(attack, plant / "small.csv", type(f"Attacker_{attack}", (Attacker,), {"attack": attack}))
     run.join()

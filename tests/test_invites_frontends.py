@@ -92,7 +92,7 @@ def test_bad_invite_and_forget_input_gives_one_error_line_and_exit_2(args, fragm
     (tmp_path / "empty.txt").write_text("# nobody yet\n\n   \n")
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00Plant")
     (tmp_path / "names.txt").write_text("Plant A\n# Plant C comes later\nPlant B\n")
-    port = find_free_port(24000, "127.0.0.1")
+    port = find_free_port(32500, "127.0.0.1")
     if args[0] == "server":  # refused before anything listens: a free port keeps the message the invite's
         args = [*args, "--host", "127.0.0.1", "--port", str(port)]
     code, out, err = run_cli(capsys, *args)

@@ -13,7 +13,7 @@ from pumpfl_gui.fl.run_check import InsecureWithInvites, check_invite_names, che
 
 
 def test_sound_options_pass_and_return_the_invites_names():
-    port = find_free_port(25000, "127.0.0.1")
+    port = find_free_port(33000, "127.0.0.1")
     names = check_server_run(port, "127.0.0.1", advertise="vpn.example:9000", invites=[" Plant A ", "Plant B"])
     assert names == ("Plant A", "Plant B")
 
@@ -62,8 +62,8 @@ def test_invite_names_must_be_sound(names, fragment):
 
 def test_invites_on_an_insecure_server_are_refused_in_their_own_class():
     with pytest.raises(InsecureWithInvites, match="insecure server"):
-        check_server_run(find_free_port(25200, "127.0.0.1"), "127.0.0.1", invites=["Plant A"], insecure=True)
-    check_server_run(find_free_port(25200, "127.0.0.1"), "127.0.0.1", insecure=True)  # without invites: fine
+        check_server_run(find_free_port(33200, "127.0.0.1"), "127.0.0.1", invites=["Plant A"], insecure=True)
+    check_server_run(find_free_port(33200, "127.0.0.1"), "127.0.0.1", insecure=True)  # without invites: fine
 
 
 def test_the_default_facilities_files(tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ def test_the_app_log_file_is_private_and_never_holds_the_join_code(tmp_path, mon
         code = new_join_code()
         server = ServerRunner(
             FederationSettings(rounds=1, min_clients=1, join_timeout=1),
-            ServerOptions(host="127.0.0.1", port=find_free_port(23000, "127.0.0.1"), out_dir=tmp_path / "run", join_code=code),
+            ServerOptions(host="127.0.0.1", port=find_free_port(32000, "127.0.0.1"), out_dir=tmp_path / "run", join_code=code),
         )
         server.run()  # nobody joins: listens, logs its invite, gives up after the join wait
         logging.getLogger("pumpfl_gui.test").warning("a user pasted pumpfl://x:1/?code=%s", code)

@@ -103,6 +103,7 @@ class ClientRunner:
         self.agreed_threshold: float | None = None  # the federation's, with shared scaling
         self._scaler_json = ""  # the shared scaler in use, as the server sent it
         self.rounds = 0
+        self.rounds_planned = 0  # the run's rounds, as the last round's settings said
         self._joined = False  # has any session got as far as the server's first message
         # The handshake, this facility's side (fl/facility_trust.py), and since when the server
         # says this facility is already connected.
@@ -178,14 +179,7 @@ class ClientRunner:
             if self._stop.wait(delay):
                 break
             delay = min(delay * 2, 30.0)
-        result = Finished(
-            rounds_completed=self.rounds,
-            out_dir=str(self.options.out_dir or ""),
-            message="stopped",
-            rounds_planned=self._planned(),
-        )
-        self.emit(result)
-        return result
+        return self._finish("stopped", complete=False, personalise=False)
 
     def _waiting_words(self) -> str:
         if self._end is not None and self._end.get("resumable"):
@@ -231,17 +225,27 @@ class ClientRunner:
         self.emit(result)
         return result
 
-    def _finish(self, message: str, complete: bool) -> Finished:
-        """The run ended as the server said: save this facility's model (marked as from an
-        incomplete run when it is) and report it."""
+    def _finish(self, message: str, complete: bool, personalise: bool | None = None) -> Finished:
+        """The run ended as the server said, or you stopped taking part (``message`` "stopped"):
+        save this facility's model from the last global model it has (marked as from an
+        incomplete run when it is) and report it. A stop saves at once: the global model
+        calibrated on this facility's rows, without the fine-tune."""
         out = self.options.out_dir
-        planned = self._planned()
+        planned = self._planned() or self.rounds_planned
+        personalise = self.facility.personalise if personalise is None and self.facility else bool(personalise)
         if out is not None and self.facility is not None and self.global_params is not None:
-            how = "personalising the federation's model on this facility's rows" if self.facility.personalise else "calibrating"
+            how = "personalising the federation's model on this facility's rows" if personalise else "calibrating"
             self.emit(ConnectionState("finishing", how))
             self.facility.save_final(
-                self.global_params, Path(out), self.rounds, self.agreed_threshold, planned=None if complete else planned
+                self.global_params,
+                Path(out),
+                self.rounds,
+                self.agreed_threshold,
+                planned=None if complete else planned,
+                personalise=personalise,
             )
+        else:
+            out = None  # nothing saved: no folder to point at
         result = Finished(
             rounds_completed=self.rounds, out_dir=str(out or ""), message=message, complete=complete, rounds_planned=planned
         )
@@ -344,7 +348,8 @@ class ClientRunner:
         self.global_params = self._global_parameters(ins)
         loss, n = self.facility.evaluate(self.global_params, self._task)
         self.rounds = max(self.rounds, rnd)
-        self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=self._whole(ins.config, P.CFG_ROUNDS, 0)))
+        self.rounds_planned = self._whole(ins.config, P.CFG_ROUNDS, 0) or self.rounds_planned
+        self.emit(EvaluateResult(round=rnd, eval_loss=loss, samples=n, rounds=self.rounds_planned))
         metrics = {"eval_loss": loss}
         if self._whole(ins.config, P.CFG_SKETCH, 0):
             metrics[P.CFG_SKETCH] = P.dumps(self.facility.error_sketch(self.global_params, self._task))

@@ -184,12 +184,14 @@ class Facility:
         rounds: int | None = None,
         agreed_threshold: float | None = None,
         planned: int | None = None,
+        personalise: bool | None = None,
     ) -> Path:
         """Save this facility's detector; ``planned``: the run's rounds when it ended early (the
-        model then says it comes from an incomplete run, core.detector.describe_model)."""
+        model then says it comes from an incomplete run, core.detector.describe_model);
+        ``personalise``: as :meth:`final_detector`."""
         if not all(np.all(np.isfinite(a)) for a in parameters):
             raise ModelError("the federation's model holds non-finite values (NaN or infinity); no model is saved")
-        self.final = self.final_detector(parameters, rounds, agreed_threshold)
+        self.final = self.final_detector(parameters, rounds, agreed_threshold, personalise=personalise)
         if planned is not None:
             self.final.info[INCOMPLETE_RUN] = {"rounds": int(rounds or 0), "of": int(planned)}
         return save_detector(self.final, folder)

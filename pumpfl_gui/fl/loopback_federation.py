@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .addresses import find_free_port
+from .addresses import PortInUseError, find_free_port
 from .client_runner import ClientOptions, ClientRunner
 from .events import Event, Failed, Finished
 from .protocol import FederationSettings
@@ -38,13 +38,11 @@ class LoopbackFederation:
         self.train_rows = train_rows
         self.out_dir = Path(out_dir)
         self._on_event = on_event or (lambda who, e: None)
+        self._port_given = port is not None
         self.port = port or find_free_port(8080, "127.0.0.1") or find_free_port(20000, "127.0.0.1")
-        self.server = ServerRunner(
-            settings,
-            ServerOptions(host="127.0.0.1", port=self.port, out_dir=self.out_dir / "server"),
-            lambda e: self._on_event("server", e),
-        )
+        self.server = self._server_on(self.port)
         self.clients: list[ClientRunner] = []
+        self._errors: dict[str, Exception] = {}
         self._stopped = threading.Event()
         self._failure: Failed | None = None  # the first facility that could not take part
 
@@ -54,13 +52,37 @@ class LoopbackFederation:
         for c in self.clients:
             c.stop()
 
+    def _server_on(self, port: int) -> ServerRunner:
+        options = ServerOptions(host="127.0.0.1", port=port, out_dir=self.out_dir / "server")
+        return ServerRunner(self.settings, options, lambda e: self._on_event("server", e))
+
+    def _start_server(self, results: dict) -> threading.Thread | None:
+        """The server's thread once it listens, or None when it could not start. A port it
+        chose itself and another program took in the meantime (found free, then bound by
+        someone else before the server) is swapped for the next free one, up to three times."""
+        for _attempt in range(3):
+            thread = self._start("server", self.server.run, results)
+            while not self.server.ready.wait(0.2):
+                if not thread.is_alive():
+                    break
+            if self.server.ready.is_set():
+                return thread
+            thread.join()
+            taken = isinstance(self._errors.get("server"), (PortInUseError, OSError))
+            if self._port_given or not taken or self._stopped.is_set():
+                return None
+            self.port = find_free_port(self.port + 1, "127.0.0.1") or find_free_port(20000, "127.0.0.1")
+            self.server = self._server_on(self.port)
+            results.pop("server", None)
+        return None
+
     def run(self) -> Finished | Failed:
         results: dict[str, object] = {}
-        threads = [self._start("server", self.server.run, results)]
+        server_thread = self._start_server(results)
+        if server_thread is None:
+            return results.get("server") or Failed(message="the server did not start")
+        threads = [server_thread]
         try:
-            while not self.server.ready.wait(0.2):
-                if not threads[0].is_alive():
-                    return results.get("server") or Failed(message="the server did not start")
             invite = self.server.invite
             for csv, name in zip(self.csvs, self.names):
                 options = ClientOptions(
@@ -92,6 +114,7 @@ class LoopbackFederation:
             try:
                 results[name] = work()
             except Exception as exc:  # e.g. a facility's file could not be read
+                self._errors[name] = exc
                 results[name] = Failed(message=str(exc))
             # On one computer every facility is ours: one that cannot take part ends the run
             # now, with its reason, rather than leaving the server waiting for it.

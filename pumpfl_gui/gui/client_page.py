@@ -300,7 +300,7 @@ class ClientPage(QWidget):
         self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
         self.worker.sig_event.connect(self._on_event)
         self.worker.sig_done.connect(self._on_done)
-        self._thread = start_worker(self.worker, self)
+        self._thread = start_worker(self.worker)
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
         self.forget.setEnabled(False)
@@ -361,7 +361,6 @@ class ClientPage(QWidget):
 
     @Slot(object)
     def _on_done(self, result) -> None:
-        runner = self.worker.runner if self.worker else None
         self.worker = None
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
@@ -376,20 +375,18 @@ class ClientPage(QWidget):
         else:
             self.status.setText(narration.ending(result) + " Finding anomalies in your data…")
             self.log.add(result.message)
-            self._score_run(result, runner)
+            self._score_run(result)
         self.sig_finished.emit(result)
 
-    def _score_run(self, result: Finished, runner: ClientRunner | None) -> None:
+    def _score_run(self, result: Finished) -> None:
         """Fill the anomaly view from the model the run saved in its folder (as ``pumpfl score``
-        would). When you stopped taking part the runner saves none: then the model is made from
-        the last global model, as the run would have made it, if a round got that far."""
+        would); a run you stopped saves one too, once a round got that far."""
         saved = Path(result.out_dir) if result.out_dir else None
         if saved is not None and (saved / META_FILE).is_file():
             csv = self._run_csv
             self._run_job(lambda emit: _score_saved(saved, csv), self._scored)
-        elif runner is not None and runner.facility is not None and runner.global_params is not None:
-            facility, params, agreed = runner.facility, runner.global_params, runner.agreed_threshold
-            self._run_job(lambda emit: _score_unsaved(facility, params, agreed), self._scored)
+        else:
+            self.status.setText(narration.ending(result) + " No round finished, so there is no model to look at yet.")
 
     def _scored(self, result) -> None:
         if isinstance(result, Exception):
@@ -422,13 +419,6 @@ def _score_saved(folder: Path, csv: Path):
     detector = load_detector(folder)
     data = load_sensor_csv(csv, sensors=detector.sensors)
     return data, score_data(detector, data), describe_model(detector.info, "your own readings", "your own readings")
-
-
-def _score_unsaved(facility, params, agreed_threshold=None):
-    """The same for a run you stopped, which saved no model: made here as the run would have."""
-    detector = facility.final or facility.final_detector(params, agreed_threshold=agreed_threshold)
-    model = describe_model(detector.info, "your own readings", "your own readings")
-    return facility.data, score_data(detector, facility.data), model
 
 
 def _probe(address, root, code):

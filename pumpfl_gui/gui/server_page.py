@@ -283,7 +283,7 @@ class ServerPage(QWidget):
         self.worker = RunnerWorker(lambda emit: ServerRunner(settings, options, emit))
         self.worker.sig_event.connect(self._on_event)
         self.worker.sig_done.connect(self._on_done)
-        self.run_thread = start_worker(self.worker, self)
+        self.run_thread = start_worker(self.worker)
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
         self._lock_settings(True)

@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,15 @@ class RunnerWorker(QObject):
 
 
 class _Keeper(QObject):
-    """Holds each worker until its thread has finished, then lets Python free it.
+    """Holds each thread and its worker until the thread has finished, then lets Python free them.
 
-    Python owns a worker (it has no parent: it lives in another thread). Freeing it while its
-    thread still runs, or scheduling ``deleteLater`` as well, deletes it twice — a crash. So
-    the last reference is dropped here, on the GUI thread, once ``QThread.finished`` arrives.
+    Python owns a worker (it has no parent: it lives in another thread) and the thread too.
+    Freeing a worker while its thread still runs, or scheduling ``deleteLater`` as well,
+    deletes it twice; destroying a QThread that still runs aborts the process (Qt's fatal
+    "Destroyed while thread is still running"). So no page parents a thread (closing a page
+    mid-task would destroy it), and the last reference is dropped here, on the GUI thread,
+    once ``QThread.finished`` has arrived and the thread has really returned: ``finished`` is
+    emitted from the thread just *before* it ends, hence the ``wait``.
     """
 
     def __init__(self) -> None:
@@ -84,21 +89,25 @@ class _Keeper(QObject):
 
     @Slot()
     def release(self) -> None:
-        self.alive.pop(id(self.sender()), None)
+        held = self.alive.pop(id(self.sender()), None)
+        if held is not None:
+            held[0].wait()  # returns at once: the thread has emitted its last signal
 
 
 _keeper: _Keeper | None = None
 
 
-def start_worker(worker: RunnerWorker, parent: QObject | None = None, keep: tuple = ()) -> QThread:
+def start_worker(worker: RunnerWorker, keep: tuple = ()) -> QThread:
     """Move ``worker`` to a new QThread and start it; the thread ends when the work is done.
 
     Call from the GUI thread. ``keep``: more objects to hold until the thread has finished.
+    The thread has no parent (see :class:`_Keeper`): a page that goes away mid-task stops its
+    runner; the thread then ends on its own.
     """
     global _keeper
     if _keeper is None:
         _keeper = _Keeper()
-    thread = QThread(parent)
+    thread = QThread()
     thread.setObjectName("pumpfl-worker")
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
@@ -127,23 +136,26 @@ class _Relay(QObject):
     """Calls a plain function on the thread this object lives in (the GUI thread).
 
     A signal connected straight to a lambda would run it in the emitting worker thread;
-    a slot of a QObject living on the GUI thread is queued there.
+    a slot of a QObject living on the GUI thread is queued there. Once ``owner`` (the page
+    that asked) is gone, nothing is delivered: there is nobody left to tell.
     """
 
-    def __init__(self, fn: Callable[[object], None]) -> None:
+    def __init__(self, fn: Callable[[object], None], owner: QObject | None = None) -> None:
         super().__init__()
         self._fn = fn
+        self._owner = owner
 
     @Slot(object)
     def deliver(self, value: object) -> None:
-        self._fn(value)
+        if self._owner is None or shiboken6.isValid(self._owner):
+            self._fn(value)
 
 
 def call_in_thread(
     fn: Callable[[Callable[[object], None]], object],
     on_done: Callable[[object], None],
     on_event: Callable[[object], None] | None = None,
-    parent: QObject | None = None,
+    owner: QObject | None = None,
 ) -> tuple[RunnerWorker, QThread]:
     """Run ``fn(emit)`` in a worker thread; ``on_done`` and ``on_event`` run on the GUI thread.
 
@@ -156,10 +168,10 @@ def call_in_thread(
         return call
 
     worker = RunnerWorker(make)
-    relays = [_Relay(on_done)]
+    relays = [_Relay(on_done, owner)]
     worker.sig_done.connect(relays[0].deliver)
     if on_event is not None:
-        relays.append(_Relay(on_event))
+        relays.append(_Relay(on_event, owner))
         worker.sig_event.connect(relays[1].deliver)
     # The relays are Python's; the keeper frees them with the worker once the thread is done.
-    return worker, start_worker(worker, parent, keep=tuple(relays))
+    return worker, start_worker(worker, keep=tuple(relays))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.paths import DEFAULT_FACILITIES
+from ..core.wording import counted
 from .common import Console, Parser, positive_int, resolve_data
 
 
@@ -24,7 +25,7 @@ def cmd_data_generate(args: argparse.Namespace, console: Console) -> int:
     meta = generate(out, progress=console.progress, **kwargs)
     elapsed = time.perf_counter() - t0
     for client in meta["clients"]:
-        console.line(f"{out / client['file']}: {client['rows']:,} rows, {len(client['failures'])} failure(s)")
+        console.line(f"{out / client['file']}: {client['rows']:,} rows, {counted(len(client['failures']), 'failure')}")
     print(f"wrote {len(meta['clients'])} files and metadata.json to {out} in {elapsed:.1f} s")
     return 0
 

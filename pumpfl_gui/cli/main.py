@@ -13,7 +13,7 @@ import logging
 from .. import __version__
 from ..core import redaction
 from ..core.errors import UserError
-from . import bench, client, data, demo, server, train
+from . import bench, client, data, demo, server, train, watch
 from .common import EXIT_USAGE, Console, Parser
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     data.add_parsers(sub)
     train.add_parsers(sub)
+    watch.add_parsers(sub)
     server.add_parsers(sub)
     client.add_client_parser(sub)
     demo.add_parsers(sub)

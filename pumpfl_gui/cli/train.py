@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.wording import counted
 from .common import Console, positive_float, positive_int, resolve_data
 
 
@@ -105,7 +106,7 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     own = f"{detector.info.get('data_file', 'this facility')}'s rows"
     print("model: " + describe_model(detector.info, own, "the scored file's own normal rows"))
     print(
-        f"{path.name}: {data.rows:,} rows scored, {flagged:,} flagged in {len(result.events)} event(s) "
+        f"{path.name}: {data.rows:,} rows scored, {flagged:,} flagged in {counted(len(result.events), 'event')} "
         f"(threshold {result.threshold:.5f})"
     )
     for line in format_metrics(result.metrics):

@@ -267,13 +267,32 @@ class Detector:
     # -- applying it --------------------------------------------------------------------------
 
     def decision_function(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
-        """One score per row (NaN for the first ``window - 1`` rows); higher is stranger."""
+        """One score per row (NaN for the rows not judged yet); higher is stranger."""
+        return self._scores_and_ratios(data, state)[0]
+
+    def sensor_ratios(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
+        """Per row and sensor, how far the sensor's smoothed residual is from normal in its own
+        spreads (NaN for the rows not judged): which sensors made a score, largest first."""
+        return self._scores_and_ratios(data, state)[1]
+
+    def _scores_and_ratios(self, data: SensorData, state: TaskState | None) -> tuple[np.ndarray, np.ndarray]:
         if not self.calibrated:
             raise ValueError("the detector is not calibrated to a facility yet")
-        view = window_view(self.scaler.transform(data.values), self.spec.window)
-        per_window = window_scores(self._smoothed(view, state), self.spread, self.detection.top)
-        per_window[: self.detection.span(self.spec.window) - 1] = np.nan  # smoothed over fewer windows: not judged
-        return row_scores(per_window, self.spec.window, data.rows)
+        w, span = self.spec.window, self.detection.span(self.spec.window)
+        view = window_view(self.scaler.transform(data.values), w)
+        smoothed = self._smoothed(view, state)
+        per_window = window_scores(smoothed, self.spread, self.detection.top)
+        per_window[: span - 1] = np.nan  # smoothed over fewer windows: not judged
+        ratios = np.full((data.rows, smoothed.shape[1]), np.nan)
+        ratios[w - 1 : w - 1 + len(smoothed)] = np.abs(smoothed) / self.spread
+        ratios[: w + span - 2] = np.nan
+        return row_scores(per_window, w, data.rows), ratios
+
+    def lookback(self) -> int:
+        """Rows before a row that its alarm depends on: a window, the smoothing span and the
+        persistence rule. Scoring a file's tail with this many rows before it flags the tail
+        exactly as scoring the whole file does (the detector reads only the past)."""
+        return self.spec.window + self.detection.span(self.spec.window) + self.detection.persistence
 
     def predict(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
         """True for rows in alarm."""

@@ -94,8 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--clients", type=int, default=2)
     p.add_argument("--local-epochs", type=int, default=3)
-    p.add_argument("--screenshot", help="with --demo: save PNG screenshots and a JSON summary here")
-    p.add_argument("--quit-when-done", action="store_true", help="with --demo: quit when the run is over")
+    p.add_argument(
+        "--monitor", nargs=2, metavar=("MODEL_DIR", "CSV"), help="open the Monitor page on a saved model and check CSV with it"
+    )
+    p.add_argument("--screenshot", help="with --demo or --monitor: save PNG screenshots and a JSON summary here")
+    p.add_argument("--quit-when-done", action="store_true", help="with --demo or --monitor: quit when the work is done")
     p.add_argument("--theme", choices=("system", "light", "dark"), help="light or dark look (remembered; default: as last time)")
     p.add_argument(
         "--self-test",
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.startup_time:
         report_first_paint(window)
-    smoke = run_smoke(window, args) if args.demo else {}
+    smoke = run_smoke(window, args) if args.demo else run_monitor(window, args) if args.monitor else {}
     code = app.exec()
     del window
     return code or (1 if smoke.get("failed") else 0)
@@ -254,4 +257,47 @@ def run_smoke(window, args) -> dict:
     demo.server.sig_event.connect(watch)
     demo.sig_all_done.connect(finish)
     QTimer.singleShot(0, lambda: demo.start(args.clients, args.rounds, args.local_epochs))
+    return state
+
+
+def run_monitor(window, args) -> dict:
+    """Open the Monitor page on ``args.monitor`` (model folder, CSV), check the file, then
+    screenshot it and write ``PNG-stem.json`` (rows_scored, alarms); optionally quit."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .plots.redraw_pacer import apply_pending_updates
+
+    state = {"failed": False}
+    window.resize(1600, 1000)
+    window.show_role("monitor")
+    page = window.monitor_page
+    model, csv = (Path(p) for p in args.monitor)
+
+    def done() -> None:
+        watcher = page.watcher
+        summary = {
+            "rows_scored": watcher.rows_seen if watcher else 0,
+            "alarms": len(watcher.alarms) if watcher else 0,
+            "warning": watcher.warning if watcher else None,
+            "status": page.status.text(),
+        }
+        state["failed"] = watcher is None or watcher.rows_seen == 0
+        if args.screenshot:
+            shot = Path(args.screenshot)
+            shot.parent.mkdir(parents=True, exist_ok=True)
+            apply_pending_updates()
+            window.grab().save(str(shot))
+            shot.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary))
+        if args.quit_when_done:
+            QTimer.singleShot(0, QApplication.instance().quit)
+
+    def start() -> None:
+        page.set_data(csv)
+        page.sig_polled.connect(done)
+        if not page.open_model(model) or not page.check_file():
+            done()
+
+    QTimer.singleShot(0, start)
     return state

@@ -21,6 +21,7 @@ from ..core.errors import UserError
 from ..core.model_store import META_FILE, load_detector
 from ..core.paths import DEFAULT_FACILITIES, default_client_csv, default_data_dir, user_data_dir
 from ..core.scores_csv import write_scores_csv
+from ..core.wording import counted
 from ..fl import narration
 from ..fl.addresses import ServerAddress
 from ..fl.choices import STRATEGIES
@@ -396,12 +397,16 @@ class ClientPage(QWidget):
         self.score = (data, score)
         failures = list(np.flatnonzero(data.status == BROKEN)) if data.status is not None else []
         self.anomaly.show_result(data.timestamps, score.scores, score.threshold, score.flags, score.events, failures, data.labels)
-        summary = figures_text(score.metrics) or f"{int(score.flags.sum()):,} rows flagged in {len(score.events)} event(s)."
+        summary = (
+            figures_text(score.metrics) or f"{int(score.flags.sum()):,} rows flagged in {counted(len(score.events), 'event')}."
+        )
         self.figures.setText(f"Model: {html.escape(model)}<br>{summary}")
         self.export.setEnabled(True)
         self.tabs.setCurrentIndex(1)
         ended = "Finished." if getattr(self.result, "complete", True) else narration.ending(self.result)
-        self.status.setText(f"{ended} {len(score.events)} anomalous stretch(es) flagged in your data.")
+        self.status.setText(
+            f"{ended} {counted(len(score.events), 'anomalous stretch', 'anomalous stretches')} flagged in your data."
+        )
         self.sig_scored.emit()
 
     def _export(self) -> None:

@@ -15,7 +15,7 @@ from .. import __version__
 from .assets import app_icon
 from .theme import THEMES, apply_theme
 
-ROLES = ("start", "server", "client", "demo")
+ROLES = ("start", "server", "client", "demo", "monitor")
 
 
 class StartPage(QWidget):
@@ -29,10 +29,11 @@ class StartPage(QWidget):
         self.server = QPushButton("&Server — coordinate the training\n(one site runs this and invites the others)")
         self.client = QPushButton("&Client — join with this site's data\n(paste the invite you were sent)")
         self.demo = QPushButton("&Try it on this computer\n(a server and a few example sites, here)")
+        self.monitor = QPushButton("&Monitor — watch new readings with a saved model\n(the day after training)")
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(title)
-        for b in (self.server, self.client, self.demo):
+        for b in (self.server, self.client, self.demo, self.monitor):
             b.setMinimumHeight(72)
             b.setMaximumWidth(560)
             layout.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -54,13 +55,17 @@ class MainWindow(QMainWindow):
         self.start_page.server.clicked.connect(lambda: self.show_role("server"))
         self.start_page.client.clicked.connect(lambda: self.show_role("client"))
         self.start_page.demo.clicked.connect(lambda: self.show_role("demo"))
+        self.start_page.monitor.clicked.connect(lambda: self.show_role("monitor"))
 
         menu = self.menuBar().addMenu("&PumpFL")
         back = QAction("&Choose role…", self, shortcut=QKeySequence("Ctrl+Home"))
         back.triggered.connect(lambda: self.show_role("start"))
         quit_ = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_.triggered.connect(self.close)
+        open_model = QAction("Open &model…", self, shortcut=QKeySequence.StandardKey.Open)
+        open_model.triggered.connect(self.open_model)
         menu.addAction(back)
+        menu.addAction(open_model)
         menu.addAction(quit_)
         view = self.menuBar().addMenu("&View")
         appearance = view.addMenu("&Appearance")
@@ -96,6 +101,10 @@ class MainWindow(QMainWindow):
                 from .client_page import ClientPage
 
                 page = ClientPage(self.settings, known_servers=KnownServers())
+            elif role == "monitor":
+                from .monitor_page import MonitorPage
+
+                page = MonitorPage(self.settings)
             else:
                 from .demo_page import DemoPage
 
@@ -119,11 +128,26 @@ class MainWindow(QMainWindow):
     def show_role(self, role: str) -> None:
         page = self.page(role)
         self.stack.setCurrentWidget(page)
-        titles = {"start": "", "server": " — Server", "client": " — Client", "demo": " — Try it on this computer"}
+        titles = {
+            "start": "",
+            "server": " — Server",
+            "client": " — Client",
+            "demo": " — Try it on this computer",
+            "monitor": " — Monitor",
+        }
         self.setWindowTitle("PumpFL" + titles[role])
         self.settings.set("app/role", role)
         if role == "client" and page.data is None and not page.is_running():
             page.load_default(page.source.currentIndex() if page.source.currentIndex() < 5 else 0)
+
+    @property
+    def monitor_page(self):
+        return self.page("monitor")
+
+    def open_model(self) -> None:
+        """File ▸ Open model…: the Monitor page, asking for the model's folder."""
+        self.show_role("monitor")
+        self.monitor_page._choose_model()
 
     def set_theme(self, theme: str) -> None:
         """Light, dark or the system's; remembered for the next start."""
@@ -163,10 +187,11 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         """Anything still working in the background, training or loading / scoring data."""
         clients, servers = self._clients_and_servers()
-        return any(s.is_running() for s in servers) or any(c.is_running() for c in clients)
+        reading = "monitor" in self._pages and self._pages["monitor"].busy  # a look at the watched file
+        return reading or any(s.is_running() for s in servers) or any(c.is_running() for c in clients)
 
     def stop_everything(self) -> None:
-        for name, stop in (("server", "stop_server"), ("client", "stop_client"), ("demo", "stop")):
+        for name, stop in (("server", "stop_server"), ("client", "stop_client"), ("demo", "stop"), ("monitor", "stop_watching")):
             if name in self._pages:
                 getattr(self._pages[name], stop)()
 
@@ -189,6 +214,8 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_everything()
+        if "monitor" in self._pages:
+            self._pages["monitor"].stop_watching()
         self.wait_idle(20.0)  # training winding down, or a file still loading: seconds at most
         self.settings.set_geometry(self.saveGeometry())
         self.settings.sync()

@@ -17,6 +17,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..core.errors import UserError
+from ..core.wording import counted
 from ..fl import narration
 from ..fl.addresses import check_port_free, local_addresses
 from ..fl.choices import INSECURE_SERVER_LINE, caution, describe
@@ -458,7 +459,7 @@ class ServerPage(QWidget):
         else:
             last = self.history[-1] if self.history else None
             summary = (
-                f"Finished {result.rounds_completed} round(s)"
+                f"Finished {counted(result.rounds_completed, 'round')}"
                 if result.complete
                 else f"Stopped at round {result.rounds_completed} of {result.rounds_planned}"
             )

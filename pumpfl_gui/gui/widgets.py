@@ -117,15 +117,15 @@ def row(*widgets) -> QHBoxLayout:
     return layout
 
 
-def page_layout(page: QWidget, controls: QWidget, view: QWidget) -> None:
-    """Controls on the left, the run on the right.
+def page_layout(page: QWidget, controls: QWidget, view: QWidget, controls_width: int = 300) -> None:
+    """Controls on the left (at least ``controls_width`` wide), the run on the right.
 
     The controls scroll and the halves split, so a page fits small or half screens too.
     """
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setWidget(controls)
-    scroll.setMinimumWidth(300)
+    scroll.setMinimumWidth(controls_width)
     split = QSplitter(Qt.Orientation.Horizontal)
     split.addWidget(scroll)
     split.addWidget(view)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from ...core.wording import counted
 from .styling import (
     ALARM_RED,
     FAILURE_MAGENTA,
@@ -425,9 +426,9 @@ class AnomalyView(PaletteAware):
         if not len(self._positive):
             self.summary.setText(f"{rows:,} readings, no anomaly scores to show" if rows else "")
             return
-        parts = [f"{rows:,} readings scored", f"{flagged:,} flagged in {events:,} alarm(s)"]
+        parts = [f"{rows:,} readings scored", f"{flagged:,} flagged in {counted(events, 'alarm')}"]
         if failures:
-            parts.append(f"{failures} failure(s) marked")
+            parts.append(f"{counted(failures, 'failure')} marked")
         if np.isfinite(self._threshold):
             parts.append(f"threshold {self._threshold:.3g}")
         self.summary.setText("  ·  ".join(parts))

@@ -1,0 +1,122 @@
+"""Long work off the GUI thread (gui/worker.py), tested as superqt tests its workers: the
+order signals arrive in, on which thread, what a stop does, and that nothing outlives its
+thread or reaches a page that is gone."""
+
+import threading
+
+import shiboken6
+from PySide6.QtCore import QObject, QThread, Slot
+from PySide6.QtWidgets import QApplication, QWidget
+
+from pumpfl_gui.gui import worker as worker_module
+from pumpfl_gui.gui.worker import RunnerWorker, call_in_thread, start_worker
+
+
+class Steps:
+    """A runner in the shape of fl/'s: emits its steps, then returns; stops when told."""
+
+    def __init__(self, emit, steps=3, pause: float = 0.0):
+        self.emit, self.steps, self.pause = emit, steps, pause
+        self.stopped = threading.Event()
+        self.thread_name = ""
+
+    def run(self):
+        self.thread_name = threading.current_thread().name
+        for i in range(self.steps):
+            if self.stopped.wait(self.pause):
+                return ("stopped", i)
+            self.emit(("step", i))
+        return ("done", self.steps)
+
+    def stop(self):
+        self.stopped.set()
+
+
+class Page(QObject):
+    """Stands for a page: a QObject on the GUI thread whose slots receive the worker's signals
+    (a signal connected to a plain lambda would run it in the worker's thread instead)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    @Slot(object)
+    def on_event(self, e):
+        self.seen.append((e, QThread.currentThread() is QApplication.instance().thread()))
+
+    on_done = on_event
+
+
+def _held_threads() -> int:
+    return 0 if worker_module._keeper is None else len(worker_module._keeper.alive)
+
+
+def test_events_arrive_in_order_on_the_gui_thread_then_done_then_the_thread_is_released(qtbot):
+    page = Page()
+    worker = RunnerWorker(lambda emit: Steps(emit))
+    worker.sig_event.connect(page.on_event)
+    worker.sig_done.connect(page.on_done)
+    thread = start_worker(worker)
+    qtbot.waitUntil(lambda: len(page.seen) == 4 and thread.isFinished() and _held_threads() == 0, timeout=5000)
+    assert page.seen == [(("step", 0), True), (("step", 1), True), (("step", 2), True), (("done", 3), True)]
+    assert worker.runner.thread_name != threading.current_thread().name  # the work ran elsewhere
+    assert thread.parent() is None  # no page owns it (a page freed mid-task would abort the app)
+
+
+def test_a_stop_before_the_runner_exists_reaches_it_and_a_stop_mid_run_ends_it(qtbot):
+    early = RunnerWorker(lambda emit: Steps(emit))
+    early.stop()  # asked before the thread made the runner
+    with qtbot.waitSignal(early.sig_done, timeout=5000) as done:
+        start_worker(early)
+    assert done.args == [("stopped", 0)]
+
+    late = RunnerWorker(lambda emit: Steps(emit, steps=100, pause=0.05))  # five seconds of work
+    page = Page()
+    late.sig_event.connect(page.on_event)
+    with qtbot.waitSignal(late.sig_done, timeout=5000) as done:
+        start_worker(late)
+        qtbot.waitUntil(lambda: len(page.seen) >= 2, timeout=5000)
+        late.stop()
+    assert done.args[0][0] == "stopped" and done.args[0][1] < 100
+    qtbot.waitUntil(lambda: _held_threads() == 0, timeout=5000)
+
+
+def test_an_exception_comes_back_as_the_result_not_a_crash(qtbot):
+    def broken(emit):
+        raise ValueError("the file vanished")
+
+    worker = RunnerWorker(broken)
+    with qtbot.waitSignal(worker.sig_done, timeout=5000) as done:
+        start_worker(worker)
+    assert isinstance(done.args[0], ValueError) and str(done.args[0]) == "the file vanished"
+    qtbot.waitUntil(lambda: _held_threads() == 0, timeout=5000)
+
+
+def test_a_page_that_goes_away_mid_task_gets_nothing_and_the_thread_ends_on_its_own(qtbot):
+    gate = threading.Event()
+    page = QWidget()
+    delivered = []
+    worker, thread = call_in_thread(
+        lambda emit: (gate.wait(5), emit("late"), "result")[-1], delivered.append, delivered.append, page
+    )
+    page.deleteLater()  # the page is freed while its task still runs
+    qtbot.waitUntil(lambda: not shiboken6.isValid(page), timeout=5000)
+    gate.set()
+    qtbot.waitUntil(lambda: _held_threads() == 0, timeout=5000)
+    assert thread is not None and delivered == []  # nobody left to tell; no crash either
+
+
+def test_call_in_thread_delivers_events_then_the_result_to_a_living_owner(qtbot):
+    owner = QObject()
+    delivered = []
+    done = threading.Event()
+
+    def work(emit):
+        emit(1)
+        emit(2)
+        return "result"
+
+    call_in_thread(work, lambda r: (delivered.append(r), done.set()), delivered.append, owner)
+    qtbot.waitUntil(done.is_set, timeout=5000)
+    assert delivered == [1, 2, "result"]
+    qtbot.waitUntil(lambda: _held_threads() == 0, timeout=5000)

@@ -37,7 +37,8 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
         pass  # --follow ends here: what was found is said below
     ongoing = watcher.alarm
     if ongoing is not None:
-        print(f"alarm still on since {ongoing.start_time}: peak {ongoing.peak:.3g}, sensors {', '.join(ongoing.sensors)}")
+        sensors = ", ".join(ongoing.sensors)
+        print(f"alarm still on since {ongoing.start_time}: peak {ongoing.peak:.3g}, sensors {sensors}", flush=True)
     if args.alarms:
         write_alarm_log(args.alarms, watcher.alarms)
     ended = "" if args.alarms is None else f"; alarm log {args.alarms}"

@@ -129,6 +129,24 @@ def test_test_connection_is_red_with_a_fix_on_a_closed_port_and_green_on_a_serve
     wait_until(qtbot, lambda: not server.is_running(), 30_000)
 
 
+def test_a_refused_join_says_could_not_join_and_the_bar_never_shows_qts_default(qtbot, tmp_path, default_data, dialogs):
+    server = server_page(qtbot, rounds=1)
+    qtbot.mouseClick(server.start, Qt.MouseButton.LeftButton)
+    wait_until(qtbot, lambda: server.invite.text().startswith("pumpfl://"), 30_000)
+    page = client_page(qtbot, tmp_path, 0)
+    invite = server.invite.text()
+    code = invite.split("code=")[1].split("&")[0]
+    page.address.setText(invite.replace(code, "AAAA-BBBB-CCCC"))
+    qtbot.mouseClick(page.start, Qt.MouseButton.LeftButton)
+    assert page.progress.text() == "waiting for the first round"  # not "round 0 of 100"
+    wait_until(qtbot, lambda: bool(dialogs.seen) and not page.is_training(), 60_000)
+    title, text = dialogs.seen[0]
+    assert title == "Could not join" and "wrong join code" in text
+    assert page.status.text().startswith("Could not join: ")
+    server.stop_server()
+    wait_until(qtbot, lambda: not server.is_running(), 30_000)
+
+
 def test_a_broken_csv_gives_a_dialog_and_the_page_stays_usable(qtbot, tmp_path, default_data, dialogs):
     bad = tmp_path / "export.csv"
     bad.write_text("timestamp,flow\n2024-01-01 00:00:00,1.0\n2024-01-01 00:00:01,ERR\n")

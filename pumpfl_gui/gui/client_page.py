@@ -296,7 +296,11 @@ class ClientPage(QWidget):
         csv = self._run_csv = self.csv_path
         self._train_x, self._train_y, self._eval_x, self._eval_y = [], [], [], []
         self.loss_plot.clear()
+        # Until the server says how many rounds, the bar says so rather than Qt's "0 of 100"
+        # or the last run's count.
+        self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("waiting for the first round")
         self.strategy.hide()
         self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
         self.worker.sig_event.connect(self._on_event)
@@ -346,6 +350,7 @@ class ClientPage(QWidget):
                 self.progress.setValue(e.round)
             case FitResult():
                 self.progress.setMaximum(max(e.rounds, e.round))
+                self.progress.setFormat("round %v of %m")
                 if e.strategy:
                     self._show_strategy(e.strategy, e.proximal_mu)
         if isinstance(e, ConnectionState | EvaluateResult | FitResult) and (line := narration.sentence(e)):
@@ -371,8 +376,9 @@ class ClientPage(QWidget):
             self.status.setText(f"Could not join: {result}")
             QMessageBox.warning(self, "Training stopped", str(result))
         elif isinstance(result, Failed):
-            self.status.setText(f"Stopped: {result.message}")
-            QMessageBox.warning(self, "Training stopped", result.message)
+            started = self.progress.format().startswith("round")  # a round's training began
+            self.status.setText(f"Stopped: {result.message}" if started else f"Could not join: {result.message}")
+            QMessageBox.warning(self, "Training stopped" if started else "Could not join", result.message)
         else:
             self.status.setText(narration.ending(result) + " Finding anomalies in your data…")
             self.log.add(result.message)

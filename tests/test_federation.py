@@ -504,10 +504,17 @@ def test_a_join_code_probe_is_answered_but_never_enrolled(plant, tmp_path):
 def test_the_loopback_federation_moves_to_another_port_when_its_own_is_taken_before_it_listens(skab_dir, tmp_path):
     # Found free, then taken by another program before the server bound it: the engine of
     # `pumpfl demo`, the self-test and the benchmarks takes the next free port instead.
-    fed = LoopbackFederation(FederationSettings(rounds=1, min_clients=1, **FAST), [skab_dir / "valve1" / "0.csv"], tmp_path)
-    chosen = fed.port
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", chosen))
+        for _ in range(10):  # another test's server may take the port first: choose again
+            fed = LoopbackFederation(
+                FederationSettings(rounds=1, min_clients=1, **FAST), [skab_dir / "valve1" / "0.csv"], tmp_path
+            )
+            chosen = fed.port
+            try:
+                squatter.bind(("127.0.0.1", chosen))
+                break
+            except OSError:
+                continue
         squatter.listen()
         result = fed.run()
     assert result.kind == "Finished" and result.complete, result

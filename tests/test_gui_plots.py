@@ -301,3 +301,22 @@ def test_figures_text_missing_values():
     text = figures_text(metrics)
     assert "0 of 2" in text and "–" in text
     assert figures_text({}) == ""
+
+
+@pytest.mark.parametrize("caught,heading", [(1, "<b>Warning time:</b>"), (2, "<b>Median warning time:</b>")])
+def test_one_caught_failure_has_a_warning_time_several_a_median(caught, heading):
+    failures = {"failures": 2, "caught": caught, "median_lead_hours": 3.0, "false_alarms": 0, "watched_days": 1.0}
+    text = figures_text({"failures": {**failures, "false_alarms_per_day": 0.0}})
+    assert heading in text and "3.0 h" in text
+    assert ("Median" in text) == (caught > 1)
+
+
+def test_advice_that_asks_nothing_is_not_headed_what_to_do(qtbot):
+    from pumpfl_gui.gui.widgets import CheckList
+
+    checks = CheckList()
+    qtbot.addWidget(checks)
+    calm = checks.add_result("warning", "Ping", "no reply", "Nothing to do: the next step tests the connection itself.")
+    asked = checks.add_result("failed", "TCP", "refused", "start the server")
+    assert calm.text(2) == "no reply\nNothing to do: the next step tests the connection itself."
+    assert asked.text(2) == "refused\nWhat to do: start the server"

@@ -92,7 +92,9 @@ class CheckList(QTreeWidget):
         self.header().sectionResized.connect(lambda *_: self.scheduleDelayedItemsLayout())
 
     def add_result(self, status: str, step: str, detail: str, fix: str = "") -> QTreeWidgetItem:
-        text = detail + (f"\nWhat to do: {fix}" if fix else "")
+        # Advice that asks nothing of the reader ("Nothing to do: ...") is not headed "What to do".
+        heading = "" if fix.startswith("Nothing to do") else "What to do: "
+        text = detail + (f"\n{heading}{fix}" if fix else "")
         item = QTreeWidgetItem(["", step, text])
         item.setText(0, STATUS_MARKS.get(status, "?"))
         colour = QColor(status_colour(status, self))

@@ -19,7 +19,9 @@ def figures_text(metrics: dict) -> str:
     if f:
         if f.get("failures"):
             lines.append(f"<b>Failures caught before breakdown:</b> {f['caught']} of {f['failures']}")
-            lines.append(f"<b>Median warning time:</b> {_fmt(f.get('median_lead_hours'), '.1f', ' h')}")
+            # One failure caught has a warning time; several have a median one.
+            lead = "Median warning time" if f.get("caught", 0) > 1 else "Warning time"
+            lines.append(f"<b>{lead}:</b> {_fmt(f.get('median_lead_hours'), '.1f', ' h')}")
         else:
             lines.append("<b>Failures:</b> none in this file")
         lines.append(

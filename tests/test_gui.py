@@ -178,8 +178,9 @@ def test_stop_mid_round_leaves_no_thread_behind(qtbot, tmp_path, default_data):
     for page in clients:
         qtbot.mouseClick(page.stop, Qt.MouseButton.LeftButton)
     wait_until(qtbot, lambda: not server.is_running() and not any(c.is_running() for c in clients), 30_000)
-    for t in threads:
-        assert t.wait(10_000) and t.isFinished()
+    # The threads end once their quit, queued to this (GUI) thread, is handled: keep handling
+    # events while waiting (a blocking QThread.wait here could hold that quit back).
+    wait_until(qtbot, lambda: all(t.isFinished() for t in threads), 10_000)
 
 
 def test_settings_survive_a_restart_of_the_window(qtbot, tmp_path, default_data):

@@ -1,15 +1,13 @@
 """The Monitor page: open a saved model, check a file, watch a growing file and see the alarm
 banner (real widgets, offscreen), and the scripted ``--monitor`` mode CI screenshots."""
 
-import csv
 import json
 import subprocess
 import sys
 
 from PySide6.QtCore import Qt
-from test_watch import ANOMALY_START, TRAIN_ROWS, plant  # noqa: F401 (plant is a fixture)
+from test_watch import ANOMALY_START, TRAIN_ROWS, in_other_units, plant  # noqa: F401 (plant is a fixture)
 
-from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.gui.monitor_page import MonitorPage
 from pumpfl_gui.gui.settings import AppSettings
 
@@ -73,14 +71,7 @@ def test_watching_a_growing_file_raises_the_banner_when_the_failure_rows_arrive(
 
 def test_a_file_in_other_units_is_warned_about_and_a_bad_model_folder_is_said(qtbot, tmp_path, plant):  # noqa: F811
     source, model_dir = plant
-    data = load_sensor_csv(source)
-    with source.open() as f:
-        rows = list(csv.reader(f, delimiter=data.separator))
-    header = rows[0]
-    scaled = [r[:1] + [f"{float(v) * 1000:.6g}" if h in data.sensors else v for h, v in zip(header[1:], r[1:])] for r in rows[1:]]
-    other = tmp_path / "other-units.csv"
-    with other.open("w", newline="") as f:
-        csv.writer(f, delimiter=data.separator).writerows([header, *scaled])
+    other = in_other_units(source, tmp_path / "other-units.csv")
     page = _page(qtbot, tmp_path)
     assert not page.open_model(tmp_path)  # not a model folder
     assert "Cannot open this model" in page.model_info.text()

@@ -35,6 +35,18 @@ def plant(tmp_path_factory):
     return source, folder / "model"
 
 
+def in_other_units(source, out):
+    """``source`` with every sensor reading multiplied by 1,000 (kPa logged as Pa, say)."""
+    data = load_sensor_csv(source)
+    with source.open() as f:
+        rows = list(csv.reader(f, delimiter=data.separator))
+    header = rows[0]
+    scaled = [r[:1] + [f"{float(v) * 1000:.6g}" if h in data.sensors else v for h, v in zip(header[1:], r[1:])] for r in rows[1:]]
+    with out.open("w", newline="") as f:
+        csv.writer(f, delimiter=data.separator).writerows([header, *scaled])
+    return out
+
+
 def _lines(path):
     return path.read_text().splitlines(keepends=True)
 
@@ -98,14 +110,7 @@ def test_a_rotated_file_is_read_again_from_its_start(plant, tmp_path):
 
 def test_a_file_from_another_scale_is_warned_about(plant, tmp_path):
     source, model_dir = plant
-    data = load_sensor_csv(source)
-    other = tmp_path / "other-units.csv"
-    with source.open() as f:
-        rows = list(csv.reader(f, delimiter=data.separator))
-    header, body = rows[0], rows[1:]
-    scaled = [r[:1] + [f"{float(v) * 1000:.6g}" if h in data.sensors else v for h, v in zip(header[1:], r[1:])] for r in body]
-    with other.open("w", newline="") as f:
-        csv.writer(f, delimiter=data.separator).writerows([header, *scaled])
+    other = in_other_units(source, tmp_path / "other-units.csv")
     watcher = Watcher(load_detector(model_dir), other)
     watcher.poll()
     assert watcher.warning and "other units" in watcher.warning

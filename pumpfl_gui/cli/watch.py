@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..core.wording import counted
 from .common import Console, positive_float, resolve_data
 
 
@@ -42,7 +43,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     if args.alarms:
         write_alarm_log(args.alarms, watcher.alarms)
     ended = "" if args.alarms is None else f"; alarm log {args.alarms}"
-    console.line(f"watched {scored:,} rows: {len(watcher.alarms)} {'alarm' if len(watcher.alarms) == 1 else 'alarms'}{ended}")
+    console.line(f"watched {scored:,} rows: {counted(len(watcher.alarms), 'alarm')}{ended}")
     return 0
 
 

@@ -268,25 +268,28 @@ class Detector:
 
     def decision_function(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
         """One score per row (NaN for the rows not judged yet); higher is stranger."""
-        return self._scores_and_ratios(data, state)[0]
+        return self._row_scores(self._smoothed_rows(data, state), data.rows)
 
-    def sensor_ratios(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
-        """Per row and sensor, how far the sensor's smoothed residual is from normal in its own
-        spreads (NaN for the rows not judged): which sensors made a score, largest first."""
-        return self._scores_and_ratios(data, state)[1]
-
-    def _scores_and_ratios(self, data: SensorData, state: TaskState | None) -> tuple[np.ndarray, np.ndarray]:
-        if not self.calibrated:
-            raise ValueError("the detector is not calibrated to a facility yet")
+    def scores_and_ratios(self, data: SensorData, state: TaskState | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The scores, and per row and sensor how far the sensor's smoothed residual is from
+        normal in its own spreads (NaN for the rows not judged): which sensors made a score.
+        One pass of the model for both."""
+        smoothed = self._smoothed_rows(data, state)
         w, span = self.spec.window, self.detection.span(self.spec.window)
-        view = window_view(self.scaler.transform(data.values), w)
-        smoothed = self._smoothed(view, state)
-        per_window = window_scores(smoothed, self.spread, self.detection.top)
-        per_window[: span - 1] = np.nan  # smoothed over fewer windows: not judged
         ratios = np.full((data.rows, smoothed.shape[1]), np.nan)
         ratios[w - 1 : w - 1 + len(smoothed)] = np.abs(smoothed) / self.spread
         ratios[: w + span - 2] = np.nan
-        return row_scores(per_window, w, data.rows), ratios
+        return self._row_scores(smoothed, data.rows), ratios
+
+    def _smoothed_rows(self, data: SensorData, state: TaskState | None) -> np.ndarray:
+        if not self.calibrated:
+            raise ValueError("the detector is not calibrated to a facility yet")
+        return self._smoothed(window_view(self.scaler.transform(data.values), self.spec.window), state)
+
+    def _row_scores(self, smoothed: np.ndarray, rows: int) -> np.ndarray:
+        per_window = window_scores(smoothed, self.spread, self.detection.top)
+        per_window[: self.detection.span(self.spec.window) - 1] = np.nan  # smoothed over fewer windows: not judged
+        return row_scores(per_window, self.spec.window, rows)
 
     def lookback(self) -> int:
         """Rows before a row that its alarm depends on: a window, the smoothing span and the

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .alarm_rules import flag_rows
 from .dataset import SensorData, load_sensor_csv
 from .detector import Detector
 from .errors import UserError
@@ -132,9 +133,8 @@ class Watcher:
         first = self.rows_seen
         start = max(0, first - self.detector.lookback())
         tail = _rows_from(data, start)
-        scores = self.detector.decision_function(tail)
-        ratios = self.detector.sensor_ratios(tail)
-        flags = _flags(scores, self.detector)
+        scores, ratios = self.detector.scores_and_ratios(tail)
+        flags = flag_rows(scores, self.detector.threshold, self.detector.detection.persistence)
         times = data.timestamps[first:] if data.timestamps is not None else None
         update = WatchUpdate(
             data.rows, first, scores[first - start :], flags[first - start :], times, self.detector.threshold, restarted=restarted
@@ -193,12 +193,6 @@ def ended_line(alarm: Alarm) -> str:
         f"alarm over: {alarm.start_time} to {alarm.end_time} ({(alarm.end_row or 0) - alarm.start_row:,} rows), "
         f"peak {alarm.peak:.3g} at {alarm.peak_time}, sensors {', '.join(alarm.sensors)}"
     )
-
-
-def _flags(scores: np.ndarray, detector: Detector) -> np.ndarray:
-    from .alarm_rules import flag_rows
-
-    return flag_rows(scores, detector.threshold, detector.detection.persistence)
 
 
 def _rows_from(data: SensorData, start: int) -> SensorData:

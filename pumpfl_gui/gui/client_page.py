@@ -56,6 +56,7 @@ class ClientPage(QWidget):
         self.worker: RunnerWorker | None = None
         self._jobs: list = []  # (worker, thread) of short tasks, kept alive until done
         self.result = None
+        self._trained = False
         self.score = None
         self._train_x: list[float] = []
         self._train_y: list[float] = []
@@ -301,6 +302,7 @@ class ClientPage(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("waiting for the first round")
+        self._trained = False  # a round's training began (a refusal before then: could not join)
         self.strategy.hide()
         self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
         self.worker.sig_event.connect(self._on_event)
@@ -351,6 +353,7 @@ class ClientPage(QWidget):
             case FitResult():
                 self.progress.setMaximum(max(e.rounds, e.round))
                 self.progress.setFormat("round %v of %m")
+                self._trained = True
                 if e.strategy:
                     self._show_strategy(e.strategy, e.proximal_mu)
         if isinstance(e, ConnectionState | EvaluateResult | FitResult) and (line := narration.sentence(e)):
@@ -376,7 +379,7 @@ class ClientPage(QWidget):
             self.status.setText(f"Could not join: {result}")
             QMessageBox.warning(self, "Training stopped", str(result))
         elif isinstance(result, Failed):
-            started = self.progress.format().startswith("round")  # a round's training began
+            started = self._trained
             self.status.setText(f"Stopped: {result.message}" if started else f"Could not join: {result.message}")
             QMessageBox.warning(self, "Training stopped" if started else "Could not join", result.message)
         else:

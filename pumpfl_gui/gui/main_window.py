@@ -147,7 +147,7 @@ class MainWindow(QMainWindow):
     def open_model(self) -> None:
         """File ▸ Open model…: the Monitor page, asking for the model's folder."""
         self.show_role("monitor")
-        self.monitor_page._choose_model()
+        self.monitor_page.choose_model()
 
     def set_theme(self, theme: str) -> None:
         """Light, dark or the system's; remembered for the next start."""

@@ -24,7 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.detector import describe_model
+from ..core.errors import UserError
+from ..core.model_store import load_detector
 from ..core.paths import user_data_dir
+from ..core.watch import Watcher, write_alarm_log
 from .plots import AnomalyView
 from .theme import coloured
 from .widgets import page_layout, row
@@ -61,7 +65,7 @@ class MonitorPage(QWidget):
         self.recent.setCurrentIndex(-1)
         self.recent.textActivated.connect(lambda text: self.open_model(Path(text)))
         self.open = QPushButton("&Open model…")
-        self.open.clicked.connect(self._choose_model)
+        self.open.clicked.connect(self.choose_model)
         self.model_info = QLabel("Open a facility's model folder: the one a run saved, or pumpfl train's.")
         self.model_info.setWordWrap(True)
         box = QVBoxLayout(model_box)
@@ -140,7 +144,7 @@ class MonitorPage(QWidget):
         self.recent.addItems(recent[:RECENT_MAX])
         self.recent.setCurrentIndex(0)
 
-    def _choose_model(self) -> None:
+    def choose_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a saved model (its folder)")
         if folder:
             self.open_model(Path(folder))
@@ -151,10 +155,6 @@ class MonitorPage(QWidget):
             self.data.setText(path)
 
     def open_model(self, folder: Path) -> bool:
-        from ..core.detector import describe_model
-        from ..core.errors import UserError
-        from ..core.model_store import load_detector
-
         self.stop_watching()
         try:
             detector = load_detector(folder)
@@ -210,9 +210,6 @@ class MonitorPage(QWidget):
         self._enable()
 
     def _begin(self) -> bool:
-        from ..core.errors import UserError
-        from ..core.watch import Watcher
-
         path = Path(self.data.text().strip())
         if self.detector is None or not path.is_file():
             self.status.setText(coloured(html.escape(f"No such file: {path}"), "failed", self))
@@ -253,8 +250,6 @@ class MonitorPage(QWidget):
         self.sig_polled.emit()
 
     def _add(self, update) -> None:
-        from ..core.watch import write_alarm_log
-
         if update.restarted:
             self._scores, self._flags, self._times = np.empty(0), np.empty(0, dtype=bool), None
         self._scores = np.concatenate([self._scores[: update.first_new], update.scores])
@@ -313,8 +308,6 @@ class MonitorPage(QWidget):
         self.table.resizeColumnsToContents()
 
     def _export(self) -> None:
-        from ..core.watch import write_alarm_log
-
         stem = Path(self.data.text()).stem or "readings"
         path, _ = QFileDialog.getSaveFileName(self, "Export alarms", f"{stem}-alarms.csv", "CSV (*.csv)")
         if path and self.watcher is not None:

@@ -505,6 +505,9 @@ def test_the_loopback_federation_moves_to_another_port_when_its_own_is_taken_bef
     # Found free, then taken by another program before the server bound it: the engine of
     # `pumpfl demo`, the self-test and the benchmarks takes the next free port instead.
     with socket.socket() as squatter:
+        # As a server would bind it: a port another test's run just left (its connections in
+        # TIME_WAIT) is free to listen on again.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for _ in range(10):  # another test's server may take the port first: choose again
             fed = LoopbackFederation(
                 FederationSettings(rounds=1, min_clients=1, **FAST), [skab_dir / "valve1" / "0.csv"], tmp_path
@@ -515,6 +518,8 @@ def test_the_loopback_federation_moves_to_another_port_when_its_own_is_taken_bef
                 break
             except OSError:
                 continue
+        else:
+            pytest.fail("no port the federation chose could be taken first")
         squatter.listen()
         result = fed.run()
     assert result.kind == "Finished" and result.complete, result

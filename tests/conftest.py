@@ -3,7 +3,7 @@
 - Every test run (each xdist worker too) gets its own user data folder: server identities,
   pinned fingerprints and default run folders live there (platformdirs honours XDG_DATA_HOME),
   and tests — and the processes they start — must not touch the real one. The app's settings
-  (QSettings, under XDG_CONFIG_HOME) likewise.
+  (QSettings, under XDG_CONFIG_HOME), its log file (XDG_STATE_HOME) and caches likewise.
 - Qt runs offscreen on a full-HD screen.
 - No test may leave a thread behind (a runner that does not stop is a bug users would feel).
 - SKAB-format files are made here (``skab_dir``), never read from ``../shared``: a fresh clone
@@ -37,6 +37,8 @@ def private_user_data(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_DATA_HOME", str(folder))
         mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("user-config")))
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("user-state")))  # the app's log file
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("user-cache")))
         yield folder
 
 

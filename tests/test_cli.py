@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -194,6 +195,15 @@ def test_demo_runs_a_whole_federation_on_this_computer(data_dir, tmp_path):
     assert "round  2: eval loss" in proc.stdout
     assert (tmp_path / "demo" / "server" / "global_model" / "model.json").is_file()
     assert (tmp_path / "demo" / "client_1" / "model.json").is_file()
+    # Each facility also trained alone: both models saved, compared on its own file, one kept.
+    for facility in ("client_0", "client_1"):
+        comparison = json.loads((tmp_path / "demo" / facility / "comparison.json").read_text())
+        assert comparison["alone"]["failures"] == comparison["federated"]["failures"] >= 1
+        assert comparison["keep"] in ("alone", "federated") and comparison["why"]
+        assert (Path(comparison["kept_model"]) / "model.json").is_file()
+        assert (tmp_path / "demo" / facility / "alone" / "model.json").is_file()
+        assert f"{facility}: alone vs federated on {facility}.csv (2 rounds each)" in proc.stdout
+    assert proc.stdout.count("Kept for Monitor: the ") == 2
     # The federation's global model scores a facility's file from the command line.
     scored = pumpfl_here("score", "--model", tmp_path / "demo" / "server" / "global_model", "--data", data_dir / "client_0.csv")
     assert scored.returncode == 0, scored.stderr

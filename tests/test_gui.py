@@ -1,5 +1,7 @@
 """The desktop app driven like a person would: real pages, real runners on loopback (pytest-qt)."""
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -94,6 +96,16 @@ def test_a_server_page_and_two_client_pages_complete_a_run(qtbot, tmp_path, defa
         assert page.progress.value() == 2
         assert page.score is not None and page.tabs.currentIndex() == 1
         assert "failure" in page.figures.text().lower()
+        # What federating gave this facility: alone vs federated on its own file, one model kept.
+        view = page.comparison
+        kept = view.comparison["kept_model"]
+        assert view.table.rowCount() >= 4 and view.table.item(0, 0).text() == "Failures caught"
+        headers = [view.table.horizontalHeaderItem(c).text() for c in (1, 2)]
+        assert sum("✓ kept" in h for h in headers) == 1
+        assert view.kept.text().startswith("<b>Kept for Monitor: the ")
+        with qtbot.waitSignal(page.sig_open_model) as opened:
+            qtbot.mouseClick(view.open, Qt.MouseButton.LeftButton)
+        assert opened.args == [Path(kept), page.csv_path]
     assert server.export.isEnabled() and server.save_model.isEnabled()
     for page in [server, *clients]:
         assert not page.is_running()

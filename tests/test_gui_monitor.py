@@ -96,3 +96,15 @@ def test_the_scripted_monitor_mode_writes_a_screenshot_and_its_figures(tmp_path,
     summary = json.loads(shot.with_suffix(".json").read_text())
     assert summary["rows_scored"] == len(_lines(source)) - 1 and summary["alarms"] >= 1
     assert shot.stat().st_size > 10_000
+
+
+def test_a_run_s_kept_model_opens_in_monitor_on_its_file_from_the_window(qtbot, tmp_path, plant):  # noqa: F811
+    from pumpfl_gui.gui.main_window import MainWindow
+
+    source, model_dir = plant
+    window = MainWindow(AppSettings(str(tmp_path / "window.ini")))
+    qtbot.addWidget(window)
+    window.monitor_model(model_dir, source)  # what a Client page's "Open the kept model in Monitor" asks
+    page = window.monitor_page
+    assert window.role() == "monitor" and page.model_dir == model_dir and page.data.text() == str(source)
+    assert page.check.isEnabled() and page.recent.itemText(0) == str(model_dir)

@@ -134,3 +134,19 @@ def test_a_federation_cannot_read_a_facilitys_label_or_time_column_as_a_sensor(t
     with pytest.raises(DataError, match="'datetime' is its time column"):
         runner._load(["datetime", "pressure", "flow"])
     assert runner._load(["flow", "pressure"])[0].sensors == ["flow", "pressure"]
+
+
+def test_the_test_run_keeps_away_from_the_user_s_own_log_data_and_settings():
+    """conftest points every user folder at the run's own: the app's log file, its data and its
+    settings are the test run's, never the person's running the tests."""
+    from pumpfl_gui.core.paths import user_data_dir
+    from pumpfl_gui.gui.app import log_file
+    from pumpfl_gui.gui.settings import AppSettings
+
+    for path, variable in (
+        (log_file(), "XDG_STATE_HOME"),
+        (user_data_dir(), "XDG_DATA_HOME"),
+        (Path(AppSettings().path), "XDG_CONFIG_HOME"),
+    ):
+        assert Path(path).is_relative_to(os.environ[variable]), (path, variable)
+        assert not Path(path).is_relative_to(Path.home() / ".local"), path

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..core.dataset import SensorData, load_sensor_csv
 from ..core.detector import Detector, score_data, spec_for
 from ..core.errors import UserError
+from ..core.metrics import headline_figures
 from ..fl.facility import Facility
 from ..fl.protocol import FederationSettings, spec_from_shape
 from .machine import machine, ready_for_timing
@@ -107,7 +108,7 @@ def run_pump(
         for mode in MODES:
             if mode in models:
                 detector = _detector(fac, mode, models[mode][i], run, settings)
-                row[mode] = _figures(score_data(detector, fac.data).metrics)
+                row[mode] = headline_figures(score_data(detector, fac.data).metrics)
                 row[mode]["model"] = detector.info.get("model")
         per_facility.append(row)
     report("done", 1.0)
@@ -138,16 +139,3 @@ def _detector(fac: Facility, mode: str, params: list, run: FederationRun | None,
         fac.use_scaler(run.scaler)
         return fac.final_detector(params, settings.rounds, run.threshold)
     return fac.final_detector(params, settings.rounds if mode == "federated" else None)
-
-
-def _figures(metrics: dict) -> dict:
-    f = metrics["failures"]
-    auc = metrics.get("pointwise", {}).get("roc_auc")
-    return {
-        "failures": f["failures"],
-        "caught": f["caught"],
-        "median_lead_hours": None if f["median_lead_hours"] is None else round(f["median_lead_hours"], 2),
-        "false_alarms": f["false_alarms"],
-        "false_alarms_per_day": None if f["false_alarms_per_day"] is None else round(f["false_alarms_per_day"], 3),
-        "roc_auc": None if auc is None else round(auc, 4),
-    }

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..fl.events import Finished
 from .common import Console, fail, resolve_data, run_in_thread
-from .federation import EventPrinter
+from .federation import EventPrinter, print_comparison
 
 
 def cmd_client(args: argparse.Namespace, console: Console) -> int:
@@ -43,6 +43,7 @@ def cmd_client(args: argparse.Namespace, console: Console) -> int:
         name=name,
         out_dir=out,
         personalise=not args.no_personalise,
+        compare=not args.no_compare,
     )
     printer = EventPrinter(console)
     runner = ClientRunner(csv, target.address, options, lambda e: printer(runner.name, e))
@@ -53,6 +54,8 @@ def cmd_client(args: argparse.Namespace, console: Console) -> int:
         print(f"final global model with this facility's own threshold saved to {out}")
     elif result.rounds_completed and (out / META_FILE).exists():
         print(f"model from an incomplete run ({result.rounds_completed} of {result.rounds_planned or '?'} rounds) saved to {out}")
+    if runner.comparison is not None:
+        print_comparison(runner.comparison)
     return 0
 
 
@@ -96,6 +99,11 @@ def add_client_parser(sub) -> None:
     client.add_argument("--insecure", action="store_true", help="plain connection to an --insecure server")
     client.add_argument("--name", help="how this facility is shown to the coordinator")
     client.add_argument("--out", help="where to keep the final model with this facility's threshold")
+    client.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="do not also train alone on the same rows (default: --out gets comparison.json, alone vs federated)",
+    )
     client.add_argument(
         "--no-personalise",
         action="store_true",

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.paths import DEFAULT_FACILITIES, default_client_csvs
 from ..fl import narration
+from ..fl.alone import COMPARISON_FILE
 from ..fl.events import ConnectionState, EpochLoss, Event, Failed, Finished, RoundFinished
 from .common import Console, fail, positive_int, run_in_thread
-from .federation import console_line, federation_choices, settings_from
+from .federation import console_line, federation_choices, print_comparison, settings_from
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
@@ -46,7 +48,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         if line and (who == "server" or isinstance(e, (Failed, ConnectionState))):
             console.line(line)
 
-    result = run_in_thread(LoopbackFederation(settings, csvs, out, on_event), console)
+    result = run_in_thread(LoopbackFederation(settings, csvs, out, on_event, compare=not args.no_compare), console)
     if not isinstance(result, Finished):
         return fail(result.message)
     seconds, model = time.perf_counter() - t0, out / "server" / "global_model"
@@ -58,6 +60,10 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         print(f"privacy: epsilon {last.epsilon:.2f} for delta {settings.dp_delta:g} after {len(rounds)} rounds (per facility)")
     if last is not None and last.agreed_threshold is not None:
         print(f"agreed threshold {last.agreed_threshold:.5f}; each facility's model keeps it with the agreed scaler")
+    for csv in csvs:  # what federating gave each facility, as its own client would say
+        saved = out / csv.stem / COMPARISON_FILE
+        if saved.is_file():
+            print_comparison(json.loads(saved.read_text()), csv.stem)
     return 0
 
 
@@ -67,4 +73,7 @@ def add_parsers(sub) -> None:
     demo.add_argument("--clients", type=positive_int, default=2)
     demo.add_argument("--local-epochs", type=positive_int, default=3)
     demo.add_argument("--out", help="folder for the run (default: a new temporary folder)")
+    demo.add_argument(
+        "--no-compare", action="store_true", help="facilities do not also train alone (default: each writes comparison.json)"
+    )
     demo.set_defaults(func=cmd_demo)

@@ -8,6 +8,7 @@ The words of each event come from ``fl/narration.py``; here is only what the con
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..core.errors import UserError
 from ..fl import narration
@@ -100,3 +101,17 @@ def federation_choices() -> argparse.ArgumentParser:
     dp.add_argument("--dp-delta", type=positive_float, metavar="DELTA", help="the delta epsilon is stated for (default 1e-5)")
     parent.add_argument("--shared-scaling", action="store_true", help=SHARED_SCALING_LINE)
     return parent
+
+
+def print_comparison(comparison: dict, who: str = "") -> None:
+    """Alone vs federated on the facility's own file, as a small table, then the model kept."""
+    from ..fl.alone import COMPARISON_FILE, comparison_rows, kept_sentence
+
+    rows = [("", "alone", "federated"), *comparison_rows(comparison)]
+    width = max(len(r[0]) for r in rows)
+    head = f"{who}: " if who else ""
+    print(f"{head}alone vs federated on {comparison['data_file']} ({comparison['rounds']} rounds each):")
+    for what, alone, federated in rows:
+        print(f"  {what:<{width}}  {alone:>10}  {federated:>10}")
+    print(f"  {kept_sentence(comparison)}")
+    print(f"  kept model: {comparison['kept_model']}; the figures: {Path(comparison['models']['federated']) / COMPARISON_FILE}")

@@ -365,3 +365,27 @@ def label_event_metrics(labels: np.ndarray, events: list[tuple[int, int]]) -> di
         "detected": detected,
         "median_delay_rows": float(np.median(delays)) if delays else None,
     }
+
+
+def headline_figures(metrics: Mapping) -> dict:
+    """The few figures people compare two detectors by, from ``score_data(...).metrics``:
+    failures caught before breakdown, median warning time, false alarms (per day of normal
+    running; or the share of normal readings alarmed, where rows carry labels), labelled
+    anomalies with an alarm, ROC-AUC. A figure the data cannot give is None."""
+    f = metrics.get("failures") or {}
+    e = metrics.get("label_events") or {}
+    p = metrics.get("pointwise") or {}
+    lead = f.get("median_lead_hours")
+    per_day = f.get("false_alarms_per_day")
+    auc = p.get("roc_auc")
+    return {
+        "failures": f.get("failures"),
+        "caught": f.get("caught"),
+        "median_lead_hours": None if lead is None else round(lead, 2),
+        "false_alarms": f.get("false_alarms"),
+        "false_alarms_per_day": None if per_day is None else round(per_day, 3),
+        "labelled_events": e.get("anomaly_events"),
+        "labelled_caught": e.get("detected"),
+        "false_alarm_pct": None if not p else round(p["far_pct"], 2),
+        "roc_auc": None if auc is None else round(auc, 4),
+    }

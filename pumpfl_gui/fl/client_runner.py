@@ -29,6 +29,7 @@ from ..core.windows import Scaler
 from . import limits
 from . import protocol as P
 from .addresses import ServerAddress
+from .alone import AloneTraining
 from .events import ConnectionState, EpochLoss, EvaluateResult, Event, Failed, Finished, FitResult
 from .facility import Facility
 from .facility_trust import FacilityTrust
@@ -36,7 +37,7 @@ from .flower import client_codec as wire_codec
 from .flower.wire import join_stream, open_channel
 from .handshake import SERVER_NOT_PROVEN, ServerNotProven
 from .messages import Ask, Evaluate, Instruction, LetGo, SendParameters, Train
-from .security import KnownServers, TlsError, fetch_certificate
+from .security import KnownServers, TlsError, speaks_tls
 from .update_check import check_arrays
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,7 @@ class ClientOptions:
     max_wait: float = 600.0  # give up after this long without a server
     seed: int = 0
     train_rows: int | None = None  # only each file's first rows train (a benchmark's fixed split)
-
-
-def _speaks_tls(server: ServerAddress) -> bool:
-    try:
-        fetch_certificate(server.host, server.port, timeout=3.0)
-        return True
-    except UserError:
-        return False
+    compare: bool = False  # also train alone on the same rows; out_dir gets comparison.json (fl/alone.py)
 
 
 class _Refused(Exception):
@@ -99,6 +93,8 @@ class ClientRunner:
         self._channel: grpc.Channel | None = None
         self.data: list[SensorData] = []
         self.facility: Facility | None = None
+        self.alone: AloneTraining | None = None  # the same rows trained alone, with options.compare
+        self.comparison: dict | None = None  # alone vs federated on this facility's file, at the end
         self.global_params = None
         self.agreed_threshold: float | None = None  # the federation's, with shared scaling
         self._scaler_json = ""  # the shared scaler in use, as the server sent it
@@ -132,6 +128,13 @@ class ClientRunner:
     # -----------------------------------------------------------------------------------
 
     def run(self) -> Finished | Failed:
+        try:
+            return self._run()
+        finally:
+            if self.alone is not None:
+                self.alone.close()
+
+    def _run(self) -> Finished | Failed:
         self.data = self._load()  # a DataError surfaces before any connection
         since = time.monotonic()  # when this spell without a server began
         delay = 1.0
@@ -158,7 +161,7 @@ class ClientRunner:
                 if self._stop.is_set():
                     break
                 detail = exc.details() if hasattr(exc, "details") else str(exc)
-                if self.options.insecure and _speaks_tls(self.server):
+                if self.options.insecure and speaks_tls(self.server.host, self.server.port):
                     return self._fail(
                         f"the server at {self.server} uses encryption (TLS) and a join code; "
                         "connect with its invite instead of --insecure"
@@ -244,6 +247,7 @@ class ClientRunner:
                 planned=None if complete else planned,
                 personalise=personalise,
             )
+            self._compare(Path(out), stopped=not personalise)
         else:
             out = None  # nothing saved: no folder to point at
         result = Finished(
@@ -251,6 +255,18 @@ class ClientRunner:
         )
         self.emit(result)
         return result
+
+    def _compare(self, out: Path, stopped: bool) -> None:
+        """With ``options.compare``: alone vs federated on this facility's file (fl/alone.py)."""
+        if self.alone is None or (stopped and self.alone.rounds == 0):
+            return
+        self.emit(ConnectionState("finishing", "comparing the federated model with the one trained alone on your rows"))
+        try:  # a stop has cancelled the task already, and does not wait for a round in progress
+            self.comparison = self.alone.finish(self.facility.final, self.facility.data, out, None if stopped else self._task)
+        except Cancelled:
+            self.emit(ConnectionState("finishing", "stopped before the comparison with training alone"))
+        except (ValueError, UserError, OSError) as exc:  # the run's own model is saved: say why, go on
+            self.emit(ConnectionState("finishing", f"could not compare with training alone: {exc}"))
 
     def _session(self, root: bytes | None) -> None:
         """One connection; returns when it ends (raises _Done when the server ends the run: it
@@ -326,6 +342,8 @@ class ClientRunner:
             lambda r: self.emit(EpochLoss(round=rnd, epoch=r.epoch, epochs=r.epochs, loss=r.loss)),
         )
         metrics = {k: v for k, v in metrics.items() if k in P.FIT_METRICS}
+        if self.alone is not None:
+            self.alone.add_round(ins.config)
         total = self._whole(ins.config, P.CFG_ROUNDS, 0)
         self.emit(
             FitResult(
@@ -450,6 +468,8 @@ class ClientRunner:
                 # The coordinator's shape, or the one this facility's readings call for.
                 spec = P.spec_from_shape(sensors, spec_cfg) if "window" in spec_cfg else spec_for(data[0])
                 self.facility = Facility(data, spec, self.name, self.options.seed, self.options.personalise)
+                if self.options.compare and self.options.out_dir is not None and self.alone is None:
+                    self.alone = AloneTraining(self.facility)
                 self._scaler_json = ""
                 samples = self.facility.samples
             except ValueError as exc:

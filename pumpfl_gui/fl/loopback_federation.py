@@ -29,13 +29,16 @@ class LoopbackFederation:
         port: int | None = None,
         names: Sequence[str] | None = None,
         train_rows: int | None = None,
+        compare: bool = False,
     ) -> None:
         """``csvs``: one entry per facility, a CSV or a list of one facility's CSVs;
-        ``names``: the facilities' names (default: each first CSV's stem)."""
+        ``names``: the facilities' names (default: each first CSV's stem); ``compare``: each
+        facility also trains alone and writes ``comparison.json`` (fl/alone.py)."""
         self.settings = settings
         self.csvs = [[Path(c)] if isinstance(c, (str, Path)) else [Path(x) for x in c] for c in csvs]
         self.names = list(names) if names is not None else [c[0].stem for c in self.csvs]
         self.train_rows = train_rows
+        self.compare = compare
         self.out_dir = Path(out_dir)
         self._on_event = on_event or (lambda who, e: None)
         self._port_given = port is not None
@@ -92,6 +95,7 @@ class LoopbackFederation:
                     out_dir=self.out_dir / name,
                     max_wait=60,
                     train_rows=self.train_rows,
+                    compare=self.compare,
                 )
                 runner = ClientRunner(csv, invite.address, options, lambda e, name=name: self._on_event(name, e))
                 self.clients.append(runner)

@@ -190,6 +190,15 @@ def judge_certificate(cert_pem: bytes, address, invite_fingerprint: str | None, 
     return Trust("first_use", True, actual)
 
 
+def speaks_tls(host: str, port: int) -> bool:
+    """Does the server at host:port answer TLS (a facility told to connect plainly asks)?"""
+    try:
+        fetch_certificate(host, port, timeout=3.0)
+        return True
+    except UserError:
+        return False
+
+
 def fetch_certificate(host: str, port: int, timeout: float = 5.0) -> bytes:
     """Fetch the server's certificate (PEM) over TLS without checking it.
 

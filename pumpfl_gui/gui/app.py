@@ -231,6 +231,7 @@ def run_smoke(window, args) -> dict:
             "final_eval_loss": history[-1].eval_loss if history else None,
             "max_ui_stall_ms": round(meter.max_gap_ms, 1),
             "clients": len(demo.clients),
+            "comparisons": [page.comparison.comparison for page in demo.clients],
             "dialogs": dialogs,
         }
         state["failed"] = bool(dialogs) or len(history) < args.rounds
@@ -242,6 +243,8 @@ def run_smoke(window, args) -> dict:
             for i, page in enumerate(demo.clients):
                 demo.tabs.setCurrentIndex(i)
                 page.grab().save(str(shot.with_name(f"{shot.stem}-client-{i}.png")))
+                page.tabs.setCurrentWidget(page.comparison)
+                page.grab().save(str(shot.with_name(f"{shot.stem}-client-{i}-comparison.png")))
             shot.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary))
         if args.quit_when_done:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from ..core.paths import DEFAULT_FACILITIES
 from ..fl.choices import INSECURE_CLIENT_LINE
 from ..fl.narration import capitalised
+from .comparison_view import ComparisonView
 from .plots import AnomalyView, LossPlot, SensorPreview
 from .theme import coloured
 from .widgets import CheckList, LogView, row
@@ -81,7 +82,7 @@ def server_box(page: QWidget) -> QGroupBox:
 
 def run_view(page: QWidget) -> QWidget:
     """Status, the server's strategy, progress, and the tabs: Training (loss and log),
-    Anomalies (the view, its figures, the export), Connection test."""
+    Anomalies (the view, its figures, the export), Alone vs federated, Connection test."""
     page.status = QLabel("Not connected.")
     page.status.setWordWrap(True)
     page.strategy = QLabel()  # what the server chose, once the first round says
@@ -107,6 +108,8 @@ def run_view(page: QWidget) -> QWidget:
     page.tabs = QTabWidget()
     page.tabs.addTab(training, "Training")
     page.tabs.addTab(anomalies, "Anomalies")
+    page.comparison = ComparisonView()
+    page.tabs.addTab(page.comparison, "Alone vs federated")
     page.tabs.addTab(page.checks, "Connection test")
     right = QVBoxLayout()
     right.addWidget(page.status)

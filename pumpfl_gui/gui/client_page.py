@@ -8,6 +8,7 @@ its events, and the anomaly view filled from the model the run saved.
 from __future__ import annotations
 
 import html
+import json
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..core.scores_csv import write_scores_csv
 from ..core.wording import counted
 from ..fl import narration
 from ..fl.addresses import ServerAddress
+from ..fl.alone import COMPARISON_FILE
 from ..fl.choices import STRATEGIES
 from ..fl.client_runner import ClientOptions, ClientRunner
 from ..fl.events import ConnectionState, EpochLoss, EvaluateResult, Failed, Finished, FitResult
@@ -32,6 +34,7 @@ from ..fl.resolve import Target, invite_in, remembered_address, resolve_target, 
 from ..fl.security import KnownServers, short_fingerprint
 from .client_boxes import data_box, run_view, server_box
 from .plots import figures_text
+from .settings import RECENT_MODELS
 from .theme import coloured
 from .widgets import confirm, page_layout, row
 from .worker import RunnerWorker, call_in_thread, start_worker
@@ -45,6 +48,8 @@ class ClientPage(QWidget):
     """Training ended: the facility's Finished or Failed event (or an exception)."""
     sig_scored = Signal()
     """The anomaly view is filled (after training)."""
+    sig_open_model = Signal(object, object)
+    """Open this model folder in Monitor, on this data file."""
 
     def __init__(self, settings=None, parent=None, known_servers: KnownServers | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +96,7 @@ class ClientPage(QWidget):
         self.start.clicked.connect(self.start_client)
         self.stop.clicked.connect(self.stop_client)
         self.export.clicked.connect(self._export)
+        self.comparison.sig_open.connect(lambda folder: self.sig_open_model.emit(folder, self._run_csv or self.csv_path))
         self.address.textChanged.connect(self._address_changed)
         self.insecure.toggled.connect(self._show_insecure_warning)
         self.forget.clicked.connect(self.forget_server)
@@ -292,6 +298,7 @@ class ClientPage(QWidget):
             known_servers=None if target.insecure else self.known_servers,
             name=target.invited_name or self.csv_path.stem,
             out_dir=out,
+            compare=True,  # the same rows trained alone: what federating gave this facility
         )
         address = target.address
         csv = self._run_csv = self.csv_path
@@ -304,6 +311,7 @@ class ClientPage(QWidget):
         self.progress.setFormat("waiting for the first round")
         self._trained = False  # a round's training began (a refusal before then: could not join)
         self.strategy.hide()
+        self.comparison.clear()
         self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
         self.worker.sig_event.connect(self._on_event)
         self.worker.sig_done.connect(self._on_done)
@@ -402,8 +410,14 @@ class ClientPage(QWidget):
         if isinstance(result, Exception):
             self.status.setText(f"Could not score the data: {result}")
             return
-        data, score, model = result
+        data, score, model, comparison = result
         self.score = (data, score)
+        if comparison is not None:
+            self.comparison.show_comparison(comparison)
+            if self.settings is not None:  # the kept model is the first of Monitor's recent ones
+                self.settings.remember(RECENT_MODELS, comparison["kept_model"])
+        else:
+            self.comparison.clear("This run has no comparison with training alone (it stopped before a round was trained).")
         failures = list(np.flatnonzero(data.status == BROKEN)) if data.status is not None else []
         self.anomaly.show_result(data.timestamps, score.scores, score.threshold, score.flags, score.events, failures, data.labels)
         summary = (
@@ -429,10 +443,16 @@ class ClientPage(QWidget):
 
 
 def _score_saved(folder: Path, csv: Path):
-    """(data, score, model words) from the model the run saved, over the file it trained on."""
+    """(data, score, model words, comparison or None) from the model the run saved, over the
+    file it trained on."""
     detector = load_detector(folder)
     data = load_sensor_csv(csv, sensors=detector.sensors)
-    return data, score_data(detector, data), describe_model(detector.info, "your own readings", "your own readings")
+    words = describe_model(detector.info, "your own readings", "your own readings")
+    try:
+        comparison = json.loads((folder / COMPARISON_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        comparison = None
+    return data, score_data(detector, data), words, comparison
 
 
 def _probe(address, root, code):

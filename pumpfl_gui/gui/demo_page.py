@@ -23,6 +23,8 @@ from .server_page import ServerPage
 class DemoPage(QWidget):
     sig_all_done = Signal()
     """The server finished and every facility has shown its anomaly view (or failed)."""
+    sig_open_model = Signal(object, object)
+    """A facility's kept model to open in Monitor, on its data file (ClientPage.sig_open_model)."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -79,6 +81,7 @@ class DemoPage(QWidget):
             page.load_default(i)
             page.sig_finished.connect(lambda r, i=i: self._client_finished(i, r))
             page.sig_scored.connect(lambda i=i: self._client_scored(i))
+            page.sig_open_model.connect(self.sig_open_model)
             self.clients.append(page)
             self.tabs.addTab(page, f"Facility {i}")
         self._pending = set(range(clients))

@@ -7,6 +7,8 @@ start-up warm-up thread imports those modules in the background meanwhile.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QPushButton, QStackedWidget, QVBoxLayout, QWidget
@@ -101,6 +103,7 @@ class MainWindow(QMainWindow):
                 from .client_page import ClientPage
 
                 page = ClientPage(self.settings, known_servers=KnownServers())
+                page.sig_open_model.connect(self.monitor_model)
             elif role == "monitor":
                 from .monitor_page import MonitorPage
 
@@ -109,6 +112,7 @@ class MainWindow(QMainWindow):
                 from .demo_page import DemoPage
 
                 page = DemoPage()
+                page.sig_open_model.connect(self.monitor_model)
             self._pages[role] = page
             self.stack.addWidget(page)
         return self._pages[role]
@@ -148,6 +152,12 @@ class MainWindow(QMainWindow):
         """File ▸ Open model…: the Monitor page, asking for the model's folder."""
         self.show_role("monitor")
         self.monitor_page.choose_model()
+
+    def monitor_model(self, folder: Path, csv: Path | None = None) -> None:
+        """A run's kept model, opened in Monitor on the file it was trained on."""
+        self.show_role("monitor")
+        if self.monitor_page.open_model(Path(folder)) and csv is not None:
+            self.monitor_page.set_data(Path(csv))
 
     def set_theme(self, theme: str) -> None:
         """Light, dark or the system's; remembered for the next start."""

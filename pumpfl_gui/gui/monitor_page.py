@@ -30,11 +30,11 @@ from ..core.model_store import load_detector
 from ..core.paths import user_data_dir
 from ..core.watch import Watcher, write_alarm_log
 from .plots import AnomalyView
+from .settings import RECENT_MODELS
 from .theme import coloured
 from .widgets import page_layout, row
 from .worker import call_in_thread
 
-RECENT_KEY = "monitor/recent_models"
 RECENT_MAX = 8
 POLL_MS = 1000
 COLUMNS = ("Start", "End", "Peak error", "Sensors")
@@ -130,18 +130,14 @@ class MonitorPage(QWidget):
     # -- choosing --------------------------------------------------------------------------
 
     def _recent(self) -> list[str]:
-        if self.settings is None:
-            return []
-        stored = self.settings.get(RECENT_KEY, "", str)
-        return [p for p in stored.split("\n") if p and Path(p).is_dir()]
+        return [] if self.settings is None else self.settings.recent(RECENT_MODELS)
 
     def _remember(self, folder: Path) -> None:
         if self.settings is None:
             return
-        recent = [str(folder)] + [p for p in self._recent() if p != str(folder)]
-        self.settings.set(RECENT_KEY, "\n".join(recent[:RECENT_MAX]))
+        recent = self.settings.remember(RECENT_MODELS, str(folder), RECENT_MAX)
         self.recent.clear()
-        self.recent.addItems(recent[:RECENT_MAX])
+        self.recent.addItems(recent)
         self.recent.setCurrentIndex(0)
 
     def choose_model(self) -> None:

@@ -9,6 +9,8 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from ..core.paths import APP_NAME
 
+RECENT_MODELS = "monitor/recent_models"  # the Monitor's recent models; a run's kept model joins them
+
 
 class AppSettings:
     def __init__(self, path: str | None = None) -> None:
@@ -32,6 +34,18 @@ class AppSettings:
 
     def set(self, key: str, value) -> None:
         self._s.setValue(key, value)
+
+    def recent(self, key: str) -> list[str]:
+        """A remembered list of folders, newest first, without those gone since."""
+        from pathlib import Path
+
+        return [p for p in self.get(key, "", str).split("\n") if p and Path(p).is_dir()]
+
+    def remember(self, key: str, folder: str, keep: int = 8) -> list[str]:
+        """Put ``folder`` first in the list under ``key`` (at most ``keep``); the new list."""
+        recent = [folder] + [p for p in self.recent(key) if p != folder]
+        self._s.setValue(key, "\n".join(recent[:keep]))
+        return recent[:keep]
 
     def geometry(self) -> QByteArray | None:
         value = self._s.value("window/geometry")

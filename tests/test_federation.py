@@ -551,7 +551,9 @@ def test_a_facility_you_stop_after_a_round_keeps_the_last_global_model_marked_in
     result = run.results["a"]
     assert result.kind == "Finished" and result.message == "stopped" and not result.complete
     assert result.out_dir == str(tmp_path / "a") and result.rounds_planned == 20
-    assert [e.detail for e in run.of("a", "ConnectionState") if e.state == "finishing"] == ["calibrating"]
+    assert [e.detail for e in run.of("a", "ConnectionState") if e.state == "finishing"] == [
+        "calibrating the federation's model on this facility's rows"
+    ]
     model = load_detector(tmp_path / "a")
     assert model.info["incomplete_run"] == {"rounds": result.rounds_completed, "of": 20} and result.rounds_completed >= 1
     assert "personalised" not in model.info["model"] and np.isfinite(model.threshold)

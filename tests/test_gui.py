@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.fl.addresses import find_free_port
@@ -74,7 +74,7 @@ def client_page(qtbot, tmp_path, index):
     return page
 
 
-def test_a_server_page_and_two_client_pages_complete_a_run(qtbot, tmp_path, default_data):
+def test_a_server_page_and_two_client_pages_complete_a_run(qtbot, tmp_path, default_data, monkeypatch):
     server = server_page(qtbot)
     qtbot.mouseClick(server.start, Qt.MouseButton.LeftButton)
     wait_until(qtbot, lambda: server.invite.text().startswith("pumpfl://"), 30_000)
@@ -89,11 +89,14 @@ def test_a_server_page_and_two_client_pages_complete_a_run(qtbot, tmp_path, defa
     states = {server.table.item(r, 0).text(): server.table.item(r, 2).text() for r in range(2)}
     assert states == {"client_0": "done", "client_1": "done"}
     assert [h.round for h in server.history] == [1, 2]
+    assert (
+        server.progress.text() == "2 of 2 rounds done"
+    )  # counts rounds done, as "Round 2 of 2: training" counts the one running
     xs, ys = server.loss_plot.curve("eval (weighted)").getData()
     assert list(xs) == [1, 2] and len(ys) == 2
     assert set(server.client_plot.series_names()) == {"client_0", "client_1"}
     for page in clients:
-        assert page.progress.value() == 2
+        assert page.progress.value() == 2 and page.progress.text() == "2 of 2 rounds done"
         assert page.score is not None and page.tabs.currentIndex() == 1
         assert "failure" in page.figures.text().lower()
         # What federating gave this facility: alone vs federated on its own file, one model kept.
@@ -109,13 +112,24 @@ def test_a_server_page_and_two_client_pages_complete_a_run(qtbot, tmp_path, defa
     assert server.export.isEnabled() and server.save_model.isEnabled()
     for page in [server, *clients]:
         assert not page.is_running()
+    # Save global model: the folder named in the dialog is the model's folder, and the page says so.
+    chosen = {"path": tmp_path / "my-global-model"}
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(chosen["path"]), ""))
+    qtbot.mouseClick(server.save_model, Qt.MouseButton.LeftButton)
+    assert (tmp_path / "my-global-model" / "model.json").is_file()
+    assert f"Saved the global model in the folder {tmp_path / 'my-global-model'}" in server.status.text()
+    # Export scores: every reading's score, the count of flagged ones said on the page.
+    chosen["path"] = tmp_path / "scores.csv"
+    qtbot.mouseClick(clients[0].export, Qt.MouseButton.LeftButton)
+    rows = (tmp_path / "scores.csv").read_text().splitlines()
+    data, score = clients[0].score
+    assert len(rows) == data.rows + 1 and f"{int(score.flags.sum()):,} flagged" in clients[0].status.text()
 
 
 def test_test_connection_is_red_with_a_fix_on_a_closed_port_and_green_on_a_server(qtbot, tmp_path, default_data):
     page = client_page(qtbot, tmp_path, 0)
     port = find_free_port(31000, "127.0.0.1")
-    page.address.setText(f"127.0.0.1:{port}")
-    page.join_code.setText("AAAA-BBBB-CCCC")
+    page.address.setText(f"127.0.0.1:{port}")  # no join code yet: the address is tried all the same
     qtbot.mouseClick(page.test, Qt.MouseButton.LeftButton)
     wait_until(qtbot, lambda: page.test.isEnabled() and page.checks.topLevelItemCount() >= 3, 30_000)
     statuses = page.checks.statuses()
@@ -131,6 +145,11 @@ def test_test_connection_is_red_with_a_fix_on_a_closed_port_and_green_on_a_serve
     server.port.setValue(port)
     qtbot.mouseClick(server.start, Qt.MouseButton.LeftButton)
     wait_until(qtbot, lambda: server.invite.text().startswith("pumpfl://"), 30_000)
+    qtbot.mouseClick(page.test, Qt.MouseButton.LeftButton)  # the address alone reaches it; the code is missing
+    wait_until(qtbot, lambda: page.test.isEnabled() and page.checks.topLevelItemCount() >= 5, 30_000)
+    assert page.checks.statuses()[2:] == ["ok", "ok", "warning"], page.checks.statuses()
+    join = page.checks.topLevelItem(4)
+    assert join.text(1) == "Join code" and "no join code to check" in join.text(2)
     page.address.setText(server.invite.text())
     qtbot.mouseClick(page.test, Qt.MouseButton.LeftButton)
     wait_until(qtbot, lambda: page.test.isEnabled() and page.checks.topLevelItemCount() >= 5, 30_000)
@@ -167,9 +186,11 @@ def test_a_broken_csv_gives_a_dialog_and_the_page_stays_usable(qtbot, tmp_path, 
     wait_until(qtbot, lambda: bool(dialogs.seen), 30_000)
     title, text = dialogs.seen[0]
     assert title == "This file cannot be used" and "'flow'" in text
-    assert "Cannot use this file" in page.data_info.text()
+    # The file in use stays in use, and the box says so under the error.
+    assert "Cannot use export.csv" in page.data_info.text() and "Still using client_0.csv" in page.data_info.text()
     page.load_data(default_data / "client_2.csv")  # still usable
     wait_until(qtbot, lambda: page.csv_path == default_data / "client_2.csv", 30_000)
+    assert "Cannot use" not in page.data_info.text()  # the old error does not outlive it
     assert page.data.rows == 44_160
     # The preview says whether the file is long enough for the window it will get.
     assert "long enough to train and score: the model reads windows of 32 rows" in page.data_info.text()

@@ -71,6 +71,12 @@ CASES = [
         id="prose",
     ),
     pytest.param(
+        file_with("timestamp\n2024-01-01 00:00:00\n2024-01-01 00:00:01\n2024-01-01 00:00:02\n"),
+        {},
+        "holds one column of times and no readings; export the sensor readings with them",
+        id="timestamps-only",
+    ),
+    pytest.param(
         file_with("timestamp,site,operator\n2024-01-01,north,ann\n2024-01-02,south,bob\n"),
         {},
         "has no usable numeric sensor column ('site': not numeric; 'operator': not numeric)",

@@ -35,7 +35,7 @@ INVITE = "pumpfl://10.0.0.1:8080/?code=K7QM-2XPA-9WD3&fp=" + "AB" * 32
         (FacilityDropped(3, "Plant B", "too late"), "round 3: Plant B is out of this round: too late"),
         (Waiting(2, 1, 3540.0, "up to 59 min for 1 more"), "1 of 2 facilities connected; up to 59 min for 1 more"),
         (RoundStarted(2, 10, ["Plant A", "Plant B"]), "round 2/10 with Plant A, Plant B"),
-        (FitResult(4, "Plant A", 8000, 0.123456, 2.34), "round 4 trained on 8,000 windows, loss 0.1235 (2.3 s)"),
+        (FitResult(4, "Plant A", 8000, 0.123456, 2.34), "round 4 trained on a sample of 8,000 windows, loss 0.1235 (2.3 s)"),
         (EvaluateResult(4, 0.05, 2000), "round 4: eval loss 0.0500 on 2,000 held-out windows"),
         (ConnectionState("reconnecting", "the server went away; again in 5 s"), "the server went away; again in 5 s"),
         (ConnectionState("trusted", "trusting the server's certificate"), "trusting the server's certificate"),

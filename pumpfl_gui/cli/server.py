@@ -66,6 +66,7 @@ def print_addresses(console: Console) -> None:
 
 
 def cmd_server(args: argparse.Namespace, console: Console) -> int:
+    from ..fl.addresses import PortInUseError
     from ..fl.choices import INSECURE_SERVER_LINE, caution, describe
     from ..fl.run_check import InsecureWithInvites, check_server_run
     from ..fl.security import normalise_join_code
@@ -85,6 +86,8 @@ def cmd_server(args: argparse.Namespace, console: Console) -> int:
         raise UserError("--new-code only applies with --resume DIR: a new run always gets a new join code")
     try:
         invites = check_server_run(args.port, args.host, args.advertise, invite_names(args), args.insecure)
+    except PortInUseError as exc:  # the words suit the app; here the way out is an option
+        raise UserError(f"{exc}" + (f" (pumpfl server --port {exc.free_port})" if exc.free_port else "")) from None
     except InsecureWithInvites:
         raise UserError(
             "named invites carry their own join codes, which an --insecure server does not use; "

@@ -286,6 +286,11 @@ def read_csv_table(path: Path, name: str, notes: list[str]) -> CsvTable:
     sample = _first_lines(data, SNIFF_LINES)
     sep = _detect_separator(sample)
     if sep is None and any(not _is_number(line.strip()) and line.strip().lower() not in NA_TEXT for line in sample[1:]):
+        if _only_times(sample[1:]):
+            raise DataError(
+                f"{name} holds one column of times and no readings; export the sensor readings with them "
+                "(a column per sensor beside the time)."
+            )
         raise DataError(
             f"{name} does not look like a CSV table: no comma, semicolon, tab or pipe separates columns "
             "and its lines are not numbers; export the readings as a CSV."
@@ -297,3 +302,14 @@ def read_csv_table(path: Path, name: str, notes: list[str]) -> CsvTable:
     frame = _parse(data, sep or ",", decimal, name, notes)
     frame.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(frame.columns)]
     return CsvTable(frame=frame, separator=sep or ",", decimal=decimal, lines=LineNumbers(data))
+
+
+def _only_times(lines: list[str]) -> bool:
+    """Every non-blank line reads as a date and time (a file of timestamps alone)."""
+    cells = [line.strip() for line in lines if line.strip()]
+    if not cells:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it guesses each cell's format
+        parsed = pd.to_datetime(pd.Series(cells), errors="coerce", format="mixed")
+    return bool(parsed.notna().all())

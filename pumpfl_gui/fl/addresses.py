@@ -29,7 +29,12 @@ class AddressError(UserError):
 
 
 class PortInUseError(UserError):
-    """The port the server should listen on is taken (or not allowed for this user)."""
+    """The port the server should listen on is taken (or not allowed for this user). The
+    message suits any front end; ``free_port`` is one to suggest (the CLI says ``--port N``)."""
+
+    def __init__(self, message: str, free_port: int | None = None) -> None:
+        super().__init__(message)
+        self.free_port = free_port
 
 
 @dataclass(frozen=True)
@@ -240,19 +245,19 @@ def find_free_port(start: int, host: str = "0.0.0.0", tries: int = 50) -> int | 
 def check_port_free(port: int, host: str = "0.0.0.0") -> None:
     """Raise `PortInUseError` (or `AddressError`) unless a server could listen on ``host:port``."""
     if not 1 <= port <= 65535:
-        raise PortInUseError(f"port {port} is out of range; choose a port between 1 and 65535, e.g. --port 8080")
+        raise PortInUseError(f"port {port} is out of range; choose a port between 1 and 65535, e.g. 8080", 8080)
     code = _bind_error(port, host)
     if code is None:
         return
     if code in (errno.EACCES, errno.EPERM):
         raise PortInUseError(
-            f"port {port} is reserved for administrators on this computer; choose a port from 1024 up, e.g. --port 8080"
+            f"port {port} is reserved for administrators on this computer; choose a port from 1024 up, e.g. 8080", 8080
         )
     if code == errno.EADDRNOTAVAIL:
         raise AddressError(f"this computer has no network address {host}; use --host 0.0.0.0 to listen on all of its networks")
     suggestion = find_free_port(port + 1, host) if port < 65535 else None
-    hint = f"choose another port, e.g. --port {suggestion}" if suggestion else "choose another port"
-    raise PortInUseError(f"port {port} is already in use by another program; stop that program or {hint}")
+    hint = f"choose another port, e.g. {suggestion}" if suggestion else "choose another port"
+    raise PortInUseError(f"port {port} is already in use by another program; stop that program or {hint}", suggestion)
 
 
 # --- name resolution ---------------------------------------------------------------------------

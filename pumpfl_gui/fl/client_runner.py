@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import queue
 import threading
 import time
@@ -237,7 +236,11 @@ class ClientRunner:
         planned = self._planned() or self.rounds_planned
         personalise = self.facility.personalise if personalise is None and self.facility else bool(personalise)
         if out is not None and self.facility is not None and self.global_params is not None:
-            how = "personalising the federation's model on this facility's rows" if personalise else "calibrating"
+            how = (
+                "personalising the federation's model on this facility's rows"
+                if personalise
+                else "calibrating the federation's model on this facility's rows"
+            )
             self.emit(ConnectionState("finishing", how))
             self.facility.save_final(
                 self.global_params,
@@ -323,7 +326,12 @@ class ClientRunner:
         self._trust.check_server(config)
         self._duplicate_since = None
         props = self._hello(config)
-        self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}"))
+        held = (
+            f"; {props[P.REPLY_SAMPLES]:,} training windows, of which each round trains on a sample"
+            if props[P.REPLY_SAMPLES]
+            else ""
+        )
+        self.emit(ConnectionState("connected", f"joined {self.server} as {self.name}{held}"))
         return props
 
     def _train(self, ins: Train):
@@ -401,26 +409,14 @@ class ClientRunner:
         return ins.arrays
 
     def _take_threshold(self, value) -> None:
-        """The agreed threshold, when it is a positive finite number. Any other value is not
-        used: the facility keeps the threshold it calibrates on its own rows at the end. The
-        model itself is fine by then (every round checked it), so stopping would only lose
-        the run's result; a NaN threshold would silence every alarm (``score > nan`` is false)."""
-        try:
-            threshold = float(value)
-        except (TypeError, ValueError):
-            threshold = float("nan")
-        if math.isfinite(threshold) and threshold > 0:
-            self.agreed_threshold = threshold
-            self.emit(ConnectionState("agreed", f"the facilities agreed an anomaly threshold of {threshold:.4g}"))
-            return
-        self.agreed_threshold = None
-        self.emit(
-            ConnectionState(
-                "agreed",
-                f"the coordinator sent an unusable anomaly threshold ({str(value)[:40]}); "
-                "this facility keeps its own, calibrated on its own rows",
-            )
-        )
+        """The agreed threshold, when usable (P.read_threshold); else this facility keeps the
+        one it calibrates on its own rows at the end, rather than stop and lose the run."""
+        self.agreed_threshold = P.read_threshold(value)
+        if self.agreed_threshold is not None:
+            said = f"the facilities agreed an anomaly threshold of {self.agreed_threshold:.4g}"
+        else:
+            said = f"the coordinator sent an unusable anomaly threshold ({str(value)[:40]}); this facility keeps its own"
+        self.emit(ConnectionState("agreed", said))
 
     def _follow(self, config: dict) -> None:
         """Take up the federation's agreed scaler when the round's settings carry a new one."""

@@ -42,7 +42,7 @@ SKIPPED = "skipped"
 STEP_NAME = "Name resolves"
 STEP_PING = "Ping"
 STEP_TLS = "Encryption (TLS) and fingerprint"
-STEP_JOIN = "Join code accepted"
+STEP_JOIN = "Join code"
 STEP_COUNT = 5
 
 PING_WAIT_S = 2  # how long ping itself waits for its one reply
@@ -397,6 +397,10 @@ def _tls_failure(address: ServerAddress, exc: TlsError) -> CheckResult:
 def _check_join(address: ServerAddress, root_cert: bytes | None, join_code: str, probe_join: ProbeJoin | None) -> CheckResult:
     if probe_join is None:
         return CheckResult(STEP_JOIN, SKIPPED, "not checked")
+    if not join_code:
+        return CheckResult(
+            STEP_JOIN, WARNING, "no join code to check", "paste the whole invite, or type the join code the server app shows"
+        )
     try:
         return probe_join(address, root_cert, join_code)
     except UserError as exc:

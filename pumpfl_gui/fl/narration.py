@@ -63,7 +63,7 @@ def sentence(event: Event) -> str | None:
         case ConnectionState(state=state, detail=detail) if state in LOGGED_STATES:
             return detail
         case FitResult(round=rnd, samples=samples, train_loss=loss, seconds=seconds):
-            return f"round {rnd} trained on {samples:,} windows, loss {loss:.4f} ({seconds:.1f} s)"
+            return f"round {rnd} trained on a sample of {samples:,} windows, loss {loss:.4f} ({seconds:.1f} s)"
         case EvaluateResult(round=rnd, eval_loss=loss, samples=samples):
             return f"round {rnd}: eval loss {loss:.4f} on {samples:,} held-out windows"
         case Finished(complete=complete, message=message):
@@ -116,7 +116,7 @@ def connection_status(e: ConnectionState) -> str:
         case "reconnecting":
             return f"Reconnecting: {e.detail}"
         case "finishing":
-            return "The rounds are over: adapting the federation's model to your readings…"
+            return f"The rounds are over: {e.detail}…"
     return e.detail
 
 

@@ -8,6 +8,7 @@ against exactly these lists.
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from dataclasses import asdict, dataclass
 
@@ -232,3 +233,13 @@ def read_end_reason(text) -> dict:
         return end
     except (ValueError, TypeError, OverflowError, RecursionError):
         return dict(_NO_REASON)
+
+
+def read_threshold(value) -> float | None:
+    """An agreed anomaly threshold as the coordinator sent it, or None unless it is a positive
+    finite number: a NaN threshold would silence every alarm (``score > nan`` is false)."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return threshold if math.isfinite(threshold) and threshold > 0 else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from ..fl.choices import STRATEGIES
 from ..fl.client_runner import ClientOptions, ClientRunner
 from ..fl.events import ConnectionState, EpochLoss, EvaluateResult, Failed, Finished, FitResult
 from ..fl.invite import looks_like_invite
-from ..fl.resolve import Target, invite_in, remembered_address, resolve_target, server_address
+from ..fl.resolve import JoinCodeNeeded, Target, invite_in, remembered_address, resolve_target, server_address
 from ..fl.security import KnownServers, short_fingerprint
 from .client_boxes import data_box, run_view, server_box
 from .plots import figures_text
@@ -63,30 +64,36 @@ class ClientPage(QWidget):
         self.result = None
         self._trained = False
         self.score = None
+        self._data_html = ""  # what the data box says of the file in use
         self._train_x: list[float] = []
         self._train_y: list[float] = []
         self._eval_x: list[float] = []
         self._eval_y: list[float] = []
 
         data, server = data_box(self), server_box(self)
-        page_layout(self, self._controls_column(data, server), run_view(self))
+        page_layout(self, self._controls_column(data, server), run_view(self), actions=self._actions())
         self._connect()
         self._load_settings()
 
     def _controls_column(self, data: QWidget, server: QWidget) -> QWidget:
-        """The left column: your data, the server, Join and Stop."""
-        self.start = QPushButton("&Join and train")
-        self.start.setDefault(True)
-        self.stop = QPushButton("S&top")
-        self.stop.setEnabled(False)
+        """The left column: your data, the server."""
         left = QVBoxLayout()
         left.addWidget(data, 1)
         left.addWidget(server)
-        left.addLayout(row(self.start, self.stop, None))
         left_w = QWidget()
         left_w.setLayout(left)
         left_w.setMaximumWidth(560)
         return left_w
+
+    def _actions(self) -> QWidget:
+        """Join and Stop, under the left column where no preview can push them out of sight."""
+        self.start = QPushButton("&Join and train")
+        self.start.setDefault(True)
+        self.stop = QPushButton("S&top")
+        self.stop.setEnabled(False)
+        actions = QWidget()
+        actions.setLayout(row(self.start, self.stop, None))
+        return actions
 
     def _connect(self) -> None:
         """Give the boxes' widgets their behaviour."""
@@ -166,14 +173,19 @@ class ClientPage(QWidget):
         self.data, self.csv_path = result, path
         long_enough, verdict = length_verdict(result)
         verdict_html = coloured(html.escape(verdict), "ok" if long_enough else "failed", self)
-        self.data_info.setText(html.escape(describe(result)).replace("\n", "<br>") + "<br>" + verdict_html)
+        self._data_html = html.escape(describe(result)).replace("\n", "<br>") + "<br>" + verdict_html
+        self.data_info.setText(self._data_html)
         k = min(PREVIEW_SENSORS, len(result.sensors))
         self.preview.show(result.timestamps, result.values[:, :k], result.sensors[:k])
         self.log.add(f"data: {path.name}, {result.rows:,} rows, {len(result.sensors)} sensors")
 
     def _data_failed(self, exc, path: Path | None = None) -> None:
         message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-        self.data_info.setText(coloured(html.escape(f"Cannot use this file: {message}"), "failed", self))
+        name = f"{path.name}" if path is not None else "this file"
+        error = coloured(html.escape(f"Cannot use {name}: {message}"), "failed", self)
+        if self.data is not None and self.csv_path is not None:  # the file in use stays in use: say which
+            error += f"<br><b>Still using {html.escape(self.csv_path.name)}:</b><br>{self._data_html}"
+        self.data_info.setText(error)
         QMessageBox.warning(self, "This file cannot be used", message)
 
     def _run_job(self, fn, on_done, on_event=None) -> None:
@@ -251,6 +263,8 @@ class ClientPage(QWidget):
 
         try:
             target = self.target()
+        except JoinCodeNeeded:  # the address can still be tried; the join step says what is missing
+            target = replace(resolve_target(self.address.text(), "", insecure=True), insecure=False)
         except UserError as exc:
             self.checks.clear()
             self.checks.add_result("failed", "Address", str(exc), "type the address as host:port, or paste the invite")
@@ -289,6 +303,7 @@ class ClientPage(QWidget):
             QMessageBox.warning(self, "Cannot join yet", str(exc))
             return False
         self._save_settings()
+        self.data_info.setText(self._data_html)  # an earlier file's error is past: this is the file trained on
         out = user_data_dir() / "models" / f"{self.csv_path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         # a facility's own invite names it (the coordinator knows it so); else its file does
         options = ClientOptions(
@@ -360,7 +375,7 @@ class ClientPage(QWidget):
                 self.progress.setValue(e.round)
             case FitResult():
                 self.progress.setMaximum(max(e.rounds, e.round))
-                self.progress.setFormat("round %v of %m")
+                self.progress.setFormat("%v of %m rounds done")
                 self._trained = True
                 if e.strategy:
                     self._show_strategy(e.strategy, e.proximal_mu)
@@ -434,11 +449,16 @@ class ClientPage(QWidget):
 
     def _export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export flagged windows", f"{self.csv_path.stem}-anomalies.csv", "CSV (*.csv)"
+            self, "Export every reading's anomaly score", f"{self._run_csv.stem}-scores.csv", "CSV (*.csv)"
         )
         if path:
             data, score = self.score
             write_scores_csv(Path(path), data, score)
+            flagged = int(score.flags.sum())
+            self.status.setText(
+                f"Exported the scores of {data.rows:,} readings ({flagged:,} flagged, in "
+                f"{counted(len(score.events), 'stretch', 'stretches')}) to {path}."
+            )
             self.log.add(f"scores exported to {path}")
 
 
@@ -456,10 +476,10 @@ def _score_saved(folder: Path, csv: Path):
 
 
 def _probe(address, root, code):
-    from ..fl.diagnostics import CheckResult
+    from ..fl.diagnostics import STEP_JOIN, CheckResult
     from ..fl.join_probe import probe_join_code
 
     ok, detail = probe_join_code(address, root, code)
     if ok:
-        return CheckResult("Join code accepted", "ok", detail)
-    return CheckResult("Join code accepted", "failed", detail, "check the join code, or ask the coordinator for a fresh invite")
+        return CheckResult(STEP_JOIN, "ok", detail)
+    return CheckResult(STEP_JOIN, "failed", detail, "check the join code, or ask the coordinator for a fresh invite")

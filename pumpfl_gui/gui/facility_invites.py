@@ -12,7 +12,6 @@ import html
 from collections.abc import Callable
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -31,7 +30,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import UserError
 from ..fl.protocol import NAME_LIMIT, clean_name
 from .theme import coloured
-from .widgets import confirm
+from .widgets import confirm, copied
 
 PLANNED = "made at start"
 READY = "ready to send"
@@ -115,8 +114,7 @@ class AddFacilityDialog(QDialog):
         self.copy.setFocus()
 
     def _copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.invite.text())
-        self.copy.setText("Copied")
+        copied(self.copy, self.invite.text())
 
 
 class InviteList(QWidget):
@@ -223,7 +221,7 @@ class InviteList(QWidget):
             self.copy_button(name).setEnabled(line is not None)
 
     def _copy(self, name: str) -> None:
-        QGuiApplication.clipboard().setText(self._lines[name] or "")
+        copied(self.copy_button(name), self._lines[name] or "")
         self.sig_copied.emit(name)
 
     def _ask_revoke(self, name: str) -> None:

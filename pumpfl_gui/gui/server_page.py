@@ -8,13 +8,11 @@ behaviour: the port check, the invites, starting and stopping the run, and its e
 from __future__ import annotations
 
 import html
-import shutil
 import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal, Slot
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMessageBox, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..core.errors import UserError
 from ..core.wording import counted
@@ -39,10 +37,10 @@ from ..fl.server_runner import ServerOptions, ServerRunner
 from . import server_settings_boxes as settings_boxes
 from .facility_invites import AddFacilityDialog
 from .server_network_box import ADD_FACILITY_TIP, network_box
-from .server_run_view import COLUMNS, export_history_csv, run_view
+from .server_run_view import COLUMNS, export_history, run_view, save_global_model
 from .server_settings_boxes import align_labels, privacy_box, settings_area, strategy_box, training_box
 from .theme import coloured
-from .widgets import page_layout, row
+from .widgets import copied, page_layout, row
 from .worker import RunnerWorker, start_worker
 
 # Events logged in narration's words as they stand (Waiting and RoundFinished add their own).
@@ -108,8 +106,8 @@ class ServerPage(QWidget):
         self.insecure.toggled.connect(self._insecure_changed)
         self.start.clicked.connect(self.start_server)
         self.stop.clicked.connect(self.stop_server)
-        self.save_model.clicked.connect(self._save_model)
-        self.export.clicked.connect(self._export_history)
+        self.save_model.clicked.connect(lambda: save_global_model(self))
+        self.export.clicked.connect(lambda: export_history(self))
         self.strategy.currentIndexChanged.connect(self._strategy_changed)
         for changed in (self.dp.toggled, self.shared_scaling.toggled, self.dp_noise.valueChanged, self.min_clients.valueChanged):
             changed.connect(self._show_caution)
@@ -159,7 +157,7 @@ class ServerPage(QWidget):
         return True
 
     def _copy_invite(self) -> None:
-        QGuiApplication.clipboard().setText(self.invite.text())
+        copied(self.copy, self.invite.text())
         self.log.add("invite copied to the clipboard")
 
     def _insecure_changed(self, on: bool) -> None:
@@ -348,12 +346,14 @@ class ServerPage(QWidget):
             case ServerListening():
                 self.out_dir = Path(e.out_dir)
                 self.invite.setText(e.invite)
+                self.invite.setCursorPosition(0)  # its start (address, code) in view, not the fingerprint's tail
+                self.invite.setToolTip(e.invite)
                 self.sig_invite.emit(e.invite)
                 self.copy.setEnabled(True)
                 self.status.setText(f"Waiting for {self.min_clients.value()} facilities. Give them the invite.")
                 self._show_named_invites()
             case ClientJoined():
-                self._set(e.name, "Samples", f"{e.samples:,}")
+                self._set(e.name, "Windows", f"{e.samples:,}")
                 self._set(e.name, "State", "connected")
                 self.invite_list.mark(e.name, "joined")
             case ClientRefused():
@@ -395,7 +395,7 @@ class ServerPage(QWidget):
             )
         if self.history and not self._paused:
             self.log.add("paused: " + narration.waiting(e))
-            self.progress.setFormat("round %v of %m — paused")
+            self.progress.setFormat("%v of %m rounds done — paused")
             for name in self.rows:  # the round runs again once enough are back
                 if self.table.item(self._row_for(name), COLUMNS.index("State")).text() == "training":
                     self._set(name, "State", "waiting")
@@ -406,7 +406,7 @@ class ServerPage(QWidget):
         for name in self.rows:
             if self.table.item(self._row_for(name), COLUMNS.index("State")).text() == "training":
                 self._set(name, "State", "stopped")
-        self.progress.setFormat(f"round %v of %m — stopped at round {result.rounds_completed}")
+        self.progress.setFormat("%v of %m rounds done — stopped")
 
     def _round_finished(self, e: RoundFinished) -> None:
         self.history.append(e)
@@ -435,7 +435,9 @@ class ServerPage(QWidget):
         elapsed = time.monotonic() - self._started_at
         per_round = sum(h.seconds for h in self.history) / len(self.history)
         left = per_round * (e.rounds - e.round)
-        self.progress.setFormat(f"round %v of %m — about {left:.0f} s left" if e.round < e.rounds else "round %v of %m")
+        self.progress.setFormat(
+            f"%v of %m rounds done — about {left:.0f} s left" if e.round < e.rounds else "%v of %m rounds done"
+        )
         self.log.add(f"{narration.round_finished(e)}  ({elapsed:.0f} s so far)")
         if e.agreed_threshold is not None:
             self.log.add(f"the facilities agreed an anomaly threshold of {e.agreed_threshold:.4g}")
@@ -476,16 +478,3 @@ class ServerPage(QWidget):
         self.export.setEnabled(bool(self.history))
         self._check_port()
         self.sig_finished.emit(result)
-
-    def _save_model(self) -> None:
-        target = QFileDialog.getExistingDirectory(self, "Save the global model into folder")
-        if target:
-            dest = Path(target) / "pumpfl-global-model"
-            shutil.copytree(self.out_dir / "global_model", dest, dirs_exist_ok=True)
-            self.log.add(f"global model saved to {dest}")
-
-    def _export_history(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export history", "pumpfl-history.csv", "CSV (*.csv)")
-        if path:
-            export_history_csv(Path(path), self.history)
-            self.log.add(f"history exported to {path}")

@@ -2,16 +2,27 @@
 
 Like a Qt Designer form's ``setupUi``, the builder makes the view's widgets as attributes of the
 page (``page.status``, ``page.table``, ``page.loss_plot``…); the page fills them as events come.
-The history's CSV export lives here too: it writes what the view shows.
+Its outputs live here too: the history's CSV (what the view shows) and Save global model.
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSplitter, QTableWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.csv_cells import safe_cell
 from ..fl.choices import DP_LINE
@@ -19,7 +30,7 @@ from ..fl.narration import capitalised
 from .plots import LossPlot
 from .widgets import LogView, row
 
-COLUMNS = ["Facility", "Samples", "State", "Train loss", "Eval loss", "Rounds"]
+COLUMNS = ["Facility", "Windows", "State", "Train loss", "Eval loss", "Rounds"]
 
 
 def run_view(page: QWidget) -> QWidget:
@@ -31,9 +42,12 @@ def run_view(page: QWidget) -> QWidget:
     page.privacy.setToolTip(capitalised(DP_LINE))
     page.privacy.hide()
     page.progress = QProgressBar()
-    page.progress.setFormat("round %v of %m")
+    page.progress.setFormat("%v of %m rounds done")
     page.table = QTableWidget(0, len(COLUMNS))
     page.table.setHorizontalHeaderLabels(COLUMNS)
+    page.table.horizontalHeaderItem(COLUMNS.index("Windows")).setToolTip(
+        "Training windows each facility holds; every round trains on a sample of them"
+    )
     page.table.horizontalHeader().setStretchLastSection(True)
     page.table.verticalHeader().setVisible(False)
     page.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -102,3 +116,35 @@ def export_history_csv(path: Path, history: list) -> None:
                         "" if h.epsilon is None else h.epsilon,
                     ]
                 )
+
+
+def save_global_model(page) -> None:
+    """Save the run's global model as a folder the person names (a model is a folder: weights
+    and JSON), and say where in the status line."""
+    path, _ = QFileDialog.getSaveFileName(
+        page, "Save the global model as a folder", str(Path.home() / "pumpfl-global-model"), "Model folder (*)"
+    )
+    if not path:
+        return
+    dest = Path(path)
+    if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not (dest / "model.json").is_file())):
+        QMessageBox.warning(page, "Not saved", f"{dest} already holds other files; choose a new folder name.")
+        return
+    try:
+        shutil.copytree(page.out_dir / "global_model", dest, dirs_exist_ok=True)
+    except OSError as exc:
+        QMessageBox.warning(page, "Not saved", f"Could not save the global model in {dest}: {exc.strerror or exc}")
+        return
+    page.status.setText(
+        f"Saved the global model in the folder {dest}. It is not calibrated to any facility yet: "
+        "each facility's own saved model is, and opens in Monitor."
+    )
+    page.log.add(f"global model saved to {dest}")
+
+
+def export_history(page) -> None:
+    path, _ = QFileDialog.getSaveFileName(page, "Export history", "pumpfl-history.csv", "CSV (*.csv)")
+    if path:
+        export_history_csv(Path(path), page.history)
+        page.status.setText(f"Exported the history of {len(page.history)} rounds to {path}.")
+        page.log.add(f"history exported to {path}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QTextCursor
+from PySide6.QtCore import QRect, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QPushButton,
     QScrollArea,
     QSplitter,
     QStyledItemDelegate,
@@ -119,17 +120,27 @@ def row(*widgets) -> QHBoxLayout:
     return layout
 
 
-def page_layout(page: QWidget, controls: QWidget, view: QWidget, controls_width: int = 300) -> None:
+def page_layout(
+    page: QWidget, controls: QWidget, view: QWidget, controls_width: int = 300, actions: QWidget | None = None
+) -> None:
     """Controls on the left (at least ``controls_width`` wide), the run on the right.
 
-    The controls scroll and the halves split, so a page fits small or half screens too.
+    The controls scroll and the halves split, so a page fits small or half screens too;
+    ``actions`` (the page's main buttons) stay under the controls, never scrolled away.
     """
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setWidget(controls)
     scroll.setMinimumWidth(controls_width)
+    left: QWidget = scroll
+    if actions is not None:
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(scroll, 1)
+        column.addWidget(actions)
     split = QSplitter(Qt.Orientation.Horizontal)
-    split.addWidget(scroll)
+    split.addWidget(left)
     split.addWidget(view)
     split.setStretchFactor(1, 1)
     layout = QHBoxLayout(page)
@@ -144,3 +155,12 @@ def confirm(parent: QWidget, title: str, text: str, action: str) -> bool:
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     box.exec()
     return box.clickedButton() is yes
+
+
+def copied(button: QPushButton, text: str) -> None:
+    """Put ``text`` on the clipboard and say so on ``button`` itself for two seconds."""
+    QGuiApplication.clipboard().setText(text)
+    if not button.property("label"):
+        button.setProperty("label", button.text())
+    button.setText("Copied ✓")
+    QTimer.singleShot(2000, button, lambda: button.setText(button.property("label")))

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from .redraw_pacer import shared_pacer
-from .styling import SERIES_COLOURS, PaletteAware, palette_colours, prepare_plot, style_legend, style_plot
+from .styling import SERIES_COLOURS, PaletteAware, fit_legend, palette_colours, prepare_plot, style_legend, style_plot
 
 SYMBOLS_BELOW = 50  # show a marker on every point while a series is this short
 
@@ -26,18 +27,21 @@ class LossPlot(PaletteAware):
         self._title = title
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._pending: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._view = pg.PlotWidget()
+        # The legend has its own row under the plot: floating over it, it hid the curves' ends.
+        self._view = pg.GraphicsLayoutWidget()
         self._view.setMinimumSize(240, 160)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._view)
-        self.plot: pg.PlotItem = self._view.getPlotItem()
+        self.plot: pg.PlotItem = self._view.addPlot(row=0, col=0)
         self.plot.setLabel("left", y_label)
         self.plot.setLabel("bottom", x_label)
         self.plot.setMenuEnabled(True)
         prepare_plot(self.plot)
-        self.legend: pg.LegendItem = self.plot.addLegend(offset=(-10, 10))
-        self.legend.hide()  # an empty legend is a stray box in the corner
+        self.legend = pg.LegendItem(colCount=3, horSpacing=14, verSpacing=-4)
+        self._view.addItem(self.legend, row=1, col=0)
+        self._view.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignHCenter)
+        self.legend.hide()  # an empty legend is an empty row
         self._apply_palette()
 
     def set_series(self, name: str, xs: Iterable[float], ys: Iterable[float]) -> None:
@@ -66,12 +70,14 @@ class LossPlot(PaletteAware):
                     symbolSize=6,
                 )
                 self._curves[name] = curve
+                self.legend.addItem(curve, name)
             symbol = "o" if len(x) < SYMBOLS_BELOW else None
             if curve.opts["symbol"] != symbol:
                 curve.setSymbol(symbol)
             curve.setData(x, y)
         if pending:
             self.legend.show()
+            fit_legend(self.legend)
             # Settle the auto-range now: left to paint time, pyqtgraph finds the range changed
             # and paints the plot a second time.
             self.plot.vb.prepareForPaint()
@@ -88,7 +94,8 @@ class LossPlot(PaletteAware):
         """Remove every series (a new run starts with an empty plot and legend)."""
         self._pending.clear()
         for curve in self._curves.values():
-            self.plot.removeItem(curve)  # also drops its legend entry
+            self.plot.removeItem(curve)
+        self.legend.clear()
         self._curves.clear()
         self.legend.hide()
         self.plot.enableAutoRange()
@@ -97,4 +104,4 @@ class LossPlot(PaletteAware):
         bg, fg = palette_colours(self)
         self._view.setBackground(bg)
         style_plot(self.plot, self._title, fg)
-        style_legend(self.legend, bg, fg)
+        style_legend(self.legend, bg, fg, overlay=False)

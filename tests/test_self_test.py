@@ -42,3 +42,18 @@ def test_self_test_fails_loudly_when_a_facility_cannot_train(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "self-test failed" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_without_a_screen_the_app_says_so_and_the_way_out_instead_of_qt_s_abort():
+    from pumpfl_gui.gui.app import display_problem
+
+    # Windows and macOS desktops always give the app a screen; a Linux session may have none.
+    assert display_problem({}, "win32") is None and display_problem({"DISPLAY": ":0"}, "linux") is None
+    assert display_problem({}, "linux").startswith("there is no display")
+    if not sys.platform.startswith("linux"):
+        return
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "pumpfl_gui"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: there is no display to open the window on")
+    assert "pumpfl --help" in done.stderr and "Reinstalling" not in done.stderr and "Traceback" not in done.stderr

@@ -119,6 +119,32 @@ def test_a_file_from_another_scale_is_warned_about(plant, tmp_path):
     assert same.warning is None
 
 
+def shifted(source, out, spreads=3.0):
+    """``source`` with every sensor moved ``spreads`` training standard deviations up: a pump
+    like it, but not the one the model knows (too near for the units check to notice)."""
+    data = load_sensor_csv(source)
+    std = data.values[:TRAIN_ROWS].std(axis=0)
+    with source.open() as f:
+        rows = list(csv.reader(f, delimiter=data.separator))
+    header = rows[0]
+    move = {name: spreads * s for name, s in zip(data.sensors, std)}
+    moved = [r[:1] + [f"{float(v) + move[h]:.6g}" if h in move else v for h, v in zip(header[1:], r[1:])] for r in rows[1:]]
+    with out.open("w", newline="") as f:
+        csv.writer(f, delimiter=data.separator).writerows([header, *moved])
+    return out
+
+
+def test_a_file_that_alarms_almost_throughout_is_doubted_by_watch_and_score(plant, tmp_path):
+    source, model_dir = plant
+    other = shifted(source, tmp_path / "another-pump.csv")
+    watcher = Watcher(load_detector(model_dir), other)
+    watcher.poll()
+    assert watcher.warning and "of its readings are flagged: it may come from another pump" in watcher.warning
+    proc = pumpfl_here("score", "--model", model_dir, "--data", other)
+    assert proc.returncode == 0 and "warning: another-pump.csv may not suit this model: " in proc.stderr
+    assert "warning" not in pumpfl_here("score", "--model", model_dir, "--data", source).stderr
+
+
 def test_the_federations_global_model_is_refused_with_the_way_out(plant, tmp_path):
     source, model_dir = plant
     det = load_detector(model_dir)

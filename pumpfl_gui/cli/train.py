@@ -91,6 +91,7 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     from ..core.model_store import load_detector
     from ..core.scores_csv import write_scores_csv
     from ..core.task import TaskState
+    from ..core.watch import flooded, mismatch
 
     detector = load_detector(args.model)
     if args.horizon_hours is not None:
@@ -103,6 +104,9 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
         raise UserError(str(exc)) from None
     flagged = int(result.flags.sum())
     console.line("")
+    doubt = mismatch(detector, data) or flooded(result.flags)
+    if doubt:
+        console.line(f"warning: {path.name} may not suit this model: {doubt}")
     own = f"{detector.info.get('data_file', 'this facility')}'s rows"
     print("model: " + describe_model(detector.info, own, "the scored file's own normal rows"))
     print(

@@ -23,6 +23,8 @@ from .errors import UserError
 
 TOP_SENSORS = 3  # sensors named for an alarm
 OFF_SCALE_SPREADS = 6.0  # a sensor whose typical reading sits this many training spreads away does not match
+FLOOD_SHARE = 0.5  # a file whose readings alarm more often than this gets a warning...
+FLOOD_MIN_ROWS = 200  # ... once it has this many scored readings
 MISMATCH_FLAGGED = 0.5  # a model that flags more than this share of a file's rows does not fit it
 ALARM_LOG_COLUMNS = ("start", "end", "peak_error", "peak_time", "threshold", "sensors", "start_row", "end_row")
 
@@ -88,6 +90,17 @@ def mismatch(detector: Detector, data: SensorData) -> str | None:
     return None
 
 
+def flooded(flags: np.ndarray) -> str | None:
+    """When most readings of a file alarm, the model more likely does not fit the file than the
+    pump was failing throughout: say so (None otherwise, and for a short file)."""
+    if len(flags) < FLOOD_MIN_ROWS or flags.mean() <= FLOOD_SHARE:
+        return None
+    return (
+        f"{flags.mean():.0%} of its readings are flagged: it may come from another pump or use other units, "
+        "or the pump ran abnormally throughout; a model calibrated on this pump's normal running fits better"
+    )
+
+
 class Watcher:
     """Scores a growing CSV with a calibrated detector, poll by poll."""
 
@@ -139,6 +152,8 @@ class Watcher:
         update = WatchUpdate(
             data.rows, first, scores[first - start :], flags[first - start :], times, self.detector.threshold, restarted=restarted
         )
+        if first == 0 and self.warning is None:
+            self.warning = flooded(update.flags)
         # Stretches closer than the merge gap are one alarm, as in score_data's events.
         gap = max(1, self.detector.detection.merge_gap)
         for i in range(first - start, tail.rows):

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import time
 import traceback
@@ -118,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return self_test()
     install_excepthook(path)
+    problem = display_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     import threading
 
     threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
@@ -142,6 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     code = app.exec()
     del window
     return code or (1 if smoke.get("failed") else 0)
+
+
+def display_problem(environ=None, platform: str = sys.platform) -> str | None:
+    """Why this Linux session has no screen for the window, in words, or None. Qt itself would
+    abort with "Reinstalling the application may fix this problem", which it would not."""
+    environ = os.environ if environ is None else environ
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set: "
+        "a remote shell or a service?). Start PumpFL from a desktop session, or use the command line "
+        "(pumpfl --help: pumpfl client, pumpfl server, pumpfl watch); to check the app itself without "
+        "a screen: QT_QPA_PLATFORM=offscreen pumpfl-gui --self-test"
+    )
 
 
 def report_first_paint(window) -> None:

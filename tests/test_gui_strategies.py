@@ -9,7 +9,8 @@ from test_gui import client_page, default_data, dialogs, server_page, wait_until
 
 from pumpfl_gui.fl.choices import DP_LINE, DP_STRATEGIES, STRATEGIES
 from pumpfl_gui.fl.events import RoundFinished
-from pumpfl_gui.gui.server_page import ServerPage, export_history_csv
+from pumpfl_gui.gui.server_page import ServerPage
+from pumpfl_gui.gui.server_run_view import export_history_csv
 from pumpfl_gui.gui.settings import AppSettings
 
 SETTING_VALUES = {"proximal_mu": 0.05, "server_lr": 0.02, "trim_fraction": 0.25}

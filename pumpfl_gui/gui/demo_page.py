@@ -44,12 +44,22 @@ class DemoPage(QWidget):
         bar.addStretch(1)
         self.server = ServerPage()
         self.server.serve_this_computer_only()
+        # The bar above sets the run; each page shows its run view only, so the whole demo fits a
+        # 1366-pixel screen (the pages' own controls made it 1,900 wide).
+        self.server.controls_pane.hide()
         self.tabs = QTabWidget()
+        waiting = QLabel(
+            "Each facility's page — its training, the anomalies it finds, what federating gave it — "
+            "opens here once the demo starts."
+        )
+        waiting.setWordWrap(True)
+        waiting.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.tabs.addTab(waiting, "Facilities")
         self.clients: list[ClientPage] = []
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.server)
         split.addWidget(self.tabs)
-        split.setSizes([900, 700])
+        split.setSizes([650, 716])  # the server's two plots side by side need about half
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(bar)
@@ -78,6 +88,7 @@ class DemoPage(QWidget):
         self.clients = []
         for i in range(clients):
             page = ClientPage(known_servers=self._known)
+            page.controls_pane.hide()
             page.load_default(i)
             page.sig_finished.connect(lambda r, i=i: self._client_finished(i, r))
             page.sig_scored.connect(lambda i=i: self._client_scored(i))

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
+    QHeaderView,
     QLabel,
     QMessageBox,
     QProgressBar,
@@ -48,11 +49,13 @@ def run_view(page: QWidget) -> QWidget:
     page.table.horizontalHeaderItem(COLUMNS.index("Windows")).setToolTip(
         "Training windows each facility holds; every round trains on a sample of them"
     )
-    page.table.horizontalHeader().setStretchLastSection(True)
+    header = page.table.horizontalHeader()
+    for col in range(len(COLUMNS)):  # the names take the room; the figures just what they need
+        header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch if col == 0 else QHeaderView.ResizeMode.ResizeToContents)
     page.table.verticalHeader().setVisible(False)
     page.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    page.loss_plot = LossPlot("Global model: loss per round")
-    page.client_plot = LossPlot("Each facility: eval loss per round")
+    page.loss_plot = LossPlot("Global model: loss")
+    page.client_plot = LossPlot("Each facility: eval loss")
     page.log = LogView()
     page.save_model = QPushButton("Save global &model…")
     page.export = QPushButton("&Export history as CSV…")

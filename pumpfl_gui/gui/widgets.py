@@ -142,6 +142,7 @@ def page_layout(
     split = QSplitter(Qt.Orientation.Horizontal)
     split.addWidget(left)
     split.addWidget(view)
+    page.controls_pane = left  # a page shown inside another (the demo's) may hide its controls
     split.setStretchFactor(1, 1)
     layout = QHBoxLayout(page)
     layout.addWidget(split)

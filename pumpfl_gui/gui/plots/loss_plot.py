@@ -6,13 +6,14 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from .redraw_pacer import shared_pacer
 from .styling import SERIES_COLOURS, PaletteAware, fit_legend, palette_colours, prepare_plot, style_legend, style_plot
 
 SYMBOLS_BELOW = 50  # show a marker on every point while a series is this short
+LEGEND_COLUMNS = 3  # at most; fewer when the plot is narrow
 
 
 class LossPlot(PaletteAware):
@@ -38,7 +39,7 @@ class LossPlot(PaletteAware):
         self.plot.setLabel("bottom", x_label)
         self.plot.setMenuEnabled(True)
         prepare_plot(self.plot)
-        self.legend = pg.LegendItem(colCount=3, horSpacing=14, verSpacing=-4)
+        self.legend = pg.LegendItem(colCount=LEGEND_COLUMNS, horSpacing=14, verSpacing=-4)
         self._view.addItem(self.legend, row=1, col=0)
         self._view.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignHCenter)
         self.legend.hide()  # an empty legend is an empty row
@@ -77,10 +78,29 @@ class LossPlot(PaletteAware):
             curve.setData(x, y)
         if pending:
             self.legend.show()
-            fit_legend(self.legend)
+            self._arrange_legend()
             # Settle the auto-range now: left to paint time, pyqtgraph finds the range changed
             # and paints the plot a second time.
             self.plot.vb.prepareForPaint()
+
+    def _arrange_legend(self) -> None:
+        """As many legend columns (up to LEGEND_COLUMNS) as the plot's width holds: a legend
+        wider than the plot would push the plot out of its own frame."""
+        for columns in range(LEGEND_COLUMNS, 0, -1):
+            self.legend.setColumnCount(columns)
+            self.legend.setMinimumWidth(0)
+            self.legend.setMaximumWidth(10_000)
+            fit_legend(self.legend)
+            if self.legend.width() <= self._view.width() - 16:
+                break
+        # A wider legend grew the canvas past the view; pyqtgraph sets it back to the view's
+        # size only on a resize, so ask for that now.
+        self._view.setRange(QRectF(0, 0, self._view.width(), self._view.height()), padding=0, disableAutoPixel=False)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if self._curves:
+            self._arrange_legend()
 
     def curve(self, name: str) -> pg.PlotDataItem:
         self.apply_pending()

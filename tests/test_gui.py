@@ -238,3 +238,23 @@ def test_settings_survive_a_restart_of_the_window(qtbot, tmp_path, default_data)
     assert again.server_page.port.value() == 8181
     assert again.client_page.address.text() == "192.168.1.100:8181"
     assert again.geometry().size() == closed_at.size()
+
+
+def test_try_it_fits_a_1366_pixel_screen_before_during_and_after_a_run(qtbot, tmp_path, default_data):
+    window = MainWindow(AppSettings(str(tmp_path / "settings.ini")))
+    qtbot.addWidget(window)
+    window.resize(1366, 740)
+    window.show()
+    window.show_role("demo")
+    demo = window.demo_page
+    widths = {"before": window.minimumSizeHint().width()}
+    assert demo.start(3, 2, 1)
+    wait_until(qtbot, lambda: len(demo.server.history) >= 1, 120_000)
+    widths["during"] = window.minimumSizeHint().width()
+    with qtbot.waitSignal(demo.sig_all_done, timeout=180_000):
+        pass
+    widths["after"] = window.minimumSizeHint().width()
+    assert max(widths.values()) <= 1366 and window.width() <= 1366, widths  # was 1,912 mid-run
+    assert all(page.comparison.comparison for page in demo.clients)  # each facility's Alone vs federated
+    window.stop_everything()
+    wait_until(qtbot, lambda: not window.busy(), 30_000)

@@ -43,6 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--clients", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--keep-tmp", action="store_true", help="keep the private folders (the app's log is there)")
     p.add_argument("--no-wm", action="store_true", help="no window manager (maximising then does nothing)")
     return p.parse_args(argv)
 
@@ -125,7 +126,10 @@ def main(argv=None) -> int:
         return Walk(args, out, tmp, (width, height), session.display).run()
     finally:
         session.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep_tmp:
+            print(f"private folders kept in {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Walk:
@@ -288,12 +292,13 @@ class Walk:
 
         from pumpfl_gui import __version__
         from pumpfl_gui.core.paths import APP_NAME
-        from pumpfl_gui.gui.app import warm_up
+        from pumpfl_gui.gui.app import install_excepthook, setup_logging, warm_up
         from pumpfl_gui.gui.assets import app_icon
         from pumpfl_gui.gui.main_window import MainWindow
         from pumpfl_gui.gui.settings import AppSettings
 
         started = time.monotonic()
+        install_excepthook(setup_logging())  # as the app does: its log file, errors in a dialog
         threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
         app = QApplication.instance() or QApplication(sys.argv[:1])
         app.setApplicationName(APP_NAME)
@@ -336,6 +341,7 @@ class Walk:
         demo.epochs_box.setValue(self.args.epochs)
         self.capture("demo-before")
         done = {"all": False}
+        demo.server.sig_event.connect(lambda e: print(f"  server: {type(e).__name__}", file=sys.stderr, flush=True))
         demo.sig_all_done.connect(lambda: done.__setitem__("all", True))
         QTest.mouseClick(demo.go, Qt.MouseButton.LeftButton)  # with the boxes' values
         self.wait_until(lambda: len(demo.server.history) >= 1 or done["all"], 600, "round 1")

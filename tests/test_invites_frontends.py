@@ -2,6 +2,7 @@
 the ``pumpfl`` command (real processes, a real federation on loopback) and the Server and
 Client pages (pytest-qt, offscreen), with real facilities joining through the invites."""
 
+import json
 import os
 import queue
 import signal
@@ -236,6 +237,12 @@ def test_a_named_invite_from_the_command_line_admits_its_facility_under_its_name
     assert any("Plant A joined" in line for line in server.err), server.err
     assert "WARNING" not in "\n".join(server.err + client.err)
     assert (tmp_path / "plant-a" / "model.json").is_file()
+    # pumpfl client --out also trained alone: both models, comparison.json, the table in its output.
+    comparison = json.loads((tmp_path / "plant-a" / "comparison.json").read_text())
+    assert comparison["rounds"] == 1 and (tmp_path / "plant-a" / "alone" / "model.json").is_file()
+    assert "Plant A: alone vs federated" not in client.out  # the client speaks for itself, unnamed
+    assert any(line.startswith("alone vs federated on client_0.csv (1 round each):") for line in client.out), client.out
+    assert any(line.strip().startswith("Kept for Monitor: the ") for line in client.out)
 
 
 # ---- the Server page ----------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_the_client_page_remembers_the_address_never_the_invite(qtbot, tmp_path)
 
 def test_exported_history_makes_a_peers_formula_name_inert(tmp_path):
     from pumpfl_gui.fl.events import RoundFinished
-    from pumpfl_gui.gui.server_page import export_history_csv
+    from pumpfl_gui.gui.server_run_view import export_history_csv
 
     evil = '=HYPERLINK("http://evil.example","click")'
     history = [

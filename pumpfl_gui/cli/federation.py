@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.wording import counted
 from ..fl import narration
 from ..fl.events import EvaluateResult, Event, Failed, ServerListening, Waiting
 from .common import Console, Parser, Throttle, non_negative_float, number, positive_float
@@ -110,7 +111,7 @@ def print_comparison(comparison: dict, who: str = "") -> None:
     rows = [("", "alone", "federated"), *comparison_rows(comparison)]
     width = max(len(r[0]) for r in rows)
     head = f"{who}: " if who else ""
-    print(f"{head}alone vs federated on {comparison['data_file']} ({comparison['rounds']} rounds each):")
+    print(f"{head}alone vs federated on {comparison['data_file']} ({counted(comparison['rounds'], 'round')} each):")
     for what, alone, federated in rows:
         print(f"  {what:<{width}}  {alone:>10}  {federated:>10}")
     print(f"  {kept_sentence(comparison)}")

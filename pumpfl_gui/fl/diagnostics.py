@@ -141,7 +141,7 @@ def run_checks(
 
     if stopped():
         return results
-    report(_check_join(address, root_cert, join_code, probe_join))
+    report(_check_join(address, root_cert, join_code, probe_join, insecure))
     return results
 
 
@@ -394,10 +394,12 @@ def _tls_failure(address: ServerAddress, exc: TlsError) -> CheckResult:
     return CheckResult(STEP_TLS, FAILED, str(exc), "Check the address and the network, then test again.")
 
 
-def _check_join(address: ServerAddress, root_cert: bytes | None, join_code: str, probe_join: ProbeJoin | None) -> CheckResult:
+def _check_join(
+    address: ServerAddress, root_cert: bytes | None, join_code: str, probe_join: ProbeJoin | None, insecure: bool = False
+) -> CheckResult:
     if probe_join is None:
         return CheckResult(STEP_JOIN, SKIPPED, "not checked")
-    if not join_code:
+    if not join_code and not insecure:  # a secured server needs one: say so rather than fail
         return CheckResult(
             STEP_JOIN, WARNING, "no join code to check", "paste the whole invite, or type the join code the server app shows"
         )

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.wording import counted
 from ..fl.alone import ALONE, FEDERATED, comparison_rows, kept_sentence
 from .widgets import row
 
@@ -75,7 +76,7 @@ class ComparisonView(QWidget):
         rounds = comparison.get("rounds")
         self.note.setText(
             f"Both models scored on {comparison.get('data_file', 'your file')}: your rows trained alone"
-            + (f" for {rounds} rounds" if rounds else "")
+            + (f" for {counted(rounds, 'round')}" if rounds else "")
             + ", and the federation's model made yours."
         )
         lines = comparison_rows(comparison)

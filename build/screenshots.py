@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,20 @@ def private_folders() -> Path:
 # --- the walk ---------------------------------------------------------------------------------
 
 
+def turn(seconds: float) -> None:
+    """Keep Qt's event loop turning for ``seconds``. Not QTest.qWait: PySide6 holds the GIL through
+    it, which starves the training threads (a 4-round demo then takes many minutes)."""
+    from PySide6.QtWidgets import QApplication
+
+    deadline = time.monotonic() + seconds
+    while True:
+        QApplication.processEvents()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(0.02, left))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -121,6 +136,7 @@ def main(argv=None) -> int:
     os.environ["PUMPFL_DATA_DIR"] = str(Path(args.data_dir).resolve() if args.data_dir else tmp / "data")
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     os.environ.pop("QT_SCALE_FACTOR", None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stop still ends Xvfb and Openbox
     session = XSession(width, height, wm=not args.no_wm)
     try:
         return Walk(args, out, tmp, (width, height), session.display).run()
@@ -143,30 +159,27 @@ class Walk:
     # helpers
 
     def wait_until(self, condition, timeout: float, what: str) -> bool:
-        from PySide6.QtTest import QTest
-
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 self.notes.append(f"timed out after {timeout:.0f} s waiting for {what}")
                 print(self.notes[-1], file=sys.stderr)
                 return False
-            QTest.qWait(50)
+            turn(0.05)
         return True
 
     def settle(self, ms: int = 400) -> None:
         """Let layouts, pending plot redraws and the X server catch up before a capture."""
-        from PySide6.QtTest import QTest
         from PySide6.QtWidgets import QApplication
 
         from pumpfl_gui.gui.plots.redraw_pacer import apply_pending_updates
 
         apply_pending_updates()
-        QTest.qWait(ms // 2)
+        turn(ms / 2000)
         self.window.repaint()
         QApplication.processEvents()
         QApplication.sync()
-        QTest.qWait(ms // 2)
+        turn(ms / 2000)
 
     def grab_screen(self, path: Path) -> None:
         subprocess.run(["import", "-display", self.display, "-window", "root", str(path)], check=True)
@@ -310,7 +323,7 @@ class Walk:
         self.window = window = MainWindow(AppSettings(str(self.tmp / "settings.ini")))
         window.set_theme(self.args.theme)
         window.showMaximized()
-        QTest.qWaitForWindowExposed(window, 10_000)
+        self.wait_until(window.isVisible, 10, "the window")
         self.wait_until(lambda: window.isMaximized() and window.frameGeometry().width() <= self.size[0] + 50, 5, "maximised")
         closer = QTimer(window)
         closer.timeout.connect(self._close_dialogs)

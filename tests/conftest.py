@@ -17,6 +17,7 @@ import dis
 import functools
 import inspect
 import os
+import signal
 import sys
 import threading
 import time
@@ -24,6 +25,11 @@ import types
 from pathlib import Path
 
 import pytest
+
+# A run started in the background by a shell (`make test &`) inherits SIGINT ignored, and so
+# would every `pumpfl` process the tests start and then interrupt (Ctrl+C) to end: undo that.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Qt widgets are real but drawn offscreen, on a 1920x1080 screen like a plant's desktop
 # (Qt's default offscreen screen is 800x800, which clamps restored window sizes).

@@ -54,6 +54,10 @@ def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
     first = history[0]
     assert first["per_client"]["large"]["samples"] > first["per_client"]["small"]["samples"]
     assert first["bytes_sent"] > 0 and first["bytes_received"] > 0 and first["seconds"] > 0
+    # Nothing sent twice: after the first round (the starting model, then the first global one
+    # to evaluate), each facility receives the model once a round and sends its update once.
+    assert all(h["per_facility"]["received_x_model"] <= 1.1 for h in history), history
+    assert [h["per_facility"]["sent_x_model"] <= 1.1 for h in history] == [False, True, True], history
     # The global model scores any facility's file, calibrated on that file's own normal rows.
     model = load_detector(tmp_path / "server" / "global_model")
     assert model.scaler is None and model.threshold is None

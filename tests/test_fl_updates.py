@@ -18,6 +18,7 @@ from flwr.common import (
     EvaluateRes,
     FitIns,
     FitRes,
+    Parameters,
     Status,
     ndarrays_to_parameters,
     parameters_to_ndarrays,
@@ -424,7 +425,7 @@ class Attacker(ClientRunner):
     attack = ""
 
     def _train(self, ins):
-        arrays = list(ins.arrays)
+        arrays = list(self._global_parameters(ins))  # as sent, or the one it holds (P.CFG_HELD)
         n, metrics = self.facility.samples, {"train_loss": 0.1, "epochs": 1, "seconds": 0.1}
         if self.attack == "nan":
             arrays = [np.full_like(a, np.nan) for a in arrays]
@@ -503,6 +504,8 @@ class _Tampering:
                 config[P.CFG_SCALER] = json.dumps(scaler)
             elif who == "hotlr":
                 config[P.CFG_LR] = 1e30
+            elif who == "heldlie":  # "train from the model you hold" when it holds none (or another)
+                params, config[P.CFG_HELD] = Parameters(tensors=[], tensor_type="numpy.ndarray"), "0" * 32
             forged.append((proxy, FitIns(params, config)))
         return forged
 
@@ -513,7 +516,7 @@ def test_facilities_refuse_what_a_rogue_coordinator_sends_and_save_nothing(plant
     monkeypatch.setattr(
         rounds_module, "make_strategy", lambda *a, **k: _Tampering(real(*a, **k), run_box["run"].server.manager.names)
     )
-    victims = ("nanparams", "nanscaler", "infscale", "hotlr")
+    victims = ("nanparams", "nanscaler", "infscale", "hotlr", "heldlie")
     run = Run(
         tmp_path,
         FederationSettings(
@@ -535,6 +538,7 @@ def test_facilities_refuse_what_a_rogue_coordinator_sends_and_save_nothing(plant
     assert "non-finite" in messages["nanparams"].message
     assert "shared scaler" in messages["nanscaler"].message and "shared scaler" in messages["infscale"].message
     assert "learning rate 1e+30" in messages["hotlr"].message
+    assert "a round without its model, naming one this facility does not hold" in messages["heldlie"].message
     assert not any(run.of(name, "FitResult") for name in victims)  # nothing was trained on it
     assert not any((tmp_path / name).exists() for name in victims)  # and no model saved
 

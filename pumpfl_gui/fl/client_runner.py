@@ -400,7 +400,12 @@ class ClientRunner:
         return value
 
     def _global_parameters(self, ins: Train | Evaluate) -> list:
-        """The federation's model as sent, checked: the model's arrays, shapes, all finite."""
+        """The federation's model as sent, checked: the model's arrays, shapes, all finite; or,
+        for a round that names it (P.CFG_HELD), the one this facility evaluated last."""
+        if ins.arrays == [] and isinstance(ins, Train) and P.CFG_HELD in ins.config:
+            if self.global_params is None or P.model_digest(self.global_params) != str(ins.config[P.CFG_HELD]):
+                raise _untrusted("a round without its model, naming one this facility does not hold")
+            return self.global_params
         if ins.arrays is None:  # bytes that are no arrays at all
             raise _untrusted(f"a model that cannot be read ({ins.unreadable})")
         problem = check_arrays(ins.arrays, get_parameters(self.facility.model))

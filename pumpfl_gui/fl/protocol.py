@@ -7,10 +7,13 @@ against exactly these lists.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import unicodedata
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from ..core.model import ModelSpec
 from ..core.training import TrainSettings
@@ -30,6 +33,9 @@ CFG_STRATEGY = "strategy"  # how the server combines updates (fl/choices.py), fo
 CFG_MU = "proximal_mu"  # FedProx's proximal term (the key Flower's FedProx strategy sets)
 CFG_SCALER = "shared_scaler"  # JSON of the agreed scaler, with shared scaling on
 CFG_SKETCH = "error_sketch"  # 1: send your errors' quantiles with this evaluation (shared threshold)
+# Train from the global model you evaluated last (its digest here; the instruction carries no
+# model): each facility receives the model once a round, not twice.
+CFG_HELD = "start_from_held"
 AGREED_THRESHOLD = "agreed_threshold"  # get_properties after the last round: the shared threshold
 END_REASON = "end_reason"  # get_properties before the server lets a facility go: JSON of why the run ends
 
@@ -243,3 +249,13 @@ def read_threshold(value) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return threshold if math.isfinite(threshold) and threshold > 0 else None
+
+
+def model_digest(arrays) -> str:
+    """A short fingerprint of a model's arrays (dtype, shape and values), the same on both sides."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:32]

@@ -67,9 +67,11 @@ def round_record(
     *,
     traffic: tuple[int, int],
     seconds: float,
+    model_bytes: int = 0,
     agreed: tuple[float | None, int] = (None, 0),
 ) -> dict:
-    """The round's entry in history.json. ``traffic``: bytes sent and received during the round;
+    """The round's entry in history.json. ``traffic``: bytes sent and received during the round
+    (per facility too, and against ``model_bytes``, the global model's float32 size);
     ``agreed``: the threshold the facilities' error summaries set (shared scaling) and how many
     summaries it came from."""
     total = sum(c.get("samples", 0) for c in per_client.values())
@@ -84,6 +86,7 @@ def round_record(
         "failures": failures,
         "bytes_sent": traffic[0],
         "bytes_received": traffic[1],
+        **_per_facility(traffic, len(set(per_client) | set(left) | set(dropped)), model_bytes),
         "seconds": round(seconds, 3),
         "strategy": s.strategy,
     }
@@ -101,3 +104,20 @@ def round_record(
         record["agreed_threshold"] = threshold
         record["threshold_from"] = summaries
     return record
+
+
+def _per_facility(traffic: tuple[int, int], facilities: int, model_bytes: int) -> dict:
+    """Bytes each way per facility this round, and as a multiple of the model's size (about 1:
+    each facility receives the model once a round and sends its update once)."""
+    if not facilities or not model_bytes:
+        return {}
+    sent, received = (t / facilities for t in traffic)
+    return {
+        "model_bytes": model_bytes,
+        "per_facility": {
+            "sent": round(sent),
+            "received": round(received),
+            "sent_x_model": round(sent / model_bytes, 3),
+            "received_x_model": round(received / model_bytes, 3),
+        },
+    }

@@ -369,6 +369,7 @@ class ServerRunner:
                 history,
                 released,
                 traffic=(sent1 - sent0, recv1 - recv0),
+                model_bytes=sum(a.nbytes for a in rounds.arrays),
                 seconds=time.perf_counter() - t0,
                 agreed=(threshold, len(sketches)),
             )

@@ -18,10 +18,19 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.common import Code, GetPropertiesIns, ReconnectIns, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common import (
+    Code,
+    FitIns,
+    GetPropertiesIns,
+    Parameters,
+    ReconnectIns,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
 
+from .. import protocol as P
 from ..messages import Answer
-from ..protocol import FederationSettings
+from ..protocol import FederationSettings, model_digest
 from .strategies import make_strategy
 
 
@@ -52,6 +61,7 @@ class FlowerRounds:
         self.parameters = ndarrays_to_parameters(arrays)
         self.strategy = make_strategy(settings, self.parameters, config, _no_metrics, manager.samples.get, on_dropped)
         self.busy = busy  # cid -> the facility's answer being awaited (the caller's, to wait on at the end)
+        self.held: dict[str, str] = {}  # cid -> digest of the global model it evaluated last (and so holds)
 
     @property
     def arrays(self) -> list[np.ndarray]:
@@ -59,9 +69,20 @@ class FlowerRounds:
 
     def train(self, rnd: int) -> Asked:
         instructions = self.strategy.configure_fit(server_round=rnd, parameters=self.parameters, client_manager=self.manager)
-        asked = self._ask_all(instructions, "fit", rnd)
+        asked = self._ask_all([self._lighter(proxy, ins) for proxy, ins in instructions], "fit", rnd)
         asked.answers = _trained(asked.raw)
+        for cid in asked.missing:  # one that failed may have lost what it held: the whole model next time
+            self.held.pop(cid, None)
         return asked
+
+    def _lighter(self, proxy, ins: FitIns) -> tuple:
+        """The instruction without the model when the facility holds it already: it evaluated
+        exactly these parameters at the end of the last round (P.CFG_HELD names them)."""
+        digest = model_digest(parameters_to_ndarrays(ins.parameters))
+        if self.held.get(proxy.cid) != digest:
+            return proxy, ins
+        empty = Parameters(tensors=[], tensor_type=ins.parameters.tensor_type)
+        return proxy, FitIns(empty, {**ins.config, P.CFG_HELD: digest})
 
     def combine(self, rnd: int, trained: Asked) -> bool:
         """Aggregate the round's answers into the global model; False when none came of it (a
@@ -86,6 +107,8 @@ class FlowerRounds:
         # The checks drop unusable answers from raw (fl/update_check.py) before they count.
         loss, _ = self.strategy.aggregate_evaluate(rnd, asked.raw, [RuntimeError(w) for w in asked.missing.values()])
         asked.answers = [Answer(p.cid, int(r.num_examples), dict(r.metrics), float(r.loss)) for p, r in asked.raw]
+        digest = model_digest(self.arrays)
+        self.held = {p.cid: digest for p, _ in asked.raw}  # these hold the model now
         return asked, None if loss is None else float(loss)
 
     def _ask_all(self, instructions: list, method: str, rnd: int) -> Asked:

@@ -9,9 +9,12 @@ as ``pumpfl_gui.gui.app.main`` does, walks the pages (start, server, client, the
 before / mid-run / after, Monitor checking a file and watching a growing one), captures each with
 ImageMagick's ``import -window root`` (the X screen itself), and writes
 ``{out}/{size}-{theme}-{page}.png`` and ``{out}/{size}-{theme}.json``: per capture the window's
-frame, the screen, the window's and the page's minimum size and size hint, visible horizontal
-scroll bars, widgets squeezed below their minimum size, and whether anything is wider or taller
-than the screen. Dialogs that pop up are captured and closed (nobody is there to click).
+frame, the screen, the window's and the page's minimum size and size hint, whether anything is
+wider or taller than the screen (``flags``, ``wider_than_screen``), whether the window could be
+snapped to half the screen, what sets the page's minimum width (``min_width_chain``), visible
+horizontal scroll bars, controls squeezed below their minimum size, and buttons, fields and boxes
+one has to scroll to (``scrolled_out_of_view``). Dialogs that pop up are captured and closed
+(nobody is there to click).
 
 Needs: xvfb openbox imagemagick (and Qt's xcb libraries); see build/screenshots.sh.
 User folders are kept private: settings, data, logs and the default data go to temporary
@@ -30,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from PySide6.QtCore import Qt  # QtCore only: the display is chosen before QtGui loads a platform
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PNG_BYTES = 400_000
@@ -74,9 +79,7 @@ class XSession:
         self.display = f":{number}"
         os.environ["DISPLAY"] = self.display
         if wm and shutil.which("openbox"):
-            self.procs.append(
-                subprocess.Popen(["openbox", "--sm-disable"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            )
+            self.procs.append(subprocess.Popen(["openbox", "--sm-disable"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             self._wait_for_wm()
         elif wm:
             print("openbox not found: no window manager, the window will not be maximised", file=sys.stderr)
@@ -107,6 +110,10 @@ def private_folders() -> Path:
         folder = tmp / var.lower()
         folder.mkdir(mode=0o700)
         os.environ[var] = str(folder)
+    # The demo's run folders (tempfile.mkdtemp, never removed by the app) go here too.
+    scratch = tmp / "tmp"
+    scratch.mkdir()
+    os.environ["TMPDIR"] = tempfile.tempdir = str(scratch)
     return tmp
 
 
@@ -233,7 +240,10 @@ class Walk:
         record["wider_than_screen"] = fg.width() > sg.width() or wmin.width() > ag.width() or pmin.width() > sg.width()
         record["taller_than_screen"] = fg.height() > sg.height() or wmin.height() > ag.height() or pmin.height() > sg.height()
         record["flags"] = flags
+        record["fits_half_screen"] = wmin.width() <= ag.width() // 2  # snapped beside another window
+        record["min_width_chain"] = self._min_width_chain(page)
         record["horizontal_scrollbars"] = self._scrollbars(page)
+        record["scrolled_out_of_view"] = self._out_of_view(page)
         record["squeezed"] = self._squeezed(page)
         if note:
             record["note"] = note
@@ -253,13 +263,61 @@ class Walk:
             w = w.parentWidget()
         return " < ".join(names)
 
+    @staticmethod
+    def _min_width_chain(page, depth: int = 10) -> list[str]:
+        """What sets the page's minimum width: from the page down, at each level the visible
+        children with the widest minimum size hints (the widest one is followed)."""
+        from PySide6.QtWidgets import QWidget
+
+        chain, w = [], page
+        for _ in range(depth):
+            kids = [k for k in w.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly) if k.isVisibleTo(page)]
+            if not kids:
+                break
+            kids.sort(key=lambda k: -k.minimumSizeHint().width())
+            chain.append(
+                ", ".join(f"{Walk._label(k)} {k.minimumSizeHint().width()}" for k in kids[:3]) + (" …" if len(kids) > 3 else "")
+            )
+            w = kids[0]
+        return chain
+
+    @staticmethod
+    def _label(w) -> str:
+        label = w.objectName() or type(w).__name__
+        for attr in ("title", "text"):
+            value = getattr(w, attr, None)
+            if callable(value):
+                try:
+                    text = value()
+                except TypeError:
+                    continue
+                if isinstance(text, str) and text:
+                    return f"{label}[{text[:30]}]"
+        return label
+
+    def _out_of_view(self, page) -> list[str]:
+        """Buttons, fields and boxes that are shown but scrolled out of sight (or cut by a
+        scroll area's edge): one has to scroll to reach them."""
+        from PySide6.QtWidgets import QAbstractButton, QGroupBox, QLineEdit, QWidget
+
+        found = []
+        for w in page.findChildren(QWidget):
+            if not isinstance(w, QAbstractButton | QLineEdit | QGroupBox) or not w.isVisible():
+                continue
+            if type(w).__name__ in ("QToolButton",) or w.objectName().startswith("qt_"):
+                continue  # a tab bar's scroll arrows, a spin box's innards
+            seen = w.visibleRegion().boundingRect()
+            if seen.isEmpty():
+                found.append(f"{self._label(w)} (hidden)")
+            elif isinstance(w, QAbstractButton | QLineEdit) and seen.height() < w.height():
+                found.append(f"{self._label(w)} (cut: {seen.height()} of {w.height()} px shown)")
+        return found
+
     def _scrollbars(self, page) -> list[str]:
         from PySide6.QtWidgets import QAbstractScrollArea
 
         return [
-            self._path(a)
-            for a in page.findChildren(QAbstractScrollArea)
-            if a.isVisible() and a.horizontalScrollBar().isVisible()
+            self._path(a) for a in page.findChildren(QAbstractScrollArea) if a.isVisible() and a.horizontalScrollBar().isVisible()
         ]
 
     def _squeezed(self, page) -> list[str]:
@@ -299,7 +357,6 @@ class Walk:
         import threading
 
         from PySide6.QtCore import Qt, QTimer
-        from PySide6.QtGui import QGuiApplication
         from PySide6.QtTest import QTest
         from PySide6.QtWidgets import QApplication
 
@@ -339,7 +396,7 @@ class Walk:
         # 3. the client page before joining: default facility 0 loaded, its preview drawn
         window.show_role("client")
         client = window.client_page
-        self.wait_until(lambda: client.data is not None, 180, "the client page's default data")
+        self.wait_until(lambda: client.data is not None, 600, "the client page's default data")
         self.capture("client")
         QTest.mouseClick(client.test, Qt.MouseButton.LeftButton)  # no address: the test says what to type
         self.wait_until(lambda: client.checks.topLevelItemCount() >= 1, 10, "the connection test's first row")
@@ -394,24 +451,30 @@ class Walk:
 
         # 6. Monitor watching a growing copy of the file: the alarm banner when the failure arrives
         lines = csv.read_text(encoding="utf-8").splitlines(keepends=True)
-        first = min((a.start_row for a in alarms), default=len(lines) // 2)
-        cut = max(200, first - 300)
+        rows = len(lines) - 1
+        first = min(alarms, key=lambda a: a.start_row) if alarms else None
+        start = first.start_row if first else rows // 2
+        cut = max(200, start - 300)  # normal rows, then the alarm's first rows, then the rest
+        mid = min(rows, start + 120) if first is None or first.end_row is None else min(first.end_row - 10, start + 120)
         growing = self.tmp / "historian" / csv.name
         growing.parent.mkdir()
         growing.write_text("".join(lines[: 1 + cut]), encoding="utf-8")
         monitor.set_data(growing)
         seen = polled["n"]
+        raised = []
+        monitor.sig_alarm.connect(raised.append)
         QTest.mouseClick(monitor.watch, Qt.MouseButton.LeftButton)
         self.wait_until(lambda: polled["n"] > seen, 60, "the first look at the watched file")
-        banner_before = monitor.banner.isVisible()
-        self.capture("monitor-watch-quiet", note=f"watching {cut} rows, no alarm yet")
+        self.capture("monitor-watch-quiet", note=f"watching the first {cut:,} rows; banner shown: {monitor.banner.isVisible()}")
         with growing.open("a", encoding="utf-8") as f:
-            f.write("".join(lines[1 + cut :]))
-        self.wait_until(lambda: monitor.banner.isVisible() and polled["n"] > seen + 1, 60, "the alarm banner")
-        self.capture(
-            "monitor-watch-alarm",
-            note=f"{cut} rows, then the rest appended; banner before appending: {banner_before}",
-        )
+            f.write("".join(lines[1 + cut : 1 + mid]))
+        self.wait_until(lambda: raised and monitor.banner.isVisible(), 60, "the alarm banner")
+        self.capture("monitor-watch-alarm", note=f"rows up to {mid:,} (the alarm began at row {start:,}): an alarm going on")
+        seen = polled["n"]
+        with growing.open("a", encoding="utf-8") as f:
+            f.write("".join(lines[1 + mid :]))
+        self.wait_until(lambda: polled["n"] > seen and monitor.watcher.rows_seen >= rows, 60, "the rest of the file")
+        self.capture("monitor-watch-ended", note="the rest of the file appended: the alarm over")
         QTest.mouseClick(monitor.watch, Qt.MouseButton.LeftButton)  # stop watching
         self.wait_until(lambda: not monitor.busy, 30, "the watcher to settle")
         return self.finish(started, 0)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
 from test_watch import ANOMALY_START, TRAIN_ROWS, in_other_units, plant  # noqa: F401 (plant is a fixture)
 
 from pumpfl_gui.gui.monitor_page import MonitorPage
@@ -20,6 +21,19 @@ def _page(qtbot, tmp_path):
     return page
 
 
+def shown_text(label) -> str:
+    """What a QLabel shows: its text as plain text, or as HTML rendered, as the label decides."""
+    text = label.text()
+    rich = label.textFormat() == Qt.TextFormat.RichText or (
+        label.textFormat() == Qt.TextFormat.AutoText and Qt.mightBeRichText(text)
+    )
+    if not rich:
+        return text
+    doc = QTextDocument()
+    doc.setHtml(text)
+    return doc.toPlainText()
+
+
 def _lines(path):
     return path.read_text().splitlines(keepends=True)
 
@@ -30,6 +44,7 @@ def test_check_a_file_shows_its_alarms_and_remembers_the_model(qtbot, tmp_path, 
     assert not page.check.isEnabled() and not page.watch.isEnabled()  # no model, no file yet
     assert page.open_model(model_dir)
     assert "sensors" in page.model_info.text() and model_dir.name in page.model_info.text()
+    assert "&#x27;" not in shown_text(page.model_info)  # the words as people read them, apostrophes and all
     page.set_data(source)
     assert page.check.isEnabled()
     with qtbot.waitSignal(page.sig_polled, timeout=30_000):
@@ -41,7 +56,7 @@ def test_check_a_file_shows_its_alarms_and_remembers_the_model(qtbot, tmp_path, 
     assert f"{page.watcher.rows_seen:,} rows checked" in page.status.text()
     page.grab().save(str(tmp_path / "monitor-check.png"))
     again = _page(qtbot, tmp_path)  # the next start offers it among the recent models
-    assert again.recent.itemText(0) == str(model_dir)
+    assert again.recent.itemData(0) == str(model_dir) and again.recent.itemText(0).startswith(model_dir.name)
 
 
 def test_watching_a_growing_file_raises_the_banner_when_the_failure_rows_arrive(qtbot, tmp_path, plant):  # noqa: F811
@@ -107,4 +122,4 @@ def test_a_run_s_kept_model_opens_in_monitor_on_its_file_from_the_window(qtbot, 
     window.monitor_model(model_dir, source)  # what a Client page's "Open the kept model in Monitor" asks
     page = window.monitor_page
     assert window.role() == "monitor" and page.model_dir == model_dir and page.data.text() == str(source)
-    assert page.check.isEnabled() and page.recent.itemText(0) == str(model_dir)
+    assert page.check.isEnabled() and page.recent.itemData(0) == str(model_dir)

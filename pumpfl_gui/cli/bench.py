@@ -1,4 +1,4 @@
-"""``pumpfl bench skab | pump | speed | report``: detection quality and speed (cli layer)."""
+"""``pumpfl bench skab | pump | speed | scale | report``: quality, speed and scale (cli layer)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,30 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_bench_scale(args: argparse.Namespace, console: Console) -> int:
+    from ..bench.scale import run_scale
+
+    r = run_scale(args.facilities, args.rounds, on_progress=console.progress)
+    write_json(r, args.out)
+    console.line("")
+    print(
+        f"{r['facilities']} facilities, {r['rounds_completed']} of {r['rounds']} rounds in {r['wall_s']:.1f} s "
+        f"(all joined after {r['join_s']} s); coordinator {r['coordinator_idle_rss_mb']:.0f} MB listening, "
+        f"{r['coordinator_peak_rss_mb']:.0f} MB at its peak ({r['coordinator_rss_per_facility_mb']:.2f} MB a facility)"
+    )
+    print(f"{'round':>5} {'s':>7} {'answered':>8} {'RSS MB':>7} {'threads':>7} {'files':>6} {'down x':>7} {'up x':>6}")
+    for p in r["per_round"]:
+        f = p.get("per_facility", {})
+        print(
+            f"{p['round']:>5} {p['seconds']:>7.2f} {p['answered']:>8} {p['coordinator_rss_mb'] or 0:>7.0f} "
+            f"{p['coordinator_threads'] or 0:>7} {p['coordinator_open_files'] or 0:>6} "
+            f"{f.get('sent_x_model', 0):>7.2f} {f.get('received_x_model', 0):>6.2f}"
+        )
+    for name, why in sorted(r["failed"].items()):
+        print(f"  {name} did not finish: {why}")
+    return 0 if r["rounds_completed"] == r["rounds"] and not r["failed"] else 1
+
+
 def cmd_bench_report(args: argparse.Namespace, console: Console) -> int:
     from ..bench.report import make_report
 
@@ -92,6 +116,11 @@ def add_parsers(sub) -> None:
     speed.add_argument("--max-rows", type=positive_int, help="use only the first rows")
     speed.add_argument("--out", help="write the figures to this JSON file")
     speed.set_defaults(func=cmd_bench_speed)
+    scale = bench_sub.add_parser("scale", help="a coordinator and N light facilities: time, memory and bytes per round")
+    scale.add_argument("--facilities", type=positive_int, default=10)
+    scale.add_argument("--rounds", type=positive_int, default=3)
+    scale.add_argument("--out", help="write the figures to this JSON file")
+    scale.set_defaults(func=cmd_bench_scale)
     rep = bench_sub.add_parser("report", help="run every benchmark and write docs/BENCHMARKS.md with its plots")
     rep.add_argument("--skab", required=True, help="the SKAB folder (e.g. ../shared/data/skab)")
     rep.add_argument("--out", default="docs", help="folder for BENCHMARKS.md and bench/ (default docs)")

@@ -33,6 +33,10 @@ MAX_LR = 1.0
 BATCH = (8, 65_536)
 STRIDE = (1, 1024)
 ROUNDS = (1, 10_000)
+# Facilities one coordinator admits at once: each holds a stream and a worker thread. Measured
+# with `pumpfl bench scale` (docs/BENCHMARKS.md, "Scale"): 100 facilities take well under a
+# megabyte of the coordinator's memory each.
+FACILITIES = (1, 256)
 MAX_MU = 100.0
 
 

@@ -121,6 +121,10 @@ class FederationSettings:
         )
         # The same bounds every facility checks on what it receives (fl/limits.py).
         limits.check_rounds(self.rounds)
+        if self.min_clients > limits.FACILITIES[1]:
+            raise ValueError(
+                f"a coordinator admits at most {limits.FACILITIES[1]} facilities at once; {self.min_clients} could never all join"
+            )
         limits.check_training(self.local_epochs, self.lr, self.batch_size, self.stride, self.proximal_mu)
         if self.window is not None:
             shape = self.shape()

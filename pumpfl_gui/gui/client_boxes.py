@@ -35,7 +35,8 @@ from .widgets import CheckList, LogView, row
 
 
 def data_box(page: QWidget) -> QGroupBox:
-    """A default facility or a CSV file of one's own, what it holds, a preview of its sensors."""
+    """A default facility or a CSV file of one's own, and what it holds (its sensors' preview is
+    the run view's first tab)."""
     box = QGroupBox("Your data")
     page.source = QComboBox()
     page.source.addItems([f"Default facility {i}" for i in range(DEFAULT_FACILITIES)] + ["A CSV file of your own…"])
@@ -43,12 +44,11 @@ def data_box(page: QWidget) -> QGroupBox:
     page.data_info = QLabel("No data loaded.")
     page.data_info.setWordWrap(True)
     page.data_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    page.preview = SensorPreview()
+    page.preview = SensorPreview()  # shown in the run view's "Your data" tab: the left column stays short
     page.preview.setMinimumHeight(160)
     layout = QVBoxLayout(box)
     layout.addLayout(row(page.source, page.pick, None))
     layout.addWidget(page.data_info)
-    layout.addWidget(page.preview)
     return box
 
 
@@ -81,8 +81,9 @@ def server_box(page: QWidget) -> QGroupBox:
 
 
 def run_view(page: QWidget) -> QWidget:
-    """Status, the server's strategy, progress, and the tabs: Training (loss and log),
-    Anomalies (the view, its figures, the export), Alone vs federated, Connection test."""
+    """Status, the server's strategy, progress, and the tabs: Your data (a preview of its
+    sensors), Training (loss and log), Anomalies (the view, its figures, the export), Alone vs
+    federated, Connection test."""
     page.status = QLabel("Not connected.")
     page.status.setWordWrap(True)
     page.strategy = QLabel()  # what the server chose, once the first round says
@@ -98,15 +99,16 @@ def run_view(page: QWidget) -> QWidget:
     page.export = QPushButton("&Export scores as CSV…")
     page.export.setToolTip("Every reading's time, anomaly score, threshold, whether it was flagged and its stretch number")
     page.export.setEnabled(False)
-    training = QSplitter(Qt.Orientation.Vertical)
+    training = page.training_tab = QSplitter(Qt.Orientation.Vertical)
     training.addWidget(page.loss_plot)
     training.addWidget(page.log)
-    anomalies = QWidget()
+    anomalies = page.anomalies_tab = QWidget()
     al = QVBoxLayout(anomalies)
     al.addWidget(page.anomaly, 1)
     al.addWidget(page.figures)
     al.addLayout(row(page.export, None))
     page.tabs = QTabWidget()
+    page.tabs.addTab(page.preview, "Your data")
     page.tabs.addTab(training, "Training")
     page.tabs.addTab(anomalies, "Anomalies")
     page.comparison = ComparisonView()

@@ -78,8 +78,9 @@ class ClientPage(QWidget):
     def _controls_column(self, data: QWidget, server: QWidget) -> QWidget:
         """The left column: your data, the server."""
         left = QVBoxLayout()
-        left.addWidget(data, 1)
+        left.addWidget(data)
         left.addWidget(server)
+        left.addStretch(1)
         left_w = QWidget()
         left_w.setLayout(left)
         left_w.setMaximumWidth(560)
@@ -327,6 +328,7 @@ class ClientPage(QWidget):
         self._trained = False  # a round's training began (a refusal before then: could not join)
         self.strategy.hide()
         self.comparison.clear()
+        self.tabs.setCurrentWidget(self.training_tab)
         self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
         self.worker.sig_event.connect(self._on_event)
         self.worker.sig_done.connect(self._on_done)
@@ -440,7 +442,7 @@ class ClientPage(QWidget):
         )
         self.figures.setText(f"Model: {html.escape(model)}<br>{summary}")
         self.export.setEnabled(True)
-        self.tabs.setCurrentIndex(1)
+        self.tabs.setCurrentWidget(self.anomalies_tab)
         ended = "Finished." if getattr(self.result, "complete", True) else narration.ending(self.result)
         self.status.setText(
             f"{ended} {counted(len(score.events), 'anomalous stretch', 'anomalous stretches')} flagged in your data."

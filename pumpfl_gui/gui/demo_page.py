@@ -94,7 +94,7 @@ class DemoPage(QWidget):
             page.sig_scored.connect(lambda i=i: self._client_scored(i))
             page.sig_open_model.connect(self.sig_open_model)
             self.clients.append(page)
-            self.tabs.addTab(page, f"Facility {i}")
+            self.tabs.addTab(page, f"client_{i}")  # the name the server's table gives it (its file's)
         self._pending = set(range(clients))
         self._server_done = False
         self.go.setEnabled(False)

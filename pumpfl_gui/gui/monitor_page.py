@@ -9,11 +9,12 @@ import html
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGroupBox,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -29,6 +30,7 @@ from ..core.errors import UserError
 from ..core.model_store import load_detector
 from ..core.paths import user_data_dir
 from ..core.watch import Watcher, write_alarm_log
+from ..core.wording import counted
 from .plots import AnomalyView
 from .settings import RECENT_MODELS
 from .theme import coloured
@@ -61,13 +63,14 @@ class MonitorPage(QWidget):
         model_box = QGroupBox("1. Model")
         self.recent = QComboBox()
         self.recent.setPlaceholderText("recent models")
-        self.recent.addItems(self._recent())
+        self._fill_recent(self._recent())
         self.recent.setCurrentIndex(-1)
-        self.recent.textActivated.connect(lambda text: self.open_model(Path(text)))
+        self.recent.activated.connect(lambda i: self.open_model(Path(self.recent.itemData(i))))
         self.open = QPushButton("&Open model…")
         self.open.clicked.connect(self.choose_model)
         self.model_info = QLabel("Open a facility's model folder: the one a run saved, or pumpfl train's.")
         self.model_info.setWordWrap(True)
+        self.model_info.setTextFormat(Qt.TextFormat.RichText)  # its text is escaped HTML (errors coloured)
         box = QVBoxLayout(model_box)
         box.addLayout(row(self.open, self.recent))
         box.addWidget(self.model_info)
@@ -94,13 +97,20 @@ class MonitorPage(QWidget):
         alarms_box = QGroupBox("Alarms")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        for col in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)  # the sensors take what is left
+        self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().hide()
         self.export = QPushButton("&Export alarms…")
         self.export.setEnabled(False)
         self.export.clicked.connect(self._export)
         self.log_path = QLabel()
         self.log_path.setWordWrap(True)
+        self.log_path.setTextFormat(Qt.TextFormat.RichText)
         box = QVBoxLayout(alarms_box)
         box.addWidget(self.table)
         box.addLayout(row(self.export, None))
@@ -135,10 +145,16 @@ class MonitorPage(QWidget):
     def _remember(self, folder: Path) -> None:
         if self.settings is None:
             return
-        recent = self.settings.remember(RECENT_MODELS, str(folder), RECENT_MAX)
-        self.recent.clear()
-        self.recent.addItems(recent)
+        self._fill_recent(self.settings.remember(RECENT_MODELS, str(folder), RECENT_MAX))
         self.recent.setCurrentIndex(0)
+
+    def _fill_recent(self, folders: list[str]) -> None:
+        """Each model by its folder's name (where it lies after it, and whole in the tooltip)."""
+        self.recent.clear()
+        for folder in folders:
+            path = Path(folder)
+            self.recent.addItem(f"{path.name}  —  {path.parent}", folder)
+            self.recent.setItemData(self.recent.count() - 1, folder, Qt.ItemDataRole.ToolTipRole)
 
     def choose_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a saved model (its folder)")
@@ -281,9 +297,12 @@ class MonitorPage(QWidget):
             self.log_path.setText(html.escape(f"Every alarm is also kept in the alarm log {self.alarm_log.name}"))
             self.log_path.setToolTip(str(self.alarm_log))
         self.export.setEnabled(bool(alarms))
-        state = "watching for new rows" if self.timer.isActive() else "checked"
-        count = f"{len(alarms)} alarm" + ("" if len(alarms) == 1 else "s")
-        self.status.setText(html.escape(f"{update.rows:,} rows {state}; {count}."))
+        count = counted(len(alarms), "alarm")
+        if self.timer.isActive():
+            said = f"{update.rows:,} rows read so far; {count}. Watching for new rows…"
+        else:
+            said = f"{update.rows:,} rows checked; {count}."
+        self.status.setText(html.escape(said))
 
     def _raise(self, alarm) -> None:
         sensors = ", ".join(alarm.sensors)

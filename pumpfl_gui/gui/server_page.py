@@ -73,14 +73,16 @@ class ServerPage(QWidget):
         network, training, strategy, privacy = network_box(self), training_box(self), strategy_box(self), privacy_box(self)
         align_labels(network, training, strategy, privacy)
         controls = self._controls_column(network, settings_area(self, training, strategy, privacy))
-        page_layout(self, controls, run_view(self))
+        actions = QWidget()  # Start and Stop under the scrolling settings, never out of sight
+        actions.setLayout(row(self.start, self.stop, None))
+        page_layout(self, controls, run_view(self), actions=actions)
         self._connect()
         self._load_settings()
         self._strategy_changed()
         self.refresh_network()
 
     def _controls_column(self, network: QWidget, settings: QWidget) -> QWidget:
-        """The left column: the network box, the settings, Start and Stop."""
+        """The left column: the network box and the settings (Start and Stop go under it)."""
         self.start = QPushButton("&Start server")
         self.start.setDefault(True)
         self.stop = QPushButton("S&top")
@@ -88,7 +90,6 @@ class ServerPage(QWidget):
         left = QVBoxLayout()
         left.addWidget(network)
         left.addWidget(settings)
-        left.addLayout(row(self.start, self.stop, None))
         left.addStretch(1)
         left_w = QWidget()
         left_w.setLayout(left)

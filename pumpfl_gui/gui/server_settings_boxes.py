@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..fl.choices import DP_LINE, DP_STRATEGIES, SHARED_SCALING_LINE, STRATEGIES
-from ..fl.limits import BATCH
+from ..fl.limits import BATCH, FACILITIES
 from ..fl.narration import capitalised
 from ..fl.protocol import FederationSettings
 from .theme import coloured
@@ -77,7 +77,7 @@ def training_box(page: QWidget) -> QGroupBox:
     """Rounds, facilities, epochs, learning rate, batch, waits, and the insecure switch."""
     box = QGroupBox("Training settings")
     page.rounds = QSpinBox(minimum=1, maximum=1000, value=10)
-    page.min_clients = QSpinBox(minimum=1, maximum=100, value=2)
+    page.min_clients = QSpinBox(minimum=FACILITIES[0], maximum=FACILITIES[1], value=2)
     page.epochs = QSpinBox(minimum=1, maximum=100, value=3)
     page.lr = QDoubleSpinBox(decimals=5, minimum=0.00001, maximum=1.0, singleStep=0.0005, value=0.001)
     page.batch = QSpinBox(minimum=BATCH[0], maximum=BATCH[1], value=256)

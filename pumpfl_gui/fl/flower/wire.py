@@ -29,6 +29,7 @@ from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridge, GrpcBr
 from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
 from google.protobuf.message import DecodeError
 
+from ..limits import FACILITIES
 from ..security import SERVER_NAME
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ HANDSHAKE_DEADLINE = 10.0  # seconds for the whole handshake, from the stream's 
 # with the federation's sensors first): a large file must not fail the handshake every time.
 PROVEN_DEADLINE = 120.0
 PENDING_SLOTS = 16  # streams that may be mid-handshake at once (anyone can open one)
-MEMBER_SLOTS = 64  # admitted facilities: slots the unauthenticated can never take
+MEMBER_SLOTS = FACILITIES[1]  # admitted facilities: slots the unauthenticated can never take
 _SPARE_WORKERS = 8  # to refuse knocks beyond the slots quickly
 # Pings every 5 s: a facility notices a vanished server within about 10 s, not minutes.
 KEEPALIVE_MS = 5_000

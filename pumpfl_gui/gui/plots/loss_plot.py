@@ -39,6 +39,7 @@ class LossPlot(PaletteAware):
         self.plot.setLabel("bottom", x_label)
         self.plot.setMenuEnabled(True)
         prepare_plot(self.plot)
+        self._whole_round_ticks(1.0)
         self.legend = pg.LegendItem(colCount=LEGEND_COLUMNS, horSpacing=14, verSpacing=-4)
         self._view.addItem(self.legend, row=1, col=0)
         self._view.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignHCenter)
@@ -79,9 +80,17 @@ class LossPlot(PaletteAware):
         if pending:
             self.legend.show()
             self._arrange_legend()
+            self._whole_round_ticks(
+                max((float(c.xData.max()) for c in self._curves.values() if c.xData is not None and len(c.xData)), default=1.0)
+            )
             # Settle the auto-range now: left to paint time, pyqtgraph finds the range changed
             # and paints the plot a second time.
             self.plot.vb.prepareForPaint()
+
+    def _whole_round_ticks(self, last: float) -> None:
+        """Ticks on whole rounds (never "round 1.5"), about six whatever the run's length."""
+        step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10_000) if last / s <= 6)
+        self.plot.getAxis("bottom").setTickSpacing(major=step, minor=step)
 
     def _arrange_legend(self) -> None:
         """As many legend columns (up to LEGEND_COLUMNS) as the plot's width holds: a legend
@@ -119,6 +128,7 @@ class LossPlot(PaletteAware):
         self._curves.clear()
         self.legend.hide()
         self.plot.enableAutoRange()
+        self._whole_round_ticks(1.0)
 
     def _apply_palette(self) -> None:
         bg, fg = palette_colours(self)

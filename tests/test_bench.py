@@ -57,12 +57,16 @@ def results(tmp_path_factory, skab_sites, plant_dir):
     }
     runs["pump"] = ("pump", "--data", plant_dir, *FAST)
     runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
+    runs["scale-3"] = ("scale", "--facilities", "3", "--rounds", "2")
     printed = {}
     for name, args in runs.items():
         proc = pumpfl_here("bench", *args, "--out", out / f"{name}.json")
         assert proc.returncode == 0, proc.stderr
         printed[name] = proc.stdout
-    return {name: json.loads((out / f"{name}.json").read_text()) for name in runs}, printed, out.parent
+    found = {name: json.loads((out / f"{name}.json").read_text()) for name in runs}
+    # The report reads one scale run a facility count, in one file.
+    (out / "scale.json").write_text(json.dumps([found["scale-3"]]))
+    return found, printed, out.parent
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +206,18 @@ def test_speed_prints_the_ratio_it_stores(results):
     assert f"{r['ratios']['round_speedup']:.2f}x faster" in results[1]["speed"]
 
 
+def test_scale_runs_a_coordinator_and_its_facilities_and_reports_each_round(results):
+    r = results[0]["scale-3"]
+    assert r["facilities"] == 3 and r["rounds_completed"] == 2 and r["failed"] == {}
+    assert [p["answered"] for p in r["per_round"]] == [3, 3]
+    assert all(p["coordinator_rss_mb"] > 0 and p["coordinator_threads"] > 0 for p in r["per_round"])
+    assert r["coordinator_peak_rss_mb"] >= r["coordinator_idle_rss_mb"] > 0
+    # Nothing sent twice: from round 2 each facility receives about one model and sends one.
+    second = r["per_round"][1]["per_facility"]
+    assert second["sent_x_model"] <= 1.1 and second["received_x_model"] <= 1.1, second
+    assert "3 facilities, 2 of 2 rounds" in results[1]["scale-3"]
+
+
 def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_sites, tmp_path):
     docs = results[2]
     readme = tmp_path / "README.md"
@@ -209,7 +225,7 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_s
     proc = pumpfl("bench", "report", "--skab", skab_sites, "--out", docs, "--readme", readme, "--reuse")
     assert proc.returncode == 0, proc.stderr
     page = (docs / "BENCHMARKS.md").read_text()
-    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed", "choices"):
+    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed", "choices", "scale"):
         path = docs / "bench" / f"{png}.png"
         assert path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"(bench/{png}.png)" in page
@@ -221,6 +237,7 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_s
             assert f"| {row['label']} |" in page
             if "epsilon" in row:
                 assert f"{row['epsilon']:.3g} (delta 1e-05)" in page
+    assert "## Scale: many facilities on one coordinator" in page and "| 3 | 2 of 2 |" in page
     assert "## Choosing the detector" in page and "| Facility | files | alone F1 / FAR % / MAR % |" in page
     text = readme.read_text()
     assert "old" not in text and text.startswith("# Title") and text.endswith("rest\n")

@@ -14,13 +14,15 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..core.files import write_atomic
 from .report_plots import SKAB_MODES, draw_plots
+from .scale_page import FACILITY_COUNTS, scale_section
 from .variants_page import choices_section
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 REPEAT = """pumpfl bench report --skab ../shared/data/skab --readme README.md   # measure everything, rewrite this page
 pumpfl bench skab --data ../shared/data/skab --mode federated --out skab.json
 pumpfl bench pump --out pump.json
-pumpfl bench speed --data 1 --out speed.json"""
+pumpfl bench speed --data 1 --out speed.json
+pumpfl bench scale --facilities 100 --out scale-100.json"""
 
 
 def make_report(
@@ -49,6 +51,7 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
     from ..core.simulator import ensure_default_data
     from ..fl.protocol import FederationSettings
     from .pump import run_pump
+    from .scale import run_scale
     from .skab import run_skab
     from .speed import run_speed
     from .variants import run_pump_variants, run_skab_variants
@@ -66,13 +69,15 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
     results["pump_variants"] = run_pump_variants(data, FederationSettings(), on_progress=progress, fedavg=results["pump"])
     line("speed ...")
     results["speed"] = run_speed(data / "client_1.csv", on_progress=progress)
+    line(f"scale: {', '.join(map(str, FACILITY_COUNTS))} facilities on one coordinator ...")
+    results["scale"] = [run_scale(n, on_progress=progress) for n in FACILITY_COUNTS]
     for name, r in results.items():
         write_atomic(folder / f"{name}.json", (json.dumps(r, indent=2) + "\n").encode())
     return results
 
 
 def _load(folder: Path) -> dict:
-    names = [f"skab_{m}" for m in SKAB_MODES] + ["skab_variants", "pump", "pump_variants", "speed"]
+    names = [f"skab_{m}" for m in SKAB_MODES] + ["skab_variants", "pump", "pump_variants", "speed", "scale"]
     missing = [n for n in names if not (folder / f"{n}.json").is_file()]
     if missing:
         raise UserError(f"no earlier run to reuse in {folder} ({', '.join(missing)}.json missing); run without --reuse")
@@ -302,6 +307,7 @@ def _page(r: dict) -> str:
         "![Speed](bench/speed.png)",
         "",
     ]
+    out += scale_section(r["scale"])
     return "\n".join(out)
 
 

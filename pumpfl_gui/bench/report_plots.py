@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .scale_page import scale_plot
 from .variants_page import choices_plot
 
 SKAB_MODES = ("local", "federated", "centralized")
@@ -32,6 +33,7 @@ def draw_plots(r: dict, folder: Path) -> None:
     _timeline(plt, r["skab_federated"]["example"], folder / "skab_timeline.png")
     _speed(plt, r["speed"], folder / "speed.png")
     choices_plot(plt, r["pump_variants"], r["skab_variants"], folder / "choices.png")
+    scale_plot(plt, r["scale"], folder / "scale.png")
 
 
 def _skab_bars(plt, r: dict, path: Path) -> None:

@@ -137,10 +137,15 @@ class _Watch:
             return {}
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.2):
-            now = self.now()
-            self.peak_rss_mb = max(self.peak_rss_mb, now.get("rss_mb") or 0.0)
-            self.own_threads = max(self.own_threads, threading.active_count())
+        while True:
+            self._note(self.now())
+            if self._stop.wait(0.2):
+                return
+
+    def _note(self, now: dict) -> dict:
+        self.peak_rss_mb = max(self.peak_rss_mb, now.get("rss_mb") or 0.0)
+        self.own_threads = max(self.own_threads, threading.active_count())
+        return now
 
     def joined(self, total: int) -> None:
         with self._lock:
@@ -153,7 +158,7 @@ class _Watch:
         with self._lock:
             if rnd in self.after_round:
                 return
-            self.after_round[rnd] = self.now()
+            self.after_round[rnd] = self._note(self.now())
         self.report(f"round {rnd}/{self.rounds}", 0.1 + 0.9 * rnd / self.rounds)
 
     def stop(self) -> None:

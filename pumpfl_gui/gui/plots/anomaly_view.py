@@ -180,6 +180,7 @@ class AnomalyView(PaletteAware):
         self.log_check.setChecked(True)
         self.summary = QLabel()
         self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary.setWordWrap(True)  # a narrow view wraps it rather than grow past the screen
         top = QHBoxLayout()
         top.setContentsMargins(6, 0, 6, 0)
         top.addWidget(self.summary, 1)

@@ -320,7 +320,7 @@ class MonitorPage(QWidget):
             end = a.end_time if a.end_row is not None else "going on"
             for c, text in enumerate((a.start_time, end, f"{a.peak:.3g}", ", ".join(a.sensors))):
                 self.table.setItem(r, c, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
+        # The columns size themselves (the header's modes): the sensors wrap in what is left.
 
     def _export(self) -> None:
         stem = Path(self.data.text()).stem or "readings"

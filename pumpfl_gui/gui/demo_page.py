@@ -64,7 +64,11 @@ class DemoPage(QWidget):
         layout.addWidget(intro)
         layout.addLayout(bar)
         layout.addWidget(split, 1)
-        self._known = KnownServers(Path(tempfile.mkdtemp(prefix="pumpfl-demo-")) / "known.json")
+        # One temporary folder for everything a demo writes but the facilities' models (which go
+        # where a facility keeps them, for Monitor): removed when the app ends.
+        self._tmp = tempfile.TemporaryDirectory(prefix="pumpfl-try-it-", ignore_cleanup_errors=True)
+        self._runs = 0
+        self._known = KnownServers(Path(self._tmp.name) / "known.json")
         self._pending: set[int] = set()
         self._server_done = False
         self.go.clicked.connect(lambda: self.start())
@@ -98,7 +102,8 @@ class DemoPage(QWidget):
         self._pending = set(range(clients))
         self._server_done = False
         self.go.setEnabled(False)
-        return self.server.start_server(Path(tempfile.mkdtemp(prefix="pumpfl-demo-run-")))
+        self._runs += 1
+        return self.server.start_server(Path(self._tmp.name) / f"run-{self._runs}")
 
     def stop(self) -> None:
         self.server.stop_server()

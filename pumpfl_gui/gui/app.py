@@ -24,6 +24,7 @@ from ..core import redaction
 from ..core.paths import APP_NAME
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL_S = 0.001
 
 
 def log_file() -> Path:
@@ -125,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import threading
 
+    # Training threads in this process ("Try it") hold Python's lock between torch calls; the
+    # window's thread asks for it back after this long (Python's default is 5 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
     from PySide6.QtWidgets import QApplication
 

@@ -59,9 +59,11 @@ class LossPlot(PaletteAware):
     def apply_pending(self) -> None:
         """Draw the series set since the last call (the pacer calls this in turn)."""
         pending, self._pending = self._pending, {}
+        added = False
         for name, (x, y) in pending.items():
             curve = self._curves.get(name)
             if curve is None:
+                added = True
                 colour = SERIES_COLOURS[len(self._curves) % len(SERIES_COLOURS)]
                 curve = self.plot.plot(
                     pen=pg.mkPen(colour, width=2),
@@ -79,7 +81,8 @@ class LossPlot(PaletteAware):
             curve.setData(x, y)
         if pending:
             self.legend.show()
-            self._arrange_legend()
+            if added:  # a new legend entry: lay the legend out again (a resize does it too)
+                self._arrange_legend()
             self._whole_round_ticks(
                 max((float(c.xData.max()) for c in self._curves.values() if c.xData is not None and len(c.xData)), default=1.0)
             )

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from test_gui import client_page, default_data, dialogs, server_page, wait_until  # noqa: F401 (fixtures)
 
 from pumpfl_gui.fl.choices import DP_LINE, DP_STRATEGIES, STRATEGIES
-from pumpfl_gui.fl.events import RoundFinished
+from pumpfl_gui.fl.events import ClientJoined, RoundFinished
 from pumpfl_gui.gui.server_page import ServerPage
 from pumpfl_gui.gui.server_run_view import export_history_csv
 from pumpfl_gui.gui.settings import AppSettings
@@ -144,3 +144,20 @@ def test_a_fedprox_run_with_privacy_and_shared_scaling_shows_them_on_both_sides(
         assert page.strategy.text() == "Strategy (set by the server): FedProx, μ 0.01"
         assert any("the facilities agreed" in line for line in page.log.lines())
         assert page.score[1].threshold == pytest.approx(agreed)  # the view flags what the saved model flags
+
+
+def test_a_hundred_facilities_fill_the_table_and_their_curves_become_a_median_and_a_range(qtbot):
+    page = server_page(qtbot)
+    page.show()
+    names = [f"site-{i:03d}" for i in range(100)]
+    for i, name in enumerate(names):
+        page._on_event(ClientJoined(cid=str(i), name=name, peer="127.0.0.1", samples=100 + i))
+    for rnd in (1, 2):
+        per_client = {n: {"train_loss": 0.5, "eval_loss": (i + 1) / rnd / 100, "samples": 100} for i, n in enumerate(names)}
+        page._on_event(RoundFinished(round=rnd, rounds=3, train_loss=0.5, eval_loss=0.5, per_client=per_client, seconds=1.0))
+    assert page.table.rowCount() == 100
+    # One curve a facility up to a handful; beyond, the median facility, the best and the worst.
+    assert page.client_plot.series_names() == ["median facility", "best", "worst"]
+    xs, ys = page.client_plot.curve("median facility").getData()
+    assert list(xs) == [1, 2] and list(ys) == pytest.approx([0.505, 0.2525])
+    assert list(page.client_plot.curve("worst").getData()[1]) == pytest.approx([1.0, 0.5])

@@ -37,7 +37,7 @@ from ..fl.server_runner import ServerOptions, ServerRunner
 from . import server_settings_boxes as settings_boxes
 from .facility_invites import AddFacilityDialog
 from .server_network_box import ADD_FACILITY_TIP, network_box
-from .server_run_view import COLUMNS, export_history, run_view, save_global_model
+from .server_run_view import COLUMNS, CURVES_SHOWN, export_history, run_view, save_global_model, show_spread
 from .server_settings_boxes import align_labels, privacy_box, settings_area, strategy_box, training_box
 from .theme import coloured
 from .widgets import copied, page_layout, row
@@ -423,10 +423,13 @@ class ServerPage(QWidget):
                 xs, ys = self.per_client_eval.setdefault(name, ([], []))
                 xs.append(e.round)
                 ys.append(c["eval_loss"])
-                self.client_plot.set_series(name, xs, ys)
+                if len(self.per_client_eval) <= CURVES_SHOWN:
+                    self.client_plot.set_series(name, xs, ys)
             row_ = self._row_for(name)
             done = self.table.item(row_, COLUMNS.index("Rounds")).text()
             self._set(name, "Rounds", int(done or 0) + 1)
+        if len(self.per_client_eval) > CURVES_SHOWN:
+            show_spread(self.client_plot, self.per_client_eval)
         if e.epsilon is not None:
             self.privacy.setText(
                 f"Privacy: ε = {e.epsilon:.2f} after {e.round} round{'s' if e.round != 1 else ''} (δ = {self._run_delta:g})"

@@ -11,6 +11,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -32,6 +33,7 @@ from .plots import LossPlot
 from .widgets import LogView, row
 
 COLUMNS = ["Facility", "Windows", "State", "Train loss", "Eval loss", "Rounds"]
+CURVES_SHOWN = 8  # facilities drawn one curve each; beyond, their median and range
 
 
 def run_view(page: QWidget) -> QWidget:
@@ -151,3 +153,20 @@ def export_history(page) -> None:
         export_history_csv(Path(path), page.history)
         page.status.setText(f"Exported the history of {len(page.history)} rounds to {path}.")
         page.log.add(f"history exported to {path}")
+
+
+def show_spread(plot, per_facility: dict[str, tuple[list, list]]) -> None:
+    """More facilities than curves anyone can tell apart: each round's median eval loss over the
+    facilities and the best and worst of them, as three curves (the table keeps each one)."""
+    rounds = sorted({x for xs, _ in per_facility.values() for x in xs})
+    by_round = {r: [] for r in rounds}
+    for xs, ys in per_facility.values():
+        for x, y in zip(xs, ys):
+            by_round[x].append(y)
+    if set(plot.series_names()) - set(SPREAD):
+        plot.clear()  # the curves of the first few facilities make way for the summary
+    for name, pick in zip(SPREAD, (np.median, np.min, np.max)):
+        plot.set_series(name, rounds, [float(pick(by_round[r])) for r in rounds])
+
+
+SPREAD = ("median facility", "best", "worst")

@@ -358,23 +358,15 @@ class Walk:
 
         from PySide6.QtCore import Qt, QTimer
         from PySide6.QtTest import QTest
-        from PySide6.QtWidgets import QApplication
 
-        from pumpfl_gui import __version__
-        from pumpfl_gui.core.paths import APP_NAME
-        from pumpfl_gui.gui.app import install_excepthook, setup_logging, warm_up
-        from pumpfl_gui.gui.assets import app_icon
+        from pumpfl_gui.gui.app import install_excepthook, make_application, setup_logging, warm_up
         from pumpfl_gui.gui.main_window import MainWindow
         from pumpfl_gui.gui.settings import AppSettings
 
         started = time.monotonic()
         install_excepthook(setup_logging())  # as the app does: its log file, errors in a dialog
         threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
-        app = QApplication.instance() or QApplication(sys.argv[:1])
-        app.setApplicationName(APP_NAME)
-        app.setApplicationVersion(__version__)
-        app.setStyle("Fusion")
-        app.setWindowIcon(app_icon())
+        app = make_application()
         if app.platformName() != "xcb":
             raise SystemExit(f"Qt runs on {app.platformName()}, not xcb")
         self.window = window = MainWindow(AppSettings(str(self.tmp / "settings.ini")))

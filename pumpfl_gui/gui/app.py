@@ -126,21 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import threading
 
-    # Training threads in this process ("Try it") hold Python's lock between torch calls; the
-    # window's thread asks for it back after this long (Python's default is 5 ms).
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
-    from PySide6.QtWidgets import QApplication
-
-    from .assets import app_icon
     from .main_window import MainWindow
     from .settings import AppSettings
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setApplicationVersion(__version__)
-    app.setStyle("Fusion")
-    app.setWindowIcon(app_icon())
+    app = make_application()
     window = MainWindow(AppSettings(args.settings))
     if args.theme:
         window.set_theme(args.theme)
@@ -151,6 +141,23 @@ def main(argv: list[str] | None = None) -> int:
     code = app.exec()
     del window
     return code or (1 if smoke.get("failed") else 0)
+
+
+def make_application():
+    """The QApplication as the app runs it: its name, version, style and icon."""
+    from PySide6.QtWidgets import QApplication
+
+    from .assets import app_icon
+
+    # Training threads in this process ("Try it") hold Python's lock between torch calls; the
+    # window's thread asks for it back after this long (Python's default is 5 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setStyle("Fusion")
+    app.setWindowIcon(app_icon())
+    return app
 
 
 def display_problem(environ=None, platform: str = sys.platform) -> str | None:

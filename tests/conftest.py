@@ -15,6 +15,7 @@
 
 import dis
 import functools
+import gc
 import inspect
 import os
 import signal
@@ -55,6 +56,18 @@ def skab_dir(tmp_path_factory):
     from pumpfl_gui.core.skab_simulator import write_skab_folder
 
     return write_skab_folder(tmp_path_factory.mktemp("skab") / "skab")
+
+
+# Cycles are collected on the main thread only, after each test (the app does the same with a
+# timer, gui/collector.py): collected in a runner's thread, a Qt window an earlier test left in a
+# cycle is destroyed there while the main thread destroys Qt objects too, and both wait forever.
+gc.disable()
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_main_thread():
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

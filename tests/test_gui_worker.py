@@ -120,3 +120,27 @@ def test_call_in_thread_delivers_events_then_the_result_to_a_living_owner(qtbot)
     qtbot.waitUntil(done.is_set, timeout=5000)
     assert delivered == [1, 2, "result"]
     qtbot.waitUntil(lambda: _held_threads() == 0, timeout=5000)
+
+
+def test_cycles_are_collected_on_the_window_s_thread_by_python_s_own_thresholds(qtbot):
+    import gc
+
+    from pumpfl_gui.gui.collector import MainThreadCollector
+
+    collector = MainThreadCollector(interval_ms=20)
+    assert not gc.isenabled()  # no collection in whichever thread happens to allocate
+    gc.collect()
+
+    class Node:
+        pass
+
+    def cycles(n):
+        for _ in range(n):
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+
+    cycles(10)  # below the first generation's threshold: left for later
+    assert collector.check() == 0
+    cycles(gc.get_threshold()[0])  # past it: the timer collects them on this thread
+    qtbot.waitUntil(lambda: gc.get_count()[0] < gc.get_threshold()[0], timeout=2000)
+    collector.deleteLater()

@@ -127,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
+    from .collector import MainThreadCollector
     from .main_window import MainWindow
     from .settings import AppSettings
 
     app = make_application()
+    MainThreadCollector(app)  # cycles (Qt wrappers among them) are collected on this thread only
     window = MainWindow(AppSettings(args.settings))
     if args.theme:
         window.set_theme(args.theme)

@@ -31,10 +31,15 @@ class MainThreadCollector(QObject):
         self.destroyed.connect(lambda: gc.enable() if was_enabled else None)
 
     def check(self) -> int:
-        """Collect the generations past their thresholds, as automatic collection would."""
-        counts, thresholds = gc.get_count(), gc.get_threshold()
-        generation = -1
-        for g in range(3):
-            if counts[g] > thresholds[g]:
-                generation = g
-        return gc.collect(generation) if generation >= 0 else 0
+        return collect_due()
+
+
+def collect_due() -> int:
+    """Collect the generations past their thresholds, as automatic collection would; the
+    number of objects collected."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    generation = -1
+    for g in range(3):
+        if counts[g] > thresholds[g]:
+            generation = g
+    return gc.collect(generation) if generation >= 0 else 0

@@ -49,6 +49,17 @@ def private_user_data(tmp_path_factory):
         yield folder
 
 
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory):
+    """The default pump data (five facilities' client_*.csv), made for the module; a module
+    that needs other data defines its own ``plant``."""
+    from pumpfl_gui.core.simulator import generate
+
+    folder = tmp_path_factory.mktemp("plant")
+    generate(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def skab_dir(tmp_path_factory):
     """SKAB's layout, made here: valve1/0.csv, valve1/1.csv, valve2/0.csv (1,100 rows each, the

@@ -11,7 +11,6 @@ from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import score_data, spec_for
 from pumpfl_gui.core.metrics import headline_figures
 from pumpfl_gui.core.model_store import load_detector
-from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.fl.alone import comparison_rows, keep_which, kept_sentence
 from pumpfl_gui.fl.facility import Facility
 from pumpfl_gui.fl.protocol import FederationSettings
@@ -19,13 +18,6 @@ from pumpfl_gui.fl.protocol import FederationSettings
 from loopback import Run
 
 FAST = dict(local_epochs=1, join_timeout=60, round_timeout=60)
-
-
-@pytest.fixture(scope="module")
-def plant(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plant")
-    generate(folder)
-    return folder
 
 
 def test_a_facility_compares_the_federated_model_with_its_rows_trained_alone_in_the_same_rounds(plant, tmp_path):

@@ -16,7 +16,6 @@ import pytest
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import score_data
 from pumpfl_gui.core.model_store import load_detector
-from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.fl.addresses import ServerAddress, check_port_free, find_free_port
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
 from pumpfl_gui.fl.facility import EVAL_STRIDE
@@ -28,13 +27,6 @@ from pumpfl_gui.fl.server_runner import ServerOptions, ServerRunner
 from loopback import Run
 
 FAST = dict(local_epochs=1, join_timeout=60, round_timeout=60)
-
-
-@pytest.fixture(scope="module")
-def plant(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plant")
-    generate(folder)
-    return folder
 
 
 def test_two_facilities_three_rounds_over_tls(plant, tmp_path):

@@ -16,7 +16,6 @@ import pytest
 
 from pumpfl_gui.core.detector import describe_model
 from pumpfl_gui.core.model_store import load_detector
-from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.fl.addresses import ServerAddress, find_free_port
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
 from pumpfl_gui.fl.invite import parse_invite
@@ -25,13 +24,6 @@ from pumpfl_gui.fl.protocol import FederationSettings
 from loopback import Run
 
 pytestmark = pytest.mark.federation  # the `pumpfl` processes too
-
-
-@pytest.fixture(scope="module")
-def plant(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plant")
-    generate(folder)
-    return folder
 
 
 def _facility_process(csv: Path, invite: str, name: str, out: Path) -> subprocess.Popen:

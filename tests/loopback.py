@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from pumpfl_gui.fl.addresses import ServerAddress, find_free_port
@@ -61,6 +62,18 @@ class Run:
         for t in self.threads:
             t.join(timeout)
             assert not t.is_alive(), f"{t.name} did not finish"
+
+    def stop_after(self, name: str, evaluated: int = 1, timeout: float = 120) -> None:
+        """Stop facility ``name`` once it has evaluated ``evaluated`` rounds (as a person clicks
+        Stop), wait for its result, then stop the server and join everyone."""
+        deadline = time.monotonic() + timeout
+        while len(self.of(name, "EvaluateResult")) < evaluated and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.clients[name].stop()
+        while name not in self.results and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.server.stop()
+        self.join()
 
     def of(self, who, kind):
         return [e for w, e in self.events if w == who and e.kind == kind]

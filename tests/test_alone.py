@@ -1,7 +1,6 @@
 """What federating gave a facility: its rows trained alone beside the federation (fl/alone.py)."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -57,14 +56,7 @@ def test_a_facility_stopped_mid_run_compares_at_once_with_the_rounds_trained_alo
     run = Run(tmp_path, FederationSettings(rounds=20, min_clients=2, **FAST))
     run.add("a", plant / "client_0.csv", compare=True)
     run.add("b", plant / "client_0.csv")
-    deadline = time.monotonic() + 120
-    while len(run.of("a", "EvaluateResult")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    run.clients["a"].stop()
-    while "a" not in run.results and time.monotonic() < deadline:
-        time.sleep(0.05)
-    run.server.stop()
-    run.join()
+    run.stop_after("a", evaluated=2)
     assert run.results["a"].message == "stopped"
     comparison = json.loads((tmp_path / "a" / "comparison.json").read_text())
     assert 1 <= comparison["rounds"] <= run.results["a"].rounds_completed + 1

@@ -536,14 +536,7 @@ def test_a_facility_you_stop_after_a_round_keeps_the_last_global_model_marked_in
     run = Run(tmp_path, FederationSettings(rounds=20, min_clients=2, **FAST))
     run.add("a", plant / "client_0.csv", personalise=True)  # a stop saves at once all the same
     run.add("b", plant / "client_0.csv")
-    deadline = time.monotonic() + 120
-    while not run.of("a", "EvaluateResult") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    run.clients["a"].stop()
-    while "a" not in run.results and time.monotonic() < deadline:
-        time.sleep(0.05)
-    run.server.stop()
-    run.join()
+    run.stop_after("a")
     result = run.results["a"]
     assert result.kind == "Finished" and result.message == "stopped" and not result.complete
     assert result.out_dir == str(tmp_path / "a") and result.rounds_planned == 20

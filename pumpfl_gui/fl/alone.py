@@ -32,6 +32,7 @@ from .protocol import train_settings_from_config
 COMPARISON_FILE = "comparison.json"
 ALONE_FOLDER = "alone"  # the model trained alone, inside the facility's output folder
 ALONE, FEDERATED = "alone", "federated"
+MODEL_WORDS = {ALONE: "the model trained alone", FEDERATED: "the federated model"}
 
 
 class AloneTraining:
@@ -132,7 +133,7 @@ def keep_which(alone: dict, federated: dict) -> tuple[str, str]:
             "catches as much, as quietly, and ranks readings better (ROC-AUC {mine:.3f} against {theirs:.3f})",
         ),
     )
-    words = {ALONE: "the model trained alone", FEDERATED: "the federated model"}
+    words = MODEL_WORDS
     for key, higher, margin, sentence in criteria:
         a, f = alone.get(key), federated.get(key)
         if a is None or f is None or abs(a - f) < margin:
@@ -192,6 +193,5 @@ def comparison_rows(comparison: dict) -> list[tuple[str, str, str]]:
 
 def kept_sentence(comparison: dict) -> str:
     """The model kept for Monitor and why, as two sentences."""
-    which = "the model trained alone" if comparison["keep"] == ALONE else "the federated model"
     why = comparison["why"]
-    return f"Kept for Monitor: {which}. {why[0].upper()}{why[1:]}."
+    return f"Kept for Monitor: {MODEL_WORDS[comparison['keep']]}. {why[0].upper()}{why[1:]}."

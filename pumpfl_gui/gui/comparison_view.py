@@ -32,6 +32,8 @@ WAITING = (
     "and both models scored on your file side by side."
 )
 
+HEADERS = ("", "Trained alone", "Federated")
+
 
 class ComparisonView(QWidget):
     sig_open = Signal(object)  # the Path of the model to open in Monitor
@@ -42,7 +44,7 @@ class ComparisonView(QWidget):
         self.note = QLabel(WAITING)
         self.note.setWordWrap(True)
         self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["", "Trained alone", "Federated"])
+        self.table.setHorizontalHeaderLabels(list(HEADERS))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -92,7 +94,7 @@ class ComparisonView(QWidget):
                 if c == keep_col:
                     item.setFont(bold)
                 self.table.setItem(r, c, item)
-        labels = ["", "Trained alone", "Federated"]
+        labels = list(HEADERS)
         labels[keep_col] += " ✓ kept"
         self.table.setHorizontalHeaderLabels(labels)
         models = comparison.get("models", {})

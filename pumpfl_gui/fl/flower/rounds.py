@@ -69,16 +69,20 @@ class FlowerRounds:
 
     def train(self, rnd: int) -> Asked:
         instructions = self.strategy.configure_fit(server_round=rnd, parameters=self.parameters, client_manager=self.manager)
-        asked = self._ask_all([self._lighter(proxy, ins) for proxy, ins in instructions], "fit", rnd)
+        digests: dict[int, str] = {}  # the strategy hands every facility the same parameters: one digest a round
+        for _, ins in instructions:
+            if id(ins.parameters) not in digests:
+                digests[id(ins.parameters)] = model_digest(parameters_to_ndarrays(ins.parameters))
+        lighter = [self._lighter(proxy, ins, digests[id(ins.parameters)]) for proxy, ins in instructions]
+        asked = self._ask_all(lighter, "fit", rnd)
         asked.answers = _trained(asked.raw)
         for cid in asked.missing:  # one that failed may have lost what it held: the whole model next time
             self.held.pop(cid, None)
         return asked
 
-    def _lighter(self, proxy, ins: FitIns) -> tuple:
+    def _lighter(self, proxy, ins: FitIns, digest: str) -> tuple:
         """The instruction without the model when the facility holds it already: it evaluated
-        exactly these parameters at the end of the last round (P.CFG_HELD names them)."""
-        digest = model_digest(parameters_to_ndarrays(ins.parameters))
+        these very parameters (``digest``) at the end of the last round (P.CFG_HELD names them)."""
         if self.held.get(proxy.cid) != digest:
             return proxy, ins
         empty = Parameters(tensors=[], tensor_type=ins.parameters.tensor_type)

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pumpfl_gui.core.data_summary import describe
 from pumpfl_gui.core.dataset import (
     BROKEN,
     NORMAL,
     RECOVERING,
     SKAB_SENSORS,
-    describe,
     load_sensor_csv,
 )
 from pumpfl_gui.core.errors import DataError

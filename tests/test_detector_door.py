@@ -123,6 +123,25 @@ def test_the_threshold_follows_the_rule_on_the_training_windows(fitted):
     np.testing.assert_allclose(rows, train_scores, rtol=1e-12)
 
 
+def test_a_long_file_is_scored_a_block_at_a_time_exactly_as_whole(fitted, monkeypatch):
+    import pumpfl_gui.core.detector as door
+
+    data, det, _ = fitted
+    whole_scores, whole_ratios = det.scores_and_ratios(data)
+    whole_train = det.training_scores(data)
+    monkeypatch.setattr(door, "BLOCK_WINDOWS", 37)  # blocks shorter than the smoothing span
+    scores, ratios = det.scores_and_ratios(data)
+    np.testing.assert_allclose(scores, whole_scores, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(ratios, whole_ratios, rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(det.training_scores(data), whole_train, rtol=1e-9)
+    # A threshold resting on a sample: every k-th calibration window, the spread still from all.
+    monkeypatch.setattr(door, "CALIBRATION_WINDOWS", 50)
+    sampled = det.calibrate(data)
+    assert 25 < sampled.info["calibration_windows"] <= 50
+    np.testing.assert_allclose(sampled.spread, det.spread, rtol=1e-9)
+    np.testing.assert_allclose(det.training_scores(data), whole_train[:: -(-len(whole_train) // 50)], rtol=1e-9)
+
+
 # -- (2) causality ---------------------------------------------------------------------------------
 
 

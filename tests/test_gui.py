@@ -196,6 +196,31 @@ def test_a_broken_csv_gives_a_dialog_and_the_page_stays_usable(qtbot, tmp_path, 
     assert "long enough to train and score: the model reads windows of 32 rows" in page.data_info.text()
 
 
+def test_a_long_file_shows_its_reading_and_stopping_keeps_the_file_in_use(qtbot, tmp_path, default_data, dialogs, monkeypatch):
+    import pumpfl_gui.core.csv_bulk as csv_bulk
+    import pumpfl_gui.core.dataset as dataset
+
+    monkeypatch.setattr(dataset, "BULK_BYTES", 0)  # every file is long: read a batch at a time
+    monkeypatch.setattr(csv_bulk, "BATCH_ROWS", 200)
+    page = client_page(qtbot, tmp_path, 0)
+    said = set()
+    watch = QTimer()
+    watch.timeout.connect(lambda: said.add(page.data_info.text()))
+    watch.start(5)
+    page.load_data(default_data / "client_1.csv")
+    assert page.stop_reading.isVisible() or not page.isVisible()
+    wait_until(qtbot, lambda: page.csv_path == default_data / "client_1.csv", 60_000)
+    watch.stop()
+    assert any(text.startswith("reading client_1.csv: ") and "rows, about" in text for text in said), said
+    assert page.stop_reading.isHidden()
+    page.load_data(default_data / "client_2.csv")
+    page.stop_reading.click()  # before the first batch: the worker is still reading the file's head
+    wait_until(qtbot, lambda: page.stop_reading.isHidden(), 30_000)
+    text = page.data_info.text()
+    assert "Cannot use client_2.csv: you stopped reading it" in text and "Still using client_1.csv" in text
+    assert page.csv_path == default_data / "client_1.csv" and not dialogs.seen  # one's own stop needs no dialog
+
+
 def test_stop_mid_round_leaves_no_thread_behind(qtbot, tmp_path, default_data):
     server = server_page(qtbot, rounds=50)
     server.epochs.setValue(3)

@@ -154,3 +154,47 @@ def test_a_facility_of_several_files_never_windows_across_them(tmp_path):
     assert (fac.train_pool < 300).any() and (fac.train_pool >= 300).any()
     assert (fac.held_out < 300).any() and (fac.held_out >= 300).any()
     assert len(fac.scalers) == 2
+
+
+def _scaled_whole(scaler, values):
+    """The rows scaled all at once, as one array (what a view of scaled rows indexes)."""
+    from pumpfl_gui.core.windows import trailing_mean
+
+    z = (values - scaler.mean) / scaler.scale
+    if scaler.relative is not None:
+        z[:, scaler.relative] -= trailing_mean(z[:, scaler.relative], scaler.span)
+    return z.astype(np.float32)
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 18])
+def test_scaled_windows_index_like_a_view_of_the_scaled_rows(monkeypatch, chunk):
+    import pumpfl_gui.core.windows as windows
+
+    monkeypatch.setattr(windows, "CHUNK_ROWS", chunk)
+    rng = np.random.default_rng(3)
+    wandering = np.cumsum(rng.normal(size=(900, 3)), axis=0)
+    first = np.column_stack([wandering, rng.normal(size=900)]).astype(np.float32)
+    second = (rng.normal(size=(300, 4)) + 5).astype(np.float32)
+    scalers = [Scaler.fit(first, 0.5, 20), Scaler.fit(second, 0.5, 20)]
+    assert scalers[0].relative.tolist() == [True, True, True, False]  # the wandering ones
+    whole = window_view(np.concatenate([_scaled_whole(s, v) for s, v in zip(scalers, (first, second))]), 16)
+    view = windows.ScaledWindows([(first, scalers[0]), (second, scalers[1])], 16)
+    assert view.shape == whole.shape and len(view) == 900 + 300 - 15
+    for starts in (np.arange(0, 50), np.arange(880, 910), rng.integers(0, len(view), 200), np.array([3, 0, 899, 5])):
+        np.testing.assert_allclose(gather(view, starts), whole[starts], atol=1e-5)
+    np.testing.assert_allclose(view[10:20], whole[10:20], atol=1e-5)
+    np.testing.assert_allclose(scalers[0].transform(first), _scaled_whole(scalers[0], first), atol=1e-5)
+
+
+def test_a_scaler_fitted_on_chosen_rows_a_chunk_at_a_time_equals_one_fitted_on_their_copy(monkeypatch):
+    import pumpfl_gui.core.windows as windows
+
+    rng = np.random.default_rng(4)
+    values = np.column_stack([np.cumsum(rng.normal(size=1000)), rng.normal(5, 2, size=1000)]).astype(np.float32)
+    chosen = rng.random(1000) > 0.3
+    whole = Scaler.fit(values[chosen], 0.5, 20)
+    monkeypatch.setattr(windows, "CHUNK_ROWS", 64)
+    chunked = Scaler.fit(values, 0.5, 20, rows=chosen)
+    np.testing.assert_allclose(chunked.mean, whole.mean, rtol=1e-10)
+    np.testing.assert_allclose(chunked.scale, whole.scale, rtol=1e-10)
+    assert chunked.relative.tolist() == whole.relative.tolist() == [True, False]

@@ -31,10 +31,12 @@ def cmd_data_generate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace, console: Console) -> int:
-    from ..core.dataset import describe, load_sensor_csv
+    from ..core.data_summary import describe
+    from ..core.dataset import load_sensor_csv
     from ..core.detector import length_verdict
+    from ..core.task import TaskState
 
-    data = load_sensor_csv(resolve_data(args.csv, console))
+    data = load_sensor_csv(resolve_data(args.csv, console), state=TaskState(console.progress))
     print(describe(data))
     print(f"length: {length_verdict(data)[1]}")
     return 0

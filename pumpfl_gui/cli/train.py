@@ -21,7 +21,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from ..core.task import TaskState
 
     path = resolve_data(args.csv, console)
-    data = load_sensor_csv(path)
+    data = load_sensor_csv(path, state=TaskState(console.progress))
     shape = spec_for(data)  # the shape the data calls for; options override parts of it
     try:
         spec = ModelSpec(
@@ -97,7 +97,7 @@ def cmd_score(args: argparse.Namespace, console: Console) -> int:
     if args.horizon_hours is not None:
         detector.detection = replace(detector.detection, horizon_hours=args.horizon_hours)
     path = resolve_data(args.data, console)
-    data = load_sensor_csv(path, sensors=detector.sensors)
+    data = load_sensor_csv(path, sensors=detector.sensors, state=TaskState(console.progress))
     try:
         result = score_data(detector, data, TaskState(console.progress))
     except ValueError as exc:

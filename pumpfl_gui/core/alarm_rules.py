@@ -82,10 +82,15 @@ def smooth_residuals(residuals: np.ndarray, span: int) -> np.ndarray:
 
 def residual_scale(smoothed_train: np.ndarray) -> np.ndarray:
     """Each sensor's spread: the root mean square of its smoothed training residuals."""
-    if len(smoothed_train) == 0:
+    return spread_from_sums(np.square(np.asarray(smoothed_train, dtype=np.float64)).sum(axis=0), len(smoothed_train))
+
+
+def spread_from_sums(sum_squares: np.ndarray, count: int) -> np.ndarray:
+    """:func:`residual_scale` from each sensor's sum of squared smoothed residuals over ``count``
+    windows (summed a block at a time over a long file)."""
+    if count == 0:
         raise ValueError("no training windows to measure the residuals' spread on")
-    rms = np.sqrt(np.mean(np.square(smoothed_train), axis=0))
-    return np.maximum(rms, 1e-6)  # a sensor reconstructed perfectly still has a finite spread
+    return np.maximum(np.sqrt(sum_squares / count), 1e-6)  # a sensor reconstructed perfectly still has a finite spread
 
 
 def window_scores(smoothed: np.ndarray, scale: np.ndarray, top: int) -> np.ndarray:

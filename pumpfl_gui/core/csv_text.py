@@ -55,7 +55,7 @@ def shorten(value, limit: int = 40) -> str:
 # ---- reading the bytes --------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     denied = f"{path} cannot be read (permission denied); give your user read access or copy the file."
     try:
         if not path.exists():
@@ -65,7 +65,10 @@ def _read_bytes(path: Path) -> bytes:
         if not path.is_file():
             raise DataError(f"{path} is not a regular file (a device, pipe or socket?); choose a CSV file.")
         with open(path, "rb") as fh:
-            return fh.read()
+            if limit is None:
+                return fh.read()
+            head = fh.read(limit)
+            return head if len(head) < limit else head[: head.rfind(b"\n") + 1]  # whole lines only
     except PermissionError:
         raise DataError(denied) from None
     except OSError as exc:
@@ -264,6 +267,8 @@ class CsvTable:
     separator: str
     decimal: str  # "," only for ';'-separated files written with decimal commas
     lines: LineNumbers
+    encoding: str = "utf-8"
+    bytes_read: int = 0  # of the file's text (its head, when only the head was read)
 
 
 # Peak memory of reading a CSV into a facility's rows, per byte of the file: measured 4.19 GB for
@@ -283,20 +288,23 @@ def memory_problem(file_bytes: int, available_bytes: int, name: str) -> str | No
     )
 
 
-def read_csv_table(path: Path, name: str, notes: list[str]) -> CsvTable:
+def read_csv_table(path: Path, name: str, notes: list[str], head: int | None = None) -> CsvTable:
     """Read ``path`` by the "File" rules; ``name`` is the file as messages call it.
 
     Appends to ``notes`` what the reading changed (encoding, decimal comma, trailing separator).
     The table may have no rows; the caller decides how many it needs. A file too large for the
-    memory free is refused before it is read, with the figures.
+    memory free is refused before it is read, with the figures. With ``head``, only the whole
+    lines within its first ``head`` bytes are read.
     """
-    with contextlib.suppress(OSError):
-        import psutil
+    if head is None:
+        with contextlib.suppress(OSError):
+            import psutil
 
-        problem = memory_problem(path.stat().st_size, psutil.virtual_memory().available, name)
-        if problem:
-            raise DataError(problem)
-    raw = _read_bytes(path)
+            problem = memory_problem(path.stat().st_size, psutil.virtual_memory().available, name)
+            if problem:
+                raise DataError(problem)
+    raw = _read_bytes(path, head)
+    size = len(raw)
     if not raw:
         raise DataError(f"{name} is empty (0 bytes); choose a CSV with a header line and sensor readings.")
     data, encoding = _to_utf8(raw, name)
@@ -326,7 +334,9 @@ def read_csv_table(path: Path, name: str, notes: list[str]) -> CsvTable:
         notes.append("numbers use a decimal comma")
     frame = _parse(data, sep or ",", decimal, name, notes)
     frame.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(frame.columns)]
-    return CsvTable(frame=frame, separator=sep or ",", decimal=decimal, lines=LineNumbers(data))
+    return CsvTable(
+        frame=frame, separator=sep or ",", decimal=decimal, lines=LineNumbers(data), encoding=encoding, bytes_read=size
+    )
 
 
 def _only_times(lines: list[str]) -> bool:

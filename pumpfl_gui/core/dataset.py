@@ -2,7 +2,9 @@
 
 Core layer: numpy/pandas only, no Qt, no Flower. One entry point, :func:`load_sensor_csv`,
 returns a :class:`SensorData` or raises :class:`~pumpfl_gui.core.errors.DataError` with one
-human sentence; :func:`describe` turns a :class:`SensorData` into a short summary.
+human sentence; :func:`~pumpfl_gui.core.data_summary.describe` turns a :class:`SensorData`
+into a short summary. A long file is read a block at a time (:mod:`~pumpfl_gui.core.csv_bulk`)
+by the same rules, decided on its head, and kept in :mod:`~pumpfl_gui.core.rows_cache`.
 
 How a file is read (these rules are shown to users, keep them in step with the code):
 
@@ -71,6 +73,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import rows_cache
+
 # The "File" rules are carried out in csv_text, the "Columns" rules in column_roles, the
 # "Rows" rules and the choice of sensors here.
 from .column_roles import (
@@ -84,8 +88,11 @@ from .column_roles import (
     read_labels,
     sensor_columns,
 )
-from .csv_text import SEPARATOR_NAMES, read_csv_table, shorten
+from .csv_bulk import BULK_BYTES, HEAD_BYTES, BlockPlan, BlockRows, NotBulk, fill_leading, read_blocks, squeeze, time_format
+from .csv_text import read_csv_table, shorten
 from .errors import DataError
+from .task import TaskState
+from .wording import duration
 
 __all__ = [
     "BROKEN",
@@ -95,7 +102,6 @@ __all__ = [
     "RECOVERING",
     "SKAB_SENSORS",
     "SensorData",
-    "describe",
     "load_sensor_csv",
 ]
 
@@ -165,18 +171,6 @@ def check_not_reserved(data: SensorData, sensors: list[str]) -> None:
 # ---- rows ---------------------------------------------------------------------------------
 
 
-def _duration(seconds: float) -> str:
-    """'45 s', '12 min', '3 h 5 min', '2 d 1 h 59 min'."""
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:g} s"
-    minutes = int(round(seconds / 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
-    return " ".join(p for p in parts if p)
-
-
 def _order_rows(times: np.ndarray, column: str, notes: list[str]) -> np.ndarray:
     """Row positions to keep, in time order: empty times and repeated timestamps dropped."""
     keep = np.flatnonzero(~np.isnat(times))
@@ -199,8 +193,8 @@ def _order_rows(times: np.ndarray, column: str, notes: list[str]) -> np.ndarray:
             gaps = steps[steps > 2 * median]
             if len(gaps):
                 notes.append(
-                    f"{len(gaps):,} time gap(s) longer than twice the usual step of {_duration(median)} "
-                    f"(longest {_duration(gaps.max())})"
+                    f"{len(gaps):,} time gap(s) longer than twice the usual step of {duration(median)} "
+                    f"(longest {duration(gaps.max())})"
                 )
     return keep
 
@@ -269,10 +263,55 @@ def _used_sensors(
     otherwise empty, too sparse and constant columns are added to ``dropped``.
     """
     finite = np.isfinite(matrix)
-    missing = 1.0 - finite.mean(axis=0)
+    missing = (~finite).sum(axis=0) / max(len(matrix), 1)
     for j in np.flatnonzero(missing > 0):
         matrix[~finite[:, j], j] = np.nan  # infinities count as missing
     highest, lowest = np.fmax.reduce(matrix, axis=0), np.fmin.reduce(matrix, axis=0)  # NaN-blind
+    use = _choose_sensors(matrix, columns, missing, highest, lowest, fixed, max_missing, dropped, notes, name)
+    too_big = np.flatnonzero(use & (np.fmax(np.abs(highest), np.abs(lowest)) > np.finfo(np.float32).max))
+    if len(too_big):
+        raise DataError(f"{name}: column '{columns[too_big[0]]}' holds readings too large for 32-bit floats; rescale them.")
+    missing_fraction = {c: float(m) for c, m, u in zip(columns, missing, use) if u}
+    values = matrix[:, use].astype(np.float32)
+    _fill_gaps(values)
+    return [c for c, u in zip(columns, use) if u], np.ascontiguousarray(values), missing_fraction
+
+
+def _used_rows(
+    rows: BlockRows, plan: BlockPlan, fixed: bool, max_missing: float, dropped: dict[str, str], notes: list[str], name: str
+) -> tuple[list[str], np.ndarray, dict[str, float]]:
+    """:func:`_used_sensors` for a long file read a block at a time: the blocks counted each
+    column's gaps and range. A column the head dropped but the whole file keeps needs the
+    careful reader; one the head kept but the whole file drops is squeezed out in place."""
+    values, k = rows.values, len(plan.sensors)
+    if values is None:
+        values = rows.written.mapped(k)
+    columns = [c for c, _ in plan.sensors + plan.extras]
+    missing = rows.missing / max(len(values), 1)
+    use = _choose_sensors(values, columns, missing, rows.highest, rows.lowest, fixed, max_missing, dropped, notes, name)
+    if use[k:].any():
+        raise NotBulk(f"column '{columns[k + int(np.argmax(use[k:]))]}' has readings only after the file's head")
+    if not use[:k].all():
+        values = squeeze(values, use[:k])
+    fill_leading(values)
+    used = [c for c, u in zip(columns, use) if u]
+    return used, values, {c: float(m) for c, m, u in zip(columns, missing, use) if u}
+
+
+def _choose_sensors(
+    matrix: np.ndarray,
+    columns: list[str],
+    missing: np.ndarray,
+    highest: np.ndarray,
+    lowest: np.ndarray,
+    fixed: bool,
+    max_missing: float,
+    dropped: dict[str, str],
+    notes: list[str],
+    name: str,
+) -> np.ndarray:
+    """Which columns are sensors (a bool mask), by the "Sensors" rules; with a ``fixed`` list a
+    column empty throughout is filled with 0 in ``matrix``."""
     use = np.ones(len(columns), dtype=bool)
     if fixed:
         for j, column in enumerate(columns):
@@ -291,20 +330,13 @@ def _used_sensors(
             else:
                 continue
             use[j] = False
-    used = [c for c, u in zip(columns, use) if u]
-    if not used:
+    if not use.any():
         why = "; ".join(f"'{c}': {r}" for c, r in dropped.items()) or "no columns besides time and labels"
         raise DataError(
             f"{name} has no usable numeric sensor column ({shorten(why, 200)}); "
             "it needs at least one column of readings that varies."
         )
-    too_big = np.flatnonzero(use & (np.fmax(np.abs(highest), np.abs(lowest)) > np.finfo(np.float32).max))
-    if len(too_big):
-        raise DataError(f"{name}: column '{columns[too_big[0]]}' holds readings too large for 32-bit floats; rescale them.")
-    missing_fraction = {c: float(m) for c, m in zip(used, missing[use])}
-    values = matrix[:, use].astype(np.float32)
-    _fill_gaps(values)
-    return used, np.ascontiguousarray(values), missing_fraction
+    return use
 
 
 # ---- the loader ---------------------------------------------------------------------------
@@ -315,22 +347,66 @@ def load_sensor_csv(
     sensors: list[str] | None = None,
     min_rows: int = 2,
     max_missing: float = 0.5,
+    state: TaskState | None = None,
+    batches: bool | None = None,
 ) -> SensorData:
     """Read one facility's sensor CSV by the rules in this module's docstring.
 
     ``sensors`` fixes the sensor columns and their order (a model's or a federation's list).
-    Raises :class:`DataError` with one human sentence for anything a user can fix.
+    Raises :class:`DataError` with one human sentence for anything a user can fix. A long file
+    (``BULK_BYTES`` or more) is read a block at a time, reporting progress to ``state`` and
+    stopping when it is cancelled, and kept in the rows cache, from which it opens the next
+    time in about a second; ``batches`` True reads any file so (the self-test proves the
+    reader is in the app).
     """
     path = Path(path).expanduser()
     name = path.name or str(path)
+    try:
+        long_file = path.is_file() and (batches or (batches is None and path.stat().st_size >= BULK_BYTES))
+    except OSError:
+        long_file = False
+    if not long_file:
+        return _read(path, name, sensors, min_rows, max_missing, state)
+    key = rows_cache.key(path, sensors, min_rows, max_missing)
+    data = rows_cache.load(key, path)
+    if data is not None:
+        return data
+    out = rows_cache.rows_file(key)
+    try:
+        data = _read(path, name, sensors, min_rows, max_missing, state, bulk=True, out=out)
+    except NotBulk as why:
+        log.info("reading %s whole: %s", path, why)
+        written = False
+        data = _read(path, name, sensors, min_rows, max_missing, state)
+    except BaseException:
+        if out is not None:
+            out.discard()
+        raise
+    else:
+        written = out is not None
+    rows_cache.save(key, data, written=written)
+    return rows_cache.load(key, path) or data  # the rows mapped copy-on-write, as the next time
+
+
+def _read(path, name, sensors, min_rows, max_missing, state, bulk: bool = False, out=None) -> SensorData:
+    """The rules on the whole file, or (``bulk``) decided on its head and applied a block at a
+    time, the readings written to ``out`` (a rows-cache file) when given."""
     notes: list[str] = []
-    table = read_csv_table(path, name, notes)
+    if bulk:
+        with open(path, "rb") as fh:
+            if fh.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+                raise NotBulk("UTF-16 text")
+    table = read_csv_table(path, name, notes, head=HEAD_BYTES if bulk else None)
     frame, lines = table.frame, table.lines
+    if bulk and (table.encoding != "utf-8" or len(notes) > ("numbers use a decimal comma" in notes) or frame.empty):
+        raise NotBulk("the head needs the careful reader")
     if frame.empty:
         raise DataError(f"{name} has a header line but no data rows; it needs at least {max(min_rows, 1)} rows of readings.")
     requested = _checked_sensor_list(sensors, frame, name)
     roles = find_roles(frame, set(requested or ()))
     time_col, label_col, dropped = roles.time_column, roles.label_column, roles.dropped
+    if bulk and any(why.startswith("time of day") for why in dropped.values()):
+        raise NotBulk("separate date and time columns")
 
     schema = "generic"
     if roles.pump_status:
@@ -339,16 +415,50 @@ def load_sensor_csv(
         schema = "skab"
 
     # European exports (decimal comma) write day before month: 01.02.2024 is 1 February.
-    times = parse_times(roles.time_cells, time_col, name, lines, notes, table.decimal == ",") if time_col else None
-    status = labels = None
-    if label_col:
-        status, labels = read_labels(frame[label_col], label_col, schema == "pump", name, lines)
+    time_notes: list[str] = []
+
+    def times_of(cells, where):
+        return parse_times(cells, time_col, name, where, time_notes, table.decimal == ",")
+
+    def labels_of(cells, where):
+        return read_labels(cells, label_col, schema == "pump", name, where)
+
+    times = times_of(roles.time_cells, lines) if time_col else None
+    status, labels = labels_of(frame[label_col], lines) if label_col else (None, None)
     columns, arrays = sensor_columns(frame, requested, roles, table.decimal, name, lines)
+    n_rows = len(frame)
+    if bulk:
+        position = {c: i for i, c in enumerate(frame.columns)}
+        try:  # the sensors the head's rows keep; the others are only counted
+            whole = np.arange(len(frame))
+            head = _used_sensors(
+                _stack(arrays, whole, len(whole)), columns, requested is not None, max_missing, dict(dropped), [], name
+            )
+        except DataError:
+            raise NotBulk("no sensor in the head") from None
+        plan = BlockPlan(table.separator, table.decimal, len(frame.columns), [(c, position[c]) for c in columns if c in head[0]])
+        plan.extras = [(c, position[c]) for c in columns if c not in head[0]]
+        plan.times, plan.labels = times_of, labels_of
+        if time_col and roles.time_cells.notna().any():
+            plan.time_format = time_format(str(roles.time_cells.dropna().iloc[0]).strip(), table.decimal == ",")
+        for column, role in ((time_col, "time"), (label_col, "label")):
+            if column:
+                numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column])
+                setattr(plan, role, position[column])
+                setattr(plan, f"{role}_numeric", numeric)
+        time_notes.clear()
+        estimate = int(path.stat().st_size / max(table.bytes_read, 1) * n_rows * 1.02) + 1024
+        rows = read_blocks(path, plan, estimate, out, state)
+        times, status, labels, n_rows = rows.times, rows.status, rows.labels, rows.count
+    notes.extend(dict.fromkeys(time_notes))
 
     # Rows: time order, repeated timestamps, minimum count.
-    keep = _order_rows(times, time_col, notes) if times is not None else np.arange(len(frame))
+    keep = _order_rows(times, time_col, notes) if times is not None else np.arange(n_rows)
     if len(keep) < max(min_rows, 1):
         raise DataError(f"{name} has only {len(keep)} usable row(s); at least {max(min_rows, 1)} are needed.")
+    in_order = len(keep) == n_rows and bool((keep[1:] > keep[:-1]).all())
+    if bulk and not in_order:
+        raise NotBulk("rows out of time order or repeated")  # gaps were filled in file order
     if times is not None:
         times = times[keep]
     if status is not None:
@@ -356,8 +466,12 @@ def load_sensor_csv(
     if labels is not None:
         labels = labels[keep]
 
-    matrix = _stack(arrays, keep, len(frame))
-    used, values, missing_fraction = _used_sensors(matrix, columns, requested is not None, max_missing, dropped, notes, name)
+    fixed = requested is not None
+    if bulk:
+        used, values, missing_fraction = _used_rows(rows, plan, fixed, max_missing, dropped, notes, name)
+    else:
+        matrix = _stack(arrays, keep, n_rows)
+        used, values, missing_fraction = _used_sensors(matrix, columns, fixed, max_missing, dropped, notes, name)
     data = SensorData(
         path=path,
         schema=schema,
@@ -375,49 +489,3 @@ def load_sensor_csv(
     )
     log.info("loaded %s: schema %s, %d rows, %d sensors", path, schema, data.rows, len(used))
     return data
-
-
-# ---- summary ------------------------------------------------------------------------------
-
-
-def describe(data: SensorData) -> str:
-    """A short multi-line human summary of a loaded file (``pumpfl data check`` prints it)."""
-    out = [
-        f"file: {data.path}",
-        f"schema: {data.schema} ({SEPARATOR_NAMES.get(data.separator, repr(data.separator))}-separated)",
-        f"rows: {data.rows:,}",
-    ]
-    if data.timestamps is not None and data.rows:
-        first, last = data.timestamps[0], data.timestamps[-1]
-        seconds = (last - first) / np.timedelta64(1, "s")
-        out.append(f"time: {pd.Timestamp(first)} to {pd.Timestamp(last)} ({_duration(seconds)}), column '{data.time_column}'")
-    else:
-        out.append("time: no time column (rows taken in file order)")
-    names = data.sensors if len(data.sensors) <= 10 else data.sensors[:5] + ["...", data.sensors[-1]]
-    out.append(f"sensors used: {len(data.sensors)} ({', '.join(names)})")
-    if data.dropped:
-        items = [f"{c} ({why})" for c, why in data.dropped.items()]
-        out.append(f"dropped columns ({len(items)}): " + "; ".join(items))
-    else:
-        out.append("dropped columns: none")
-    if data.missing_fraction:
-        overall = sum(data.missing_fraction.values()) / len(data.missing_fraction)
-        worst = max(data.missing_fraction, key=data.missing_fraction.get)
-        line = f"missing in used sensors: {overall * 100:.2f} %"
-        if data.missing_fraction[worst] > 0:
-            line += f" (most: {worst} {data.missing_fraction[worst] * 100:.1f} %), gaps filled with the last reading"
-        out.append(line)
-    if data.status is not None:
-        found, counts = np.unique(data.status, return_counts=True)
-        by_status = dict(zip(found.tolist(), counts.tolist()))
-        order = [s for s in PUMP_STATUSES if s in by_status]
-        out.append(f"labels ({data.label_column}): " + ", ".join(f"{s} {by_status[s]:,}" for s in order))
-    elif data.labels is not None:
-        ones = int(data.labels.sum())
-        out.append(f"labels ({data.label_column}): normal (0) {data.rows - ones:,}, anomalous (1) {ones:,}")
-    else:
-        out.append("labels: none")
-    if data.notes:
-        out.append("notes:")
-        out.extend(f"  - {note}" for note in data.notes)
-    return "\n".join(out)

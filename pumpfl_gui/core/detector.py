@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,10 +24,10 @@ import numpy as np
 from .alarm_rules import (
     DetectionSettings,
     flag_rows,
-    residual_scale,
     row_scores,
     runs,
     smooth_residuals,
+    spread_from_sums,
     threshold_from_scores,
     window_scores,
 )
@@ -37,7 +37,7 @@ from .model import ConvAutoencoder, ModelSpec, build_model
 from .runtime import seed_everything
 from .task import TaskState
 from .training import EpochResult, TrainSettings, newest_residuals, train_epochs
-from .windows import Scaler, clean_window_starts, window_view
+from .windows import ScaledWindows, Scaler, clean_window_starts
 
 # How a facility trains alone, and how it adapts a federation's model to itself: up to this
 # many epochs, stopping early on its newest held-back windows (measured on SKAB); a big
@@ -45,16 +45,19 @@ from .windows import Scaler, clean_window_starts, window_view
 LOCAL_TRAINING = TrainSettings(epochs=100, lr=1e-3, batch_size=32, stride=1, patience=5, max_windows=4000)
 PERSONALISING = TrainSettings(epochs=20, lr=3e-4, batch_size=32, stride=1, patience=5, max_windows=4000)
 WANDER_BELOW = 0.5  # a sensor whose steps are this small against its spread wanders (Scaler.fit)
+# A long file is scored a block of windows at a time, and its threshold rests on at most this
+# many of its training windows, evenly spread (every training window still sets the spread).
+BLOCK_WINDOWS = 1 << 14
+CALIBRATION_WINDOWS = 100_000
 AGREED = "agreed across facilities"  # info["scaler"] / info["threshold"]: the federation's, kept as is
 INCOMPLETE_RUN = "incomplete_run"  # info key: {"rounds": N, "of": M} for a model from a federation that ended early
 
 
 @dataclass
 class PreparedData:
-    """A facility's rows scaled and indexed for windowing."""
+    """A facility's rows, scaled as they are read, and indexed for windowing."""
 
-    scaled: np.ndarray  # float32 (rows, sensors)
-    view: np.ndarray  # stride-1 window view (n_windows, sensors, window)
+    view: ScaledWindows  # every stride-1 window (n_windows, sensors, window)
     clean_starts: np.ndarray  # every window of normal training rows
     train_starts: np.ndarray  # every ``stride``-th of them: the windows training visits
 
@@ -74,10 +77,29 @@ def rows_needed(window: int, detection: DetectionSettings) -> int:
 
 
 def prepare(data: SensorData, window: int, scaler: Scaler, train_stride: int = 1) -> PreparedData:
-    scaled = scaler.transform(data.values)
-    view = window_view(scaled, window)
     clean = clean_window_starts(data.train_mask(), window)
-    return PreparedData(scaled, view, clean, clean[::train_stride])
+    return PreparedData(ScaledWindows([(data.values, scaler)], window), clean, clean[::train_stride])
+
+
+def smoothed_blocks(
+    model: ConvAutoencoder, view: ScaledWindows, span: int, state: TaskState | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first window, smoothed residuals (windows, sensors) float64), a block of windows at a
+    time over all of ``view``: each block equals the same rows of smoothing the whole file."""
+    carry = np.empty((0, view.shape[1]), dtype=np.float32)  # the residuals a block's smoothing reads before it
+    for lo in range(0, len(view), BLOCK_WINDOWS):
+        residuals = newest_residuals(model, view, state=state, start=lo, stop=lo + BLOCK_WINDOWS)
+        joined = np.concatenate([carry, residuals])
+        yield lo, smooth_residuals(joined, span)[len(carry) :]
+        carry = joined[len(joined) - min(span - 1, len(joined)) :]
+        view.release(lo)  # rows before this block's first window are done with
+    view.release()
+
+
+def calibration_sample(windows: np.ndarray) -> np.ndarray:
+    """The calibration windows a threshold rests on: all of them, or at most
+    ``CALIBRATION_WINDOWS`` evenly spread over a long file's."""
+    return windows[:: -(-len(windows) // CALIBRATION_WINDOWS)] if len(windows) else windows
 
 
 SHORT_HISTORY = DetectionSettings()  # chosen on SKAB (core/alarm_rules.py)
@@ -96,7 +118,7 @@ def detection_for(data: SensorData, window: int) -> DetectionSettings:
 def fit_scaler(data: SensorData, window: int, detection: DetectionSettings) -> Scaler:
     """A facility's own scaler from its training rows; with ``detection.wander``, sensors that
     wander there are judged by their change over the last window."""
-    return Scaler.fit(data.values[data.train_mask()], WANDER_BELOW if detection.wander else None, window)
+    return Scaler.fit(data.values, WANDER_BELOW if detection.wander else None, window, rows=data.train_mask())
 
 
 def spec_for(data: SensorData) -> ModelSpec:
@@ -213,6 +235,7 @@ class Detector:
         prep = prepare(data, self.spec.window, self.scaler, settings.stride)
         t0 = time.perf_counter()
         history = train_epochs(self.model, prep.view, prep.train_starts, settings, state, on_epoch)
+        prep.view.release()
         info = {
             **self.info,
             "data_file": data.path.name,
@@ -255,41 +278,45 @@ class Detector:
         check_trainable(data, self.spec.window, self.detection)
         scaler = self.scaler if self.scaler is not None else fit_scaler(data, self.spec.window, self.detection)
         prep = prepare(data, self.spec.window, scaler)
-        smoothed = self._smoothed(prep.view, state)
-        windows = calibration_windows(prep.clean_starts, len(prep.view), self.detection.span(self.spec.window))
-        spread = residual_scale(smoothed[windows])
-        return scaler, spread, window_scores(smoothed[windows], spread, self.detection.top)
-
-    def _smoothed(self, view: np.ndarray, state: TaskState | None) -> np.ndarray:
-        residuals = newest_residuals(self.model, view, state=state)
-        return smooth_residuals(residuals, self.detection.span(self.spec.window))
+        span = self.detection.span(self.spec.window)
+        windows = calibration_windows(prep.clean_starts, len(prep.view), span)
+        sample = calibration_sample(windows)
+        sum_squares, kept = np.zeros(prep.view.shape[1]), []
+        for lo, smoothed in smoothed_blocks(self.model, prep.view, span, state):
+            here = windows[np.searchsorted(windows, lo) : np.searchsorted(windows, lo + len(smoothed))] - lo
+            sum_squares += np.square(smoothed[here]).sum(axis=0)
+            kept.append(smoothed[sample[np.searchsorted(sample, lo) : np.searchsorted(sample, lo + len(smoothed))] - lo])
+        spread = spread_from_sums(sum_squares, len(windows))
+        return scaler, spread, np.concatenate([window_scores(k, spread, self.detection.top) for k in kept])
 
     # -- applying it --------------------------------------------------------------------------
 
     def decision_function(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
         """One score per row (NaN for the rows not judged yet); higher is stranger."""
-        return self._row_scores(self._smoothed_rows(data, state), data.rows)
+        return self._scored(data, state, ratios=False)[0]
 
     def scores_and_ratios(self, data: SensorData, state: TaskState | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The scores, and per row and sensor how far the sensor's smoothed residual is from
         normal in its own spreads (NaN for the rows not judged): which sensors made a score.
         One pass of the model for both."""
-        smoothed = self._smoothed_rows(data, state)
-        w, span = self.spec.window, self.detection.span(self.spec.window)
-        ratios = np.full((data.rows, smoothed.shape[1]), np.nan)
-        ratios[w - 1 : w - 1 + len(smoothed)] = np.abs(smoothed) / self.spread
-        ratios[: w + span - 2] = np.nan
-        return self._row_scores(smoothed, data.rows), ratios
+        return self._scored(data, state, ratios=True)
 
-    def _smoothed_rows(self, data: SensorData, state: TaskState | None) -> np.ndarray:
+    def _scored(self, data: SensorData, state: TaskState | None, ratios: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Row scores, and with ``ratios`` the per-sensor ratios, a block of windows at a time."""
         if not self.calibrated:
             raise ValueError("the detector is not calibrated to a facility yet")
-        return self._smoothed(window_view(self.scaler.transform(data.values), self.spec.window), state)
-
-    def _row_scores(self, smoothed: np.ndarray, rows: int) -> np.ndarray:
-        per_window = window_scores(smoothed, self.spread, self.detection.top)
-        per_window[: self.detection.span(self.spec.window) - 1] = np.nan  # smoothed over fewer windows: not judged
-        return row_scores(per_window, self.spec.window, rows)
+        w, span = self.spec.window, self.detection.span(self.spec.window)
+        view = ScaledWindows([(data.values, self.scaler)], w)
+        per_window = np.empty(len(view))
+        by_sensor = np.full((data.rows, view.shape[1]), np.nan) if ratios else None
+        for lo, smoothed in smoothed_blocks(self.model, view, span, state):
+            per_window[lo : lo + len(smoothed)] = window_scores(smoothed, self.spread, self.detection.top)
+            if by_sensor is not None:
+                by_sensor[w - 1 + lo : w - 1 + lo + len(smoothed)] = np.abs(smoothed) / self.spread
+        per_window[: span - 1] = np.nan  # smoothed over fewer windows: not judged
+        if by_sensor is not None:
+            by_sensor[: w + span - 2] = np.nan
+        return row_scores(per_window, w, data.rows), by_sensor
 
     def lookback(self) -> int:
         """Rows before a row that its alarm depends on: a window, the smoothing span and the

@@ -27,6 +27,13 @@ class TaskState:
         self._last = 0.0
         self._stop = threading.Event()
 
+    def reporting_to(self, on_progress: Callable[[str, float], None]) -> TaskState:
+        """A state that reports to ``on_progress`` and stops when this one is cancelled (the
+        window makes the state; its worker thread knows where reports go)."""
+        other = TaskState(on_progress, self._min_interval)
+        other._stop = self._stop
+        return other
+
     def cancel(self) -> None:
         """Ask the work to stop at its next check (callable from any thread)."""
         self._stop.set()

@@ -185,8 +185,11 @@ def newest_residuals(
     batch_size: int = 2048,
     device: str | None = None,
     state: TaskState | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> np.ndarray:
-    """Per window and sensor: the newest reading minus its reconstruction, (windows, sensors).
+    """Per window and sensor: the newest reading minus its reconstruction, (windows, sensors),
+    for the windows ``start:stop`` (all by default; progress counts against all of them).
 
     The window ending at row ``t`` judges row ``t`` from readings up to ``t`` only, so an alarm
     never waits for, or uses, a later reading.
@@ -194,11 +197,12 @@ def newest_residuals(
     dev = choose_device(device)
     model.to(dev).eval()
     n = view.shape[0]
-    out = np.empty((n, view.shape[1]), dtype=np.float32)
-    for i in range(0, n, batch_size):
+    stop = n if stop is None else min(stop, n)
+    out = np.empty((max(stop - start, 0), view.shape[1]), dtype=np.float32)
+    for i in range(start, stop, batch_size):
         if state is not None:
             state.check()
             state.report("scoring", i / max(n, 1))
-        x = torch.from_numpy(gather(view, np.arange(i, min(n, i + batch_size)))).to(dev)
-        out[i : i + len(x)] = (x[:, :, -1] - model(x)[:, :, -1]).cpu().numpy()
+        x = torch.from_numpy(gather(view, np.arange(i, min(stop, i + batch_size)))).to(dev)
+        out[i - start : i - start + len(x)] = (x[:, :, -1] - model(x)[:, :, -1]).cpu().numpy()
     return out

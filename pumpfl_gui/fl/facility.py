@@ -23,7 +23,7 @@ from ..core.model_store import save_detector
 from ..core.pooling import error_sketch, scaling_stats
 from ..core.task import TaskState
 from ..core.training import EpochResult, train_epochs, window_errors
-from ..core.windows import Scaler, window_view
+from ..core.windows import ScaledWindows, Scaler
 from .limits import check_model
 from .protocol import train_settings_from_config
 
@@ -80,10 +80,9 @@ class Facility:
         self.scalers = scalers
         self.scaler = scalers[0]
         self.preps = [prepare(p, spec.window, sc) for p, sc in zip(parts, scalers)]
-        # One row array for all files; window starts are kept inside each file.
+        # The files end to end, each scaled by its own scaler; window starts stay inside each file.
         self.offsets = np.cumsum([0] + [p.rows for p in parts])[:-1]
-        scaled = self.preps[0].scaled if len(parts) == 1 else np.concatenate([pr.scaled for pr in self.preps])
-        self.view = window_view(scaled, spec.window)
+        self.view = ScaledWindows([(p.values, sc) for p, sc in zip(parts, scalers)], spec.window)
         pools, held = [], []
         for prep, offset in zip(self.preps, self.offsets):
             pool, held_out = split_held_out(prep.clean_starts, spec.window)

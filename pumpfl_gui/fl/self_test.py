@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.dataset import load_sensor_csv
 from ..core.paths import default_client_csv
 from ..core.simulator import ensure_default_data
 from .events import Event, Failed, Finished, RoundFinished, ServerListening
@@ -37,6 +38,7 @@ def component_versions() -> dict[str, str]:
     import grpc
     import numpy
     import pandas
+    import polars
     import sklearn
     import torch
 
@@ -50,6 +52,7 @@ def component_versions() -> dict[str, str]:
         "grpcio": grpc.__version__,
         "numpy": numpy.__version__,
         "pandas": pandas.__version__,
+        "polars": polars.__version__,
         "scikit-learn": sklearn.__version__,
         "dp-accounting": md.version("dp-accounting"),
     }
@@ -69,6 +72,11 @@ def run_self_test(say: Callable[[str], None] = print, out_dir: Path | None = Non
     say(f"privacy accountant: epsilon {spent:.2f} after 10 rounds at noise multiplier 1 (delta 1e-5)")
     folder = ensure_default_data(progress=lambda text, _fraction: None)
     say(f"default data: {folder}")
+    try:  # long files are read a batch at a time by polars, loaded only then: prove it is here
+        read = load_sensor_csv(default_client_csv(FACILITIES[0], folder), batches=True)
+    except Exception as exc:
+        return SelfTestResult(False, f"self-test failed: the long-file reader does not work: {type(exc).__name__}: {exc}")
+    say(f"long-file reader: {read.rows:,} rows of {read.path.name} a batch at a time")
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="pumpfl-self-test-"))
     losses: list[float] = []
     secured = []

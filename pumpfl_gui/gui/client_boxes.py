@@ -41,13 +41,15 @@ def data_box(page: QWidget) -> QGroupBox:
     page.source = QComboBox()
     page.source.addItems([f"Default facility {i}" for i in range(DEFAULT_FACILITIES)] + ["A CSV file of your own…"])
     page.pick = QPushButton("Choose &file…")
+    page.stop_reading = QPushButton("Stop reading")  # shown while a file is read (a long one takes a while)
+    page.stop_reading.hide()
     page.data_info = QLabel("No data loaded.")
     page.data_info.setWordWrap(True)
     page.data_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     page.preview = SensorPreview()  # shown in the run view's "Your data" tab: the left column stays short
     page.preview.setMinimumHeight(160)
     layout = QVBoxLayout(box)
-    layout.addLayout(row(page.source, page.pick, None))
+    layout.addLayout(row(page.source, page.pick, page.stop_reading, None))
     layout.addWidget(page.data_info)
     return box
 

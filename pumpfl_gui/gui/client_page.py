@@ -17,12 +17,13 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
-from ..core.dataset import BROKEN, describe, load_sensor_csv
-from ..core.detector import describe_model, length_verdict, score_data
+from ..core.dataset import BROKEN, load_sensor_csv
+from ..core.detector import describe_model, score_data
 from ..core.errors import UserError
 from ..core.model_store import META_FILE, load_detector
 from ..core.paths import DEFAULT_FACILITIES, default_client_csv, default_data_dir, user_data_dir
 from ..core.scores_csv import write_scores_csv
+from ..core.task import Cancelled, TaskState
 from ..core.wording import counted
 from ..fl import narration
 from ..fl.addresses import ServerAddress
@@ -34,13 +35,13 @@ from ..fl.invite import looks_like_invite
 from ..fl.resolve import JoinCodeNeeded, Target, invite_in, remembered_address, resolve_target, server_address
 from ..fl.security import KnownServers, short_fingerprint
 from .client_boxes import data_box, run_view, server_box
+from .data_reading import read_file
 from .plots import figures_text
 from .settings import RECENT_MODELS
 from .theme import coloured
 from .widgets import confirm, page_layout, row
 from .worker import RunnerWorker, call_in_thread, start_worker
 
-PREVIEW_SENSORS = 4
 OWN_FILE = DEFAULT_FACILITIES  # the data source after the default facilities: a CSV file of one's own
 
 
@@ -100,6 +101,7 @@ class ClientPage(QWidget):
         """Give the boxes' widgets their behaviour."""
         self.source.currentIndexChanged.connect(self._source_changed)
         self.pick.clicked.connect(self._pick_file)
+        self.stop_reading.clicked.connect(lambda: self._reading.cancel())
         self.test.clicked.connect(self.test_connection)
         self.start.clicked.connect(self.start_client)
         self.stop.clicked.connect(self.stop_client)
@@ -165,29 +167,33 @@ class ClientPage(QWidget):
     def load_data(self, path: Path) -> None:
         """Read and check a CSV in a worker; the preview fills in when it is ready."""
         self.data_info.setText(f"Reading {path.name}…")
-        self._run_job(lambda emit: load_sensor_csv(path), lambda r: self._data_loaded(path, r))
+        self._reading = state = TaskState()
+        self.stop_reading.show()
+        shown = lambda e: self.data_info.setText(html.escape(e[0]))  # noqa: E731 (progress: rows read, time left)
+        self._run_job(lambda emit: read_file(path, emit, state), lambda r: self._data_loaded(path, r), shown)
 
     def _data_loaded(self, path: Path, result) -> None:
+        self.stop_reading.hide()
         if isinstance(result, Exception):
             self._data_failed(result, path)
             return
-        self.data, self.csv_path = result, path
-        long_enough, verdict = length_verdict(result)
-        verdict_html = coloured(html.escape(verdict), "ok" if long_enough else "failed", self)
-        self._data_html = html.escape(describe(result)).replace("\n", "<br>") + "<br>" + verdict_html
+        self.data, self.csv_path = result.data, path
+        verdict_html = coloured(html.escape(result.verdict), "ok" if result.long_enough else "failed", self)
+        self._data_html = html.escape(result.summary).replace("\n", "<br>") + "<br>" + verdict_html
         self.data_info.setText(self._data_html)
-        k = min(PREVIEW_SENSORS, len(result.sensors))
-        self.preview.show(result.timestamps, result.values[:, :k], result.sensors[:k])
-        self.log.add(f"data: {path.name}, {result.rows:,} rows, {len(result.sensors)} sensors")
+        self.preview.show(result.times, result.values, result.names)
+        self.log.add(f"data: {path.name}, {result.data.rows:,} rows, {len(result.data.sensors)} sensors")
 
     def _data_failed(self, exc, path: Path | None = None) -> None:
         message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        message = "you stopped reading it" if isinstance(exc, Cancelled) else message
         name = f"{path.name}" if path is not None else "this file"
         error = coloured(html.escape(f"Cannot use {name}: {message}"), "failed", self)
         if self.data is not None and self.csv_path is not None:  # the file in use stays in use: say which
             error += f"<br><b>Still using {html.escape(self.csv_path.name)}:</b><br>{self._data_html}"
         self.data_info.setText(error)
-        QMessageBox.warning(self, "This file cannot be used", message)
+        if not isinstance(exc, Cancelled):
+            QMessageBox.warning(self, "This file cannot be used", message)
 
     def _run_job(self, fn, on_done, on_event=None) -> None:
         job: list = []

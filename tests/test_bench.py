@@ -58,6 +58,7 @@ def results(tmp_path_factory, skab_sites, plant_dir):
     runs["pump"] = ("pump", "--data", plant_dir, *FAST)
     runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
     runs["scale-3"] = ("scale", "--facilities", "3", "--rounds", "2")
+    runs["rows"] = ("rows", "--rows", "20000", "--data", plant_dir / "client_1.csv")
     printed = {}
     for name, args in runs.items():
         proc = pumpfl_here("bench", *args, "--out", out / f"{name}.json")
@@ -218,6 +219,15 @@ def test_scale_runs_a_coordinator_and_its_facilities_and_reports_each_round(resu
     assert "3 facilities, 2 of 2 rounds" in results[1]["scale-3"]
 
 
+def test_rows_runs_the_cli_on_a_long_file_and_reports_each_command(results):
+    (r,) = results[0]["rows"]
+    assert r["rows"] == 20_000 and r["file_mb"] > 1
+    for step in ("check_cold", "check_warm", "train", "score"):
+        assert r[step]["seconds"] > 0 and r[step]["peak_mb"] > 50, step  # a Python with numpy and pandas at least
+    assert r["check_cold"]["rows_per_s"] == round(20_000 / r["check_cold"]["seconds"])
+    assert "20,000 rows: data check reads" in results[1]["rows"]
+
+
 def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_sites, tmp_path):
     docs = results[2]
     readme = tmp_path / "README.md"
@@ -225,7 +235,7 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_s
     proc = pumpfl("bench", "report", "--skab", skab_sites, "--out", docs, "--readme", readme, "--reuse")
     assert proc.returncode == 0, proc.stderr
     page = (docs / "BENCHMARKS.md").read_text()
-    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed", "choices", "scale"):
+    for png in ("skab_modes", "loss_per_round", "pump_facilities", "skab_timeline", "speed", "choices", "scale", "rows"):
         path = docs / "bench" / f"{png}.png"
         assert path.stat().st_size > 10_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert f"(bench/{png}.png)" in page
@@ -238,6 +248,7 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_s
             if "epsilon" in row:
                 assert f"{row['epsilon']:.3g} (delta 1e-05)" in page
     assert "## Scale: many facilities on one coordinator" in page and "| 3 | 2 of 2 |" in page
+    assert "## Scale: long files" in page and "| 20,000 |" in page
     assert "## Choosing the detector" in page and "| Facility | files | alone F1 / FAR % / MAR % |" in page
     text = readme.read_text()
     assert "old" not in text and text.startswith("# Title") and text.endswith("rest\n")

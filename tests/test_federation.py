@@ -16,6 +16,7 @@ import pytest
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import score_data
 from pumpfl_gui.core.model_store import load_detector
+from pumpfl_gui.fl import protocol as P
 from pumpfl_gui.fl.addresses import ServerAddress, check_port_free, find_free_port
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
 from pumpfl_gui.fl.facility import EVAL_STRIDE
@@ -46,10 +47,11 @@ def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
     first = history[0]
     assert first["per_client"]["large"]["samples"] > first["per_client"]["small"]["samples"]
     assert first["bytes_sent"] > 0 and first["bytes_received"] > 0 and first["seconds"] > 0
-    # Nothing sent twice: after the first round (the starting model, then the first global one
-    # to evaluate), each facility receives the model once a round and sends its update once.
+    # Nothing sent twice: each facility receives the model once a round (round 1 only the global
+    # model to evaluate: it built the starting model from the coordinator's seed) and sends its
+    # update once.
     assert all(h["per_facility"]["received_x_model"] <= 1.1 for h in history), history
-    assert [h["per_facility"]["sent_x_model"] <= 1.1 for h in history] == [False, True, True], history
+    assert all(h["per_facility"]["sent_x_model"] <= 1.1 for h in history), history
     # The global model scores any facility's file, calibrated on that file's own normal rows.
     model = load_detector(tmp_path / "server" / "global_model")
     assert model.scaler is None and model.threshold is None
@@ -63,6 +65,28 @@ def test_two_facilities_three_rounds_over_tls(plant, tmp_path):
         assert mine.info["model"] == "personalised from round 3"
     assert [e.epoch for e in run.of("small", "EpochLoss")] == [1, 1, 1]
     check_port_free(run.port, "127.0.0.1")  # the port is free again
+
+
+class ClaimsAnotherStart(ClientRunner):
+    """A facility that says it built a starting model it did not build (another torch, a bug, a
+    lie): the coordinator never takes its word, only the digest's match."""
+
+    def _hello(self, config):
+        reply = super()._hello(config)
+        assert P.REPLY_START in reply  # it did build the model
+        return {**reply, P.REPLY_START: "0" * len(reply[P.REPLY_START])}
+
+
+def test_a_facility_without_the_starting_model_is_sent_it(plant, tmp_path):
+    run = Run(tmp_path, FederationSettings(rounds=2, min_clients=2, **FAST))
+    run.add("built", plant / "client_0.csv")
+    run.add("other", plant / "client_1.csv", runner_class=ClaimsAnotherStart)
+    run.join()
+    assert run.results["server"].kind == "Finished" and run.results["other"].kind == "Finished"
+    first = json.loads((tmp_path / "server" / "history.json").read_text())["rounds"][0]
+    # Round 1: "other" got the starting model and the global one (about twice the model);
+    # "built" only the global one. The per-facility figure is their mean.
+    assert 1.4 < first["per_facility"]["sent_x_model"] < 1.7, first
 
 
 def test_wrong_join_code_is_refused_while_the_others_train(plant, tmp_path):

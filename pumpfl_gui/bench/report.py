@@ -14,6 +14,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..core.files import write_atomic
 from .report_plots import SKAB_MODES, draw_plots
+from .rows_page import rows_section
 from .scale_page import FACILITY_COUNTS, scale_section
 from .variants_page import choices_section
 
@@ -22,7 +23,8 @@ REPEAT = """pumpfl bench report --skab ../shared/data/skab --readme README.md   
 pumpfl bench skab --data ../shared/data/skab --mode federated --out skab.json
 pumpfl bench pump --out pump.json
 pumpfl bench speed --data 1 --out speed.json
-pumpfl bench scale --facilities 100 --out scale-100.json"""
+pumpfl bench scale --facilities 100 --out scale-100.json
+pumpfl bench rows --rows 2000000 --out rows-2m.json"""
 
 
 def make_report(
@@ -51,6 +53,7 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
     from ..core.simulator import ensure_default_data
     from ..fl.protocol import FederationSettings
     from .pump import run_pump
+    from .rows import ROW_COUNTS, run_rows
     from .scale import run_scale
     from .skab import run_skab
     from .speed import run_speed
@@ -71,13 +74,15 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
     results["speed"] = run_speed(data / "client_1.csv", on_progress=progress)
     line(f"scale: {', '.join(map(str, FACILITY_COUNTS))} facilities on one coordinator ...")
     results["scale"] = [run_scale(n, on_progress=progress) for n in FACILITY_COUNTS]
+    line(f"rows: {', '.join(f'{n:,}' for n in ROW_COUNTS)} rows through data check, train and score ...")
+    results["rows"] = [run_rows(n, on_progress=progress) for n in ROW_COUNTS]
     for name, r in results.items():
         write_atomic(folder / f"{name}.json", (json.dumps(r, indent=2) + "\n").encode())
     return results
 
 
 def _load(folder: Path) -> dict:
-    names = [f"skab_{m}" for m in SKAB_MODES] + ["skab_variants", "pump", "pump_variants", "speed", "scale"]
+    names = [f"skab_{m}" for m in SKAB_MODES] + ["skab_variants", "pump", "pump_variants", "speed", "scale", "rows"]
     missing = [n for n in names if not (folder / f"{n}.json").is_file()]
     if missing:
         raise UserError(f"no earlier run to reuse in {folder} ({', '.join(missing)}.json missing); run without --reuse")
@@ -308,6 +313,7 @@ def _page(r: dict) -> str:
         "",
     ]
     out += scale_section(r["scale"])
+    out += rows_section(r["rows"])
     return "\n".join(out)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .rows_page import rows_plot
 from .scale_page import scale_plot
 from .variants_page import choices_plot
 
@@ -34,6 +35,7 @@ def draw_plots(r: dict, folder: Path) -> None:
     _speed(plt, r["speed"], folder / "speed.png")
     choices_plot(plt, r["pump_variants"], r["skab_variants"], folder / "choices.png")
     scale_plot(plt, r["scale"], folder / "scale.png")
+    rows_plot(plt, r["rows"], folder / "rows.png")
 
 
 def _skab_bars(plt, r: dict, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``pumpfl bench skab | pump | speed | scale | report``: quality, speed and scale (cli layer)."""
+"""``pumpfl bench skab | pump | speed | scale | rows | report``: quality, speed, scale (cli)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,23 @@ def cmd_bench_speed(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_bench_rows(args: argparse.Namespace, console: Console) -> int:
+    from ..bench.rows import STEPS_SAID, run_rows
+
+    source = resolve_data(args.data, console)
+    runs = [run_rows(n, console.progress, source=source) for n in args.rows]
+    write_json(runs, args.out)
+    console.line("")
+    print(f"{'rows':>12} {'MB':>6}  " + "  ".join(f"{label:>22}" for label in STEPS_SAID.values()))
+    for r in runs:
+        cells = "  ".join(f"{r[k]['seconds']:>9.1f} s {r[k]['peak_mb']:>7.0f} MB" for k in STEPS_SAID)
+        print(f"{r['rows']:>12,} {r['file_mb']:>6,.0f}  {cells}")
+    for r in runs:
+        cold, warm = r["check_cold"]["rows_per_s"], r["check_warm"]["rows_per_s"]
+        print(f"{r['rows']:,} rows: data check reads {cold:,} rows/s the first time, {warm:,} from the cache")
+    return 0
+
+
 def cmd_bench_scale(args: argparse.Namespace, console: Console) -> int:
     from ..bench.scale import run_scale
 
@@ -121,6 +138,11 @@ def add_parsers(sub) -> None:
     scale.add_argument("--rounds", type=positive_int, default=3)
     scale.add_argument("--out", help="write the figures to this JSON file")
     scale.set_defaults(func=cmd_bench_scale)
+    rows = bench_sub.add_parser("rows", help="a CSV of N rows through data check, train and score: time and memory")
+    rows.add_argument("--rows", type=positive_int, nargs="+", default=[2_000_000], help="rows (several: one run each)")
+    rows.add_argument("--data", default="1", help="pump-schema CSV repeated, or a default client number 0-4 (default 1)")
+    rows.add_argument("--out", help="write the figures to this JSON file (a list, one run a row count)")
+    rows.set_defaults(func=cmd_bench_rows)
     rep = bench_sub.add_parser("report", help="run every benchmark and write docs/BENCHMARKS.md with its plots")
     rep.add_argument("--skab", required=True, help="the SKAB folder (e.g. ../shared/data/skab)")
     rep.add_argument("--out", default="docs", help="folder for BENCHMARKS.md and bench/ (default docs)")

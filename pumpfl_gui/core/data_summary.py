@@ -39,8 +39,8 @@ def describe(data: SensorData) -> str:
             line += f" (most: {worst} {data.missing_fraction[worst] * 100:.1f} %), gaps filled with the last reading"
         out.append(line)
     if data.status is not None:
-        found, counts = np.unique(data.status, return_counts=True)
-        by_status = dict(zip(found.tolist(), counts.tolist()))
+        by_status = {s: int(np.count_nonzero(data.status == s)) for s in PUMP_STATUSES}
+        by_status = {s: n for s, n in by_status.items() if n}
         order = [s for s in PUMP_STATUSES if s in by_status]
         out.append(f"labels ({data.label_column}): " + ", ".join(f"{s} {by_status[s]:,}" for s in order))
     elif data.labels is not None:

@@ -385,7 +385,7 @@ def load_sensor_csv(
     else:
         written = out is not None
     rows_cache.save(key, data, written=written)
-    return rows_cache.load(key, path) or data  # the rows mapped copy-on-write, as the next time
+    return rows_cache.load(key, path) or data  # the rows mapped read-only, as the next time
 
 
 def _read(path, name, sensors, min_rows, max_missing, state, bulk: bool = False, out=None) -> SensorData:

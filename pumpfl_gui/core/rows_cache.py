@@ -1,12 +1,14 @@
 """The rows cache: a long CSV read once opens in about a second the next time (core layer).
 
 What :func:`~pumpfl_gui.core.dataset.load_sensor_csv` made of a long file is kept in the
-user's cache folder (``PumpFL/rows``, readable by the user only): its readings as a ``.npy``
-file opened memory-mapped (copy on write: nothing a caller changes reaches the file), its
-times, labels and pump statuses, and what the loader said (sensors, dropped columns, notes) in
-``meta.json``. The key is the file's resolved path, size and modification time, a hash of its
-first and last 64 KB, the loader's arguments and this format's version: a file changed in any
-of these is read again. The newest ``KEEP`` entries are kept.
+user's cache folder (``PumpFL/rows``, readable by the user only; ``PUMPFL_CACHE_DIR`` moves
+it): its readings as raw float32 rows (written there batch by batch as the file is read, see
+:class:`RowsFile`, and mapped into memory read-only: a caller that would change them is told
+so at once), its times, labels and pump statuses (one byte a row) as ``.npy``, and what the loader
+said (sensors, dropped columns, notes) in ``meta.json``, written last. The key is the file's
+resolved path, size and modification time, a hash of its first and last 64 KB, the loader's
+arguments and this format's version: a file changed in any of these is read again. The
+newest ``KEEP`` entries are kept.
 
 A cache that cannot be read or written is passed over (logged), never an error: the file is
 simply read again.
@@ -24,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
+from .column_roles import PUMP_STATUSES
 from .paths import APP_NAME
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 KEEP = 4  # entries kept, newest first
 EDGE_BYTES = 1 << 16
 _ARRAYS = ("timestamps", "status", "labels")  # beside the readings, which are raw float32 rows
@@ -36,6 +39,9 @@ VALUES = "values.f32"
 
 
 def folder() -> Path:
+    """The cache's folder; ``PUMPFL_CACHE_DIR`` moves it (a benchmark's own, empty one)."""
+    if os.environ.get("PUMPFL_CACHE_DIR"):
+        return Path(os.environ["PUMPFL_CACHE_DIR"])
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / "rows"
 
 
@@ -64,11 +70,13 @@ def load(entry: str | None, path: Path):
         return None
     try:
         meta = json.loads((here / "meta.json").read_text(encoding="utf-8"))
-        values = np.memmap(here / VALUES, dtype=np.float32, mode="c", shape=tuple(meta["shape"]))
+        values = np.memmap(here / VALUES, dtype=np.float32, mode="r", shape=tuple(meta["shape"]))
         arrays = {
-            name: np.load(here / f"{name}.npy", mmap_mode="c", allow_pickle=False) if name in meta["arrays"] else None
+            name: np.load(here / f"{name}.npy", mmap_mode="r", allow_pickle=False) if name in meta["arrays"] else None
             for name in _ARRAYS
         }
+        if arrays["status"] is not None:  # kept as codes: one byte a row
+            arrays["status"] = np.array(meta["status_names"], dtype=object)[arrays["status"]]
         os.utime(here)  # newest first when entries are dropped
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("rows cache entry %s unreadable (%s); reading the file again", here, exc)
@@ -129,20 +137,31 @@ def save(entry: str | None, data, written: bool = False) -> None:
         (here / "meta.json").unlink(missing_ok=True)
         if not written:
             np.ascontiguousarray(data.values, dtype=np.float32).tofile(here / VALUES)
-        saved = []
+        saved, names = [], list(PUMP_STATUSES)
         for name in _ARRAYS:
             array = getattr(data, name)
             if array is not None:
-                np.save(here / f"{name}.npy", np.asarray(array, dtype=str) if name == "status" else array, allow_pickle=False)
+                np.save(here / f"{name}.npy", _codes(array, names) if name == "status" else array, allow_pickle=False)
                 saved.append(name)
         fields = {k: getattr(data, k) for k in data.__dataclass_fields__ if k not in (*_ARRAYS, "values", "path")}
         meta = {"format": FORMAT, "file": str(data.path), "shape": list(data.values.shape), "arrays": saved, "fields": fields}
+        meta["status_names"] = names
         (here / "meta.json").write_text(json.dumps(meta), encoding="utf-8")  # last: the entry is complete
     except OSError as exc:
         log.warning("rows cache not written (%s)", exc)
         shutil.rmtree(here, ignore_errors=True)
         return
     _trim(base)
+
+
+def _codes(status: np.ndarray, names: list[str]) -> np.ndarray:
+    """The pump statuses as one byte a row: the index of each in ``names``."""
+    codes = np.full(len(status), 255, dtype=np.uint8)
+    for i, name in enumerate(names):
+        codes[status == name] = i
+    if (codes == 255).any():
+        raise OSError("a status the cache has no code for")
+    return codes
 
 
 def _trim(base: Path) -> None:

@@ -37,6 +37,33 @@ def release(values: np.ndarray, lo: int = 0, hi: int | None = None) -> None:
         mapping.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
+def _file_position(values: np.ndarray) -> int | None:
+    """Where row 0 of a memory-mapped ``values`` lies in its file; None for ordinary memory."""
+    mapping, name = getattr(values, "_mmap", None), getattr(values, "filename", None)
+    if mapping is None or name is None or not values.flags.c_contiguous:
+        return None
+    mapped_from = values.offset - values.offset % mmap.ALLOCATIONGRANULARITY  # np.memmap maps whole granules
+    return mapped_from + values.ctypes.data - np.frombuffer(mapping, np.uint8, count=1).ctypes.data
+
+
+def read_windows(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray | None:
+    """Windows of a memory-mapped ``values`` at ``starts``, read from its file: (len(starts),
+    sensors, window). Touching a mapped file at random would map its neighbouring pages into
+    the process too (the kernel's read-around), about 400 KB a window; reading copies only the
+    window. None when ``values`` lies in ordinary memory."""
+    begin = _file_position(values)
+    if begin is None:
+        return None
+    row = values.strides[0]
+    out = np.empty((len(starts), window, values.shape[1]), dtype=values.dtype)
+    with open(values.filename, "rb") as fh:
+        for i, s in enumerate(starts.tolist()):
+            fh.seek(begin + s * row)
+            if fh.readinto(memoryview(out[i]).cast("B")) != out[i].nbytes:
+                raise OSError(f"{values.filename} is shorter than its rows")
+    return out.transpose(0, 2, 1)
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Per-sensor standardisation fitted on training rows only.
@@ -100,7 +127,9 @@ class Scaler:
 
     def windows(self, values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
         """Windows of ``values`` at ``starts``, scaled: (len(starts), sensors, window) float64."""
-        z = (sliding_window_view(values, window, axis=0)[starts] - self.mean[:, None]) / self.scale[:, None]
+        raw = read_windows(values, starts, window)
+        raw = sliding_window_view(values, window, axis=0)[starts] if raw is None else raw
+        z = (raw - self.mean[:, None]) / self.scale[:, None]
         if self.relative is None or not self.relative.any():
             return z
         rel, span = np.flatnonzero(self.relative), self.span
@@ -180,6 +209,7 @@ class ScaledWindows:
         self._parts = [(values, scaler) for values, scaler in parts]
         self.window = window
         self._starts = np.cumsum([0] + [len(v) for v, _ in self._parts])  # first row of each file
+        self._released = 0  # rows before this were given back by a pass (release)
         sensors = self._parts[0][0].shape[1]
         self.shape = (max(int(self._starts[-1]) - window + 1, 0), sensors, window)
 
@@ -188,9 +218,12 @@ class ScaledWindows:
 
     def release(self, below: int | None = None) -> None:
         """Give back the memory of the rows before row ``below`` (all rows by default) of
-        files mapped from the rows cache (:func:`release`)."""
+        files mapped from the rows cache (:func:`release`); a pass through the rows calls it as
+        it goes, so only what it passed since the last call is given back."""
+        start, self._released = (0, 0) if below is None else (self._released, max(below, self._released))
         for (values, _), first in zip(self._parts, self._starts[:-1]):
-            release(values, 0, None if below is None else max(below - int(first), 0))
+            hi = None if below is None else max(self._released - int(first), 0)
+            release(values, max(start - int(first), 0), hi)
 
     def scaled_rows(self, lo: int, hi: int) -> np.ndarray:
         """Rows ``lo:hi`` of all files end to end, scaled (float32)."""

@@ -25,7 +25,6 @@ from ..core.errors import UserError
 from ..core.model import get_parameters
 from ..core.task import Cancelled, TaskState
 from ..core.windows import Scaler
-from . import limits
 from . import protocol as P
 from .addresses import ServerAddress
 from .alone import AloneTraining
@@ -40,9 +39,8 @@ from .security import KnownServers, TlsError, speaks_tls
 from .update_check import check_arrays
 
 log = logging.getLogger(__name__)
-# Messages of errors worth another try: the server may simply not be up (yet, or again).
 DUPLICATE_RETRY_S = 30.0  # "already connected" may be this facility's own lost session, until the server notices
-_RETRYABLE = ("refused the connection", "did not answer", "cannot reach")
+_RETRYABLE = ("refused the connection", "did not answer", "cannot reach")  # the server may not be up (yet, or again)
 
 
 @dataclass
@@ -95,6 +93,7 @@ class ClientRunner:
         self.alone: AloneTraining | None = None  # the same rows trained alone, with options.compare
         self.comparison: dict | None = None  # alone vs federated on this facility's file, at the end
         self.global_params = None
+        self.start_params = None  # the coordinator's starting model, built here from its seed
         self.agreed_threshold: float | None = None  # the federation's, with shared scaling
         self._scaler_json = ""  # the shared scaler in use, as the server sent it
         self.rounds = 0
@@ -390,22 +389,20 @@ class ClientRunner:
 
     @staticmethod
     def _whole(config: dict, key: str, default: int | None = None) -> int:
-        """A whole number from the round's settings, within 0 and the most rounds a run may have."""
         try:
-            value = int(config[key]) if default is None or key in config else default
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise _untrusted(f"round settings without a usable {key!r}") from None
-        if not 0 <= value <= limits.ROUNDS[1]:
-            raise _untrusted(f"round settings with {key!r} {value}, outside 0-{limits.ROUNDS[1]:,}")
-        return value
+            return P.round_number(config, key, default)
+        except ValueError as exc:
+            raise _untrusted(str(exc)) from None
 
     def _global_parameters(self, ins: Train | Evaluate) -> list:
         """The federation's model as sent, checked: the model's arrays, shapes, all finite; or,
         for a round that names it (P.CFG_HELD), the one this facility evaluated last."""
         if ins.arrays == [] and isinstance(ins, Train) and P.CFG_HELD in ins.config:
-            if self.global_params is None or P.model_digest(self.global_params) != str(ins.config[P.CFG_HELD]):
-                raise _untrusted("a round without its model, naming one this facility does not hold")
-            return self.global_params
+            named = str(ins.config[P.CFG_HELD])
+            for held in (self.global_params, self.start_params):
+                if held is not None and P.model_digest(held) == named:
+                    return held
+            raise _untrusted("a round without its model, naming one this facility does not hold")
         if ins.arrays is None:  # bytes that are no arrays at all
             raise _untrusted(f"a model that cannot be read ({ins.unreadable})")
         problem = check_arrays(ins.arrays, get_parameters(self.facility.model))
@@ -482,6 +479,9 @@ class ClientRunner:
         }
         if spec is not None:
             reply[P.REPLY_SPEC] = P.dumps(P.shape_of(spec))
+        self.start_params = P.starting_model(spec, spec_cfg)  # built from the hello's seed: round 1 need not carry it
+        if self.start_params is not None:
+            reply[P.REPLY_START] = P.model_digest(self.start_params)
         if spec_cfg.get("shared_scaling") and not problem:
             reply[P.REPLY_STATS] = P.dumps(self.facility.scaling_stats())  # aggregates, never a reading
         return reply

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..core.model import ModelSpec
+from ..core.model import ModelSpec, build_model, get_parameters
 from ..core.training import TrainSettings
 from . import limits
 from .choices import check_choice
@@ -67,6 +67,11 @@ REPLY_SAMPLES = "samples"
 REPLY_PROBLEM = "problem"  # non-empty when the facility's data does not fit the federation
 REPLY_STATS = "scaling_stats"  # with shared scaling: per-sensor counts, means, variances (core/pooling.py)
 REPLY_SPEC = "model_spec"  # JSON window/channels/kernel the facility's data calls for (ModelSpec.for_data)
+# The digest of the starting model this facility built from the hello's START_SEED: a facility
+# that holds exactly the coordinator's starting model is not sent it in round 1.
+REPLY_START = "start_model"
+START_SEED = "start_seed"  # in the hello's spec: the seed the coordinator builds its starting model with
+SEEDS = (0, 2**31 - 1)
 PROPERTY_KEYS = frozenset(
     {
         REPLY_KEY_ID,
@@ -79,6 +84,7 @@ PROPERTY_KEYS = frozenset(
         REPLY_PROBE,
         REPLY_STATS,
         REPLY_SPEC,
+        REPLY_START,
         HELLO_PROTOCOL,
     }
 )
@@ -177,6 +183,27 @@ def spec_from_shape(sensors: int, shape: dict) -> ModelSpec:
         raise ValueError(f"malformed model shape ({exc})") from None
 
 
+def round_number(config: dict, key: str, default: int | None = None) -> int:
+    """A whole number from a round's settings, within 0 and the most rounds a run may have;
+    ValueError, in words, otherwise."""
+    try:
+        value = int(config[key]) if default is None or key in config else default
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ValueError(f"round settings without a usable {key!r}") from None
+    if not 0 <= value <= limits.ROUNDS[1]:
+        raise ValueError(f"round settings with {key!r} {value}, outside 0-{limits.ROUNDS[1]:,}")
+    return value
+
+
+def starting_model(spec: ModelSpec | None, hello_spec: dict) -> list[np.ndarray] | None:
+    """The coordinator's starting model, built from the seed its hello names (START_SEED), or
+    None without a usable one."""
+    seed = hello_spec.get(START_SEED)
+    if spec is None or not isinstance(seed, int) or isinstance(seed, bool) or not SEEDS[0] <= seed <= SEEDS[1]:
+        return None
+    return get_parameters(build_model(spec, seed))
+
+
 def shape_of(spec: ModelSpec) -> dict:
     return {"window": spec.window, "channels": list(spec.channels), "kernel": spec.kernel}
 
@@ -255,6 +282,9 @@ def read_threshold(value) -> float | None:
     return threshold if math.isfinite(threshold) and threshold > 0 else None
 
 
+DIGEST_LENGTH = 32
+
+
 def model_digest(arrays) -> str:
     """A short fingerprint of a model's arrays (dtype, shape and values), the same on both sides."""
     h = hashlib.sha256()
@@ -262,4 +292,4 @@ def model_digest(arrays) -> str:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
-    return h.hexdigest()[:32]
+    return h.hexdigest()[:DIGEST_LENGTH]

@@ -173,9 +173,11 @@ class ServerRunner:
             # A resumed run keeps its join code, so facilities still retrying get back in.
             join_code = opts.join_code or (state.join_code if state and not opts.new_code else None) or new_join_code()
         self._book = InviteBook(join_code) if join_code else None
+        # A new run's starting model is built from a seed every facility can build it from too.
+        start_seed = {} if state is not None else {P.START_SEED: opts.seed}
         self.manager = GatedClientManager(
             self._book,
-            s.hello_spec(),
+            {**s.hello_spec(), **start_seed},
             self.emit,
             sensors=state.sensors if state else None,
             fingerprint=fp or "",

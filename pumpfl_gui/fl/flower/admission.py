@@ -62,6 +62,7 @@ class GatedClientManager(SimpleClientManager):
         self.book = book  # None: --insecure, no join code asked
         self.fingerprint = fingerprint  # of the server's certificate ("" without TLS): proofs are bound to it
         self.spec = spec  # what every facility builds: window, channels, scaling (FederationSettings.hello_spec)
+        self.start_models: dict[str, str] = {}  # cid -> digest of the starting model it says it built
         self.sensors = sensors  # the federation's columns; the first facility sets them if None
         # The network's shape: the coordinator's, or the one the first facility's data calls for.
         self.shape: dict | None = {k: spec[k] for k in P.SHAPE_KEYS} if "window" in spec else None
@@ -214,6 +215,9 @@ class GatedClientManager(SimpleClientManager):
             self._pending.discard(client.cid)
             self.names[client.cid] = name
             self.samples[client.cid] = props[P.REPLY_SAMPLES]
+            start = props.get(P.REPLY_START)
+            if isinstance(start, str) and len(start) == P.DIGEST_LENGTH:
+                self.start_models[client.cid] = start  # compared with the real one's digest, never trusted
             if self.spec.get("shared_scaling"):
                 self.stats[client.cid] = json.loads(props[P.REPLY_STATS])
             self.register(client)

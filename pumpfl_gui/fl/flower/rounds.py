@@ -82,8 +82,10 @@ class FlowerRounds:
 
     def _lighter(self, proxy, ins: FitIns, digest: str) -> tuple:
         """The instruction without the model when the facility holds it already: it evaluated
-        these very parameters (``digest``) at the end of the last round (P.CFG_HELD names them)."""
-        if self.held.get(proxy.cid) != digest:
+        these very parameters (``digest``) at the end of the last round, or built them as the
+        starting model (P.CFG_HELD names them)."""
+        start = getattr(self.manager, "start_models", {}).get(proxy.cid)
+        if digest not in (self.held.get(proxy.cid), start):
             return proxy, ins
         empty = Parameters(tensors=[], tensor_type=ins.parameters.tensor_type)
         return proxy, FitIns(empty, {**ins.config, P.CFG_HELD: digest})

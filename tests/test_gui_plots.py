@@ -224,6 +224,22 @@ def test_anomaly_view_caps_many_events_and_reuses_its_items(qtbot):
     assert view.failure_lines()[0].value() == 700
 
 
+def test_a_long_file_is_drawn_by_its_envelope_and_keeps_its_peaks(qtbot, monkeypatch):
+    import pumpfl_gui.gui.plots.anomaly_view as anomaly_view
+
+    monkeypatch.setattr(anomaly_view, "MAX_CURVE_POINTS", 1_000)
+    rng = np.random.default_rng(4)
+    scores = rng.lognormal(-1, 0.3, 50_000)
+    scores[:40] = np.nan
+    scores[31_337] = 9.0  # one alarm-worthy spike among 50,000 rows
+    view = AnomalyView()
+    qtbot.addWidget(view)
+    view.show_result(None, scores, 1.5, scores > 1.5, [(31_337, 31_338)], [], None)
+    x, y = view.error_curve.xData, view.error_curve.yData  # as given, before the log scale
+    assert len(x) <= 1_000 and np.nanmax(y) == 9.0
+    assert view.event_spans.spans()[0].tolist() == [31_337]  # the band at its own row, not a thinned one
+
+
 def test_anomaly_view_handles_nothing_to_show(qtbot):
     view = AnomalyView()
     qtbot.addWidget(view)

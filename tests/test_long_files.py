@@ -20,7 +20,7 @@ from pumpfl_gui.core.errors import DataError
 from pumpfl_gui.core.skab_simulator import write_skab_csv
 from pumpfl_gui.core.task import Cancelled, TaskState
 from pumpfl_gui.core.windows import ScaledWindows, Scaler, release, window_view
-from pumpfl_gui.gui.data_reading import envelope
+from pumpfl_gui.gui.plots.envelope import envelope
 
 FIELDS = ["sensors", "schema", "separator", "time_column", "label_column", "dropped", "missing_fraction", "notes"]
 
@@ -215,7 +215,7 @@ def test_rows_mapped_from_the_cache_are_given_back_and_read_again_the_same(tmp_p
     np.testing.assert_allclose(view[np.arange(0, 2941, 97)], whole[np.arange(0, 2941, 97)], atol=1e-6)
 
 
-def test_a_long_preview_is_drawn_as_its_envelope():
+def test_a_long_preview_is_drawn_as_its_envelope(monkeypatch):
     rng = np.random.default_rng(5)
     values = rng.normal(size=(10_000, 3)).astype(np.float32)
     values[1234, 1] = 50.0  # one spike must stay in the picture
@@ -224,5 +224,12 @@ def test_a_long_preview_is_drawn_as_its_envelope():
     assert len(thin) <= 1000 and len(thin_times) == len(thin)
     assert thin[:, 1].max() == 50.0 and np.allclose(thin.min(axis=0), values.min(axis=0))
     assert (np.diff(thin_times.astype(np.int64)) >= 0).all()
+    # A chunk at a time, two sensors of three: the same picture.
+    import pumpfl_gui.gui.plots.envelope as thinning
+
+    monkeypatch.setattr(thinning, "CHUNK_ROWS", 700)
+    chunked_times, chunked = envelope(times, values, 1000, sensors=2)
+    np.testing.assert_array_equal(chunked, thin[:, :2])
+    np.testing.assert_array_equal(chunked_times, thin_times)
     same_times, same = envelope(times[:500], values[:500], 1000)
     assert same is not None and len(same) == 500 and same_times is not None

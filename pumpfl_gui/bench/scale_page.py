@@ -8,7 +8,7 @@ FACILITY_COUNTS = (10, 50, 100)  # what `pumpfl bench report` runs `pumpfl bench
 
 
 def _steady(run: dict) -> list[dict]:
-    """The rounds after the first (which also carries the starting model and the joins)."""
+    """The rounds after the first (which also waits for the joins)."""
     return run["per_round"][1:] or run["per_round"]
 
 
@@ -24,8 +24,8 @@ def scale_section(runs: list[dict]) -> list[str]:
         "",
         "`pumpfl bench scale --facilities N`: a real coordinator (`pumpfl server`, its own process) and N light "
         "facilities (600 readings of 8 sensors each; N client runners in one process), TLS and join codes on "
-        "loopback, 3 rounds of one local epoch. Round time and bytes: rounds 2 and 3 (round 1 also carries the "
-        "starting model). Memory: the coordinator's resident memory at its peak, and what each facility adds "
+        "loopback, 3 rounds of one local epoch. Round time and bytes: rounds 2 and 3 (round 1 also waits for "
+        "the joins). Memory: the coordinator's resident memory at its peak, and what each facility adds "
         "to the listening server's.",
         "",
         "| facilities | rounds done | s a round | coordinator MB: listening / peak | MB a facility | threads | open files "

@@ -12,6 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ...core.wording import counted
+from .envelope import envelope
 from .styling import (
     ALARM_RED,
     FAILURE_MAGENTA,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_SPANS = 500  # bands drawn per kind; beyond this, neighbouring events are merged for drawing
 MAX_FAILURE_LINES = 100
 HISTOGRAM_BINS = 60
+MAX_CURVE_POINTS = 400_000  # a longer file's scores are drawn as their envelope: each stretch's low and high
 
 
 class _Spans(pg.GraphicsObject):
@@ -276,24 +278,29 @@ class AnomalyView(PaletteAware):
         self._axis.show_dates = dates
         self.timeline.setLabel("bottom", "time" if dates else "row (reading number)")
         self._x = x
-        step = float(np.median(np.diff(x))) if n > 1 else 1.0
-        edges = np.append(x, x[-1] + step) if n else np.zeros(1)  # row r covers [edges[r], edges[r+1])
+        step = float(np.median(np.diff(x[:100_001]))) if n > 1 else 1.0
+
+        def edges(rows: np.ndarray) -> np.ndarray:  # row r covers [edges(r), edges(r + 1))
+            rows = np.asarray(rows, dtype=np.int64)
+            return np.where(rows < n, x[np.minimum(rows, max(n - 1, 0))] if n else 0.0, x[-1] + step if n else 0.0)
+
         for item in (self.event_spans, self.label_spans):
             item.show()  # a new result starts with everything shown (legend clicks hide)
 
-        self.error_curve.setData(x, scores)
+        curve_x, curve = envelope(x, scores[:, None], MAX_CURVE_POINTS)
+        self.error_curve.setData(curve_x, curve[:, 0])
 
         ev = np.clip(np.asarray(events, dtype=np.int64).reshape(-1, 2), 0, n)
         s, e = _cap_spans(ev[:, 0], ev[:, 1], MAX_SPANS)
         if len(s) < len(ev):
             log.debug("drawing %d alarms as %d bands", len(ev), len(s))
-        self.event_spans.set_spans(edges[s], edges[e])
+        self.event_spans.set_spans(edges(s), edges(e))
         self._events_total = len(ev)
 
         if labels is not None and len(labels) == n:
             ls, le = _runs(np.asarray(labels) == 1)
             ls, le = _cap_spans(ls, le, MAX_SPANS)
-            self.label_spans.set_spans(edges[ls], edges[le])
+            self.label_spans.set_spans(edges(ls), edges(le))
         else:
             self.label_spans.set_spans(np.empty(0), np.empty(0))
 

@@ -211,7 +211,7 @@ def test_a_long_file_shows_its_reading_and_stopping_keeps_the_file_in_use(qtbot,
     assert page.stop_reading.isVisible() or not page.isVisible()
     wait_until(qtbot, lambda: page.csv_path == default_data / "client_1.csv", 60_000)
     watch.stop()
-    assert any(text.startswith("reading client_1.csv: ") and "rows, about" in text for text in said), said
+    assert any(text.startswith("Reading client_1.csv: ") and "rows, about" in text for text in said), said
     assert page.stop_reading.isHidden()
     page.load_data(default_data / "client_2.csv")
     page.stop_reading.click()  # before the first batch: the worker is still reading the file's head

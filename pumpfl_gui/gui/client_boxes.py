@@ -49,8 +49,9 @@ def data_box(page: QWidget) -> QGroupBox:
     page.preview = SensorPreview()  # shown in the run view's "Your data" tab: the left column stays short
     page.preview.setMinimumHeight(160)
     layout = QVBoxLayout(box)
-    layout.addLayout(row(page.source, page.pick, page.stop_reading, None))
+    layout.addLayout(row(page.source, page.pick, None))
     layout.addWidget(page.data_info)
+    layout.addLayout(row(page.stop_reading, None))
     return box
 
 

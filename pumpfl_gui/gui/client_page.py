@@ -169,7 +169,7 @@ class ClientPage(QWidget):
         self.data_info.setText(f"Reading {path.name}…")
         self._reading = state = TaskState()
         self.stop_reading.show()
-        shown = lambda e: self.data_info.setText(html.escape(e[0]))  # noqa: E731 (progress: rows read, time left)
+        shown = lambda e: self.data_info.setText(html.escape(narration.capitalised(e[0])))  # noqa: E731 (rows read, time left)
         self._run_job(lambda emit: read_file(path, emit, state), lambda r: self._data_loaded(path, r), shown)
 
     def _data_loaded(self, path: Path, result) -> None:

@@ -233,3 +233,13 @@ def test_a_long_preview_is_drawn_as_its_envelope(monkeypatch):
     np.testing.assert_array_equal(chunked_times, thin_times)
     same_times, same = envelope(times[:500], values[:500], 1000)
     assert same is not None and len(same) == 500 and same_times is not None
+
+
+def test_rows_spread_over_a_mapped_file_are_read_not_mapped(tmp_path, long_files):
+    from pumpfl_gui.core.windows import spread_rows
+
+    data = load_sensor_csv(write_skab_csv(tmp_path / "valve.csv", rows=3000))
+    assert isinstance(data.values, np.memmap)
+    np.testing.assert_array_equal(spread_rows(data.values, 100), np.asarray(data.values)[::30])
+    plain = np.arange(12.0).reshape(6, 2)
+    np.testing.assert_array_equal(spread_rows(plain, 4), plain[::2])

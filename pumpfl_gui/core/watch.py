@@ -20,7 +20,7 @@ from .alarm_rules import flag_rows
 from .dataset import SensorData, load_sensor_csv
 from .detector import Detector
 from .errors import UserError
-from .windows import release
+from .windows import spread_rows
 
 TOP_SENSORS = 3  # sensors named for an alarm
 LEVEL_ROWS = 100_000  # a file's typical readings are judged on at most this many rows, evenly spread
@@ -79,8 +79,7 @@ def mismatch(detector: Detector, data: SensorData) -> str | None:
     """Why ``data`` does not look like what ``detector`` was calibrated on, in words, or None."""
     if detector.scaler is None or data.rows == 0:
         return None
-    level = np.nanmedian(data.values[:: -(-data.rows // LEVEL_ROWS)], axis=0)  # a long file: evenly spread rows
-    release(data.values)
+    level = np.nanmedian(spread_rows(data.values, LEVEL_ROWS), axis=0)  # a long file: evenly spread rows
     spreads = np.abs(level - detector.scaler.mean) / detector.scaler.scale
     relative = detector.scaler.relative if detector.scaler.relative is not None else np.zeros(len(spreads), bool)
     off = [s for s, far, rel in zip(data.sensors, spreads, relative) if far > OFF_SCALE_SPREADS and not rel]

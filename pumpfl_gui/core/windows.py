@@ -64,6 +64,14 @@ def read_windows(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndar
     return out.transpose(0, 2, 1)
 
 
+def spread_rows(values: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` rows of ``values``, evenly spread; read from the file when it is mapped
+    (every 200th row of a mapped file would map all of it, the kernel reading around each)."""
+    rows = np.arange(0, len(values), max(1, -(-len(values) // most)))
+    read = read_windows(values, rows, 1)
+    return values[rows] if read is None else read[:, :, 0]
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Per-sensor standardisation fitted on training rows only.

@@ -23,7 +23,9 @@ def rows_section(runs: list[dict]) -> list[str]:
         "polars straight into float32 and kept in the rows cache, which the next read maps from disk; "
         "scaling, training, calibration and scoring go through the rows a block at a time and give each block "
         "back to the operating system's file cache when done, so a process holds the runtime and its working "
-        "blocks rather than the file. Seconds are wall time; memory is the process's peak resident set.",
+        "blocks rather than the file. Seconds are wall time of the whole command, Python's start-up included; "
+        "memory is the process's peak resident set. `score` reads the file with the model's sensor list, "
+        "which the cache keeps as an entry of its own, so it reads the file afresh.",
         "",
         "| rows | file MB | " + " | ".join(f"{label}: s / MB" for _, label in STEPS) + " | rows a second, first read / cached |",
         "|---|---|" + "---|" * len(STEPS) + "---|",

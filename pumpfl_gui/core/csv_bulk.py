@@ -1,13 +1,15 @@
-"""Reading a long sensor CSV a block of lines at a time, straight into float32 (core layer).
+"""Reading a long sensor CSV a batch of rows at a time, straight into float32 (core layer).
 
-Polars parses each block (in parallel, in native code); no copy of the file's text and no
-float64 table is ever held, so a file costs its readings as float32 and little more, and a
-long read reports progress and can be cancelled between blocks. What each column means is not
-decided here: :mod:`~pumpfl_gui.core.dataset` decides it on the file's head by the same rules
-as a short file and hands over a :class:`BlockPlan`; the time and label cells of every block go
-through the same functions as a short file's (``plan.times``, ``plan.labels``).
+Polars' streaming reader parses the file itself, a batch of ``BATCH_ROWS`` rows at a time (in
+parallel, in native code); each batch's readings are filled forward, counted and written to the
+rows cache's file (:class:`~pumpfl_gui.core.rows_cache.RowsFile`), so no copy of the file's
+text and no float64 table is ever held, and a long read reports progress and can be cancelled
+between batches. What each column means is not decided here:
+:mod:`~pumpfl_gui.core.dataset` decides it on the file's head by the same rules as a short file
+and hands over a :class:`BlockPlan`; the time and label cells of every batch go through the same
+functions as a short file's (``plan.times``, ``plan.labels``).
 
-A block that polars cannot read as the head promised (a cell that is not a number, a blank
+A batch that polars cannot read as the head promised (a cell that is not a number, a blank
 line, a row of another length) raises :class:`NotBulk`: the caller then reads the file the
 careful way, whose messages name the line.
 """

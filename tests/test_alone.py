@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from pumpfl_gui.bench.rounds import train_rounds
+from pumpfl_gui.core.data_fit import spec_for
 from pumpfl_gui.core.dataset import load_sensor_csv
-from pumpfl_gui.core.detector import score_data, spec_for
+from pumpfl_gui.core.detector import score_data
 from pumpfl_gui.core.metrics import headline_figures
 from pumpfl_gui.core.model_store import load_detector
 from pumpfl_gui.fl.alone import comparison_rows, keep_which, kept_sentence

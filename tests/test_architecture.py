@@ -25,6 +25,19 @@ def test_importing_the_package_switches_flower_telemetry_off():
     assert out.stdout.strip() == "0"
 
 
+def test_checking_a_file_loads_neither_torch_nor_flower(skab_dir):
+    """`pumpfl data check` (and the app's preview, through the same modules) reads, sums up and
+    judges a file's length without loading torch or Flower: about a second of start-up each."""
+    code = (
+        "import sys; from pumpfl_gui.cli.main import main; "
+        f"rc = main(['data', 'check', {str(skab_dir / 'valve1' / '0.csv')!r}]); "
+        "print(rc, sorted(m for m in ('torch', 'flwr') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "long enough to train" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
 PRODUCT_FILE_LIMIT = 500  # lines: rooms sized to their job (issue 15)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pumpfl_gui.core.alarm_rules import DetectionSettings, threshold_from_scores
+from pumpfl_gui.core.data_fit import detection_for, rows_needed, spec_for, trainable_problem
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import (
     AGREED,
@@ -16,16 +17,13 @@ from pumpfl_gui.core.detector import (
     PERSONALISING,
     Detector,
     calibration_windows,
-    detection_for,
     fit_scaler,
     prepare,
-    rows_needed,
     score_data,
-    spec_for,
-    trainable_problem,
 )
 from pumpfl_gui.core.errors import ModelError
-from pumpfl_gui.core.model import ModelSpec, build_model
+from pumpfl_gui.core.model import build_model
+from pumpfl_gui.core.model_spec import ModelSpec
 from pumpfl_gui.core.model_store import load_detector, save_detector
 from pumpfl_gui.core.skab_simulator import write_anomaly_free_csv, write_skab_csv
 from pumpfl_gui.core.training import TrainSettings, newest_residuals, split_held_back, train_epochs, window_errors

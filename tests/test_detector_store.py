@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from pumpfl_gui.core.alarm_rules import DetectionSettings, threshold_from_scores
+from pumpfl_gui.core.data_fit import rows_needed
 from pumpfl_gui.core.dataset import SensorData
-from pumpfl_gui.core.detector import Detector, rows_needed, score_data
+from pumpfl_gui.core.detector import Detector, score_data
 from pumpfl_gui.core.errors import ModelError
-from pumpfl_gui.core.model import ModelSpec
+from pumpfl_gui.core.model_spec import ModelSpec
 from pumpfl_gui.core.model_store import load_detector, save_detector
 from pumpfl_gui.core.task import Cancelled, TaskState
 from pumpfl_gui.core.training import TrainSettings

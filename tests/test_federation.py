@@ -272,7 +272,8 @@ def test_resume_continues_after_the_last_saved_round(plant, tmp_path):
 def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_path, shared_scaling):
     from flwr.common import parameters_to_ndarrays, serde
 
-    from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
+    from pumpfl_gui.core.model import build_model, get_parameters
+    from pumpfl_gui.core.model_spec import ModelSpec
     from pumpfl_gui.core.pooling import SKETCH_PROBS
     from pumpfl_gui.fl import protocol as P
 

@@ -29,7 +29,8 @@ from flwr.server.client_proxy import ClientProxy
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import score_data
 from pumpfl_gui.core.errors import ModelError, UserError
-from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
+from pumpfl_gui.core.model import build_model, get_parameters
+from pumpfl_gui.core.model_spec import ModelSpec
 from pumpfl_gui.core.model_store import load_detector
 from pumpfl_gui.core.simulator import generate
 from pumpfl_gui.core.windows import Scaler

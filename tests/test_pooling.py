@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters
+from pumpfl_gui.core.model import build_model, get_parameters
+from pumpfl_gui.core.model_spec import ModelSpec
 from pumpfl_gui.core.pooling import (
     POOL_REACH,
     SKETCH_PROBS,

@@ -8,8 +8,9 @@ import pytest
 from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays, serde
 from flwr.proto.transport_pb2 import ClientMessage
 
+from pumpfl_gui.core.data_fit import detection_for, spec_for
 from pumpfl_gui.core.dataset import load_sensor_csv
-from pumpfl_gui.core.detector import detection_for, score_data, spec_for
+from pumpfl_gui.core.detector import score_data
 from pumpfl_gui.core.model import build_model, get_parameters
 from pumpfl_gui.core.model_store import load_detector
 from pumpfl_gui.core.runtime import seed_everything

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pumpfl_gui.core.model import ModelSpec, build_model, get_parameters, set_parameters
+from pumpfl_gui.core.model import build_model, get_parameters, set_parameters
+from pumpfl_gui.core.model_spec import ModelSpec
 from pumpfl_gui.core.windows import Scaler, clean_window_starts, gather, window_view
 
 

@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from ..core.data_fit import spec_for
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detector import Detector, score_data, spec_for
+from ..core.detector import Detector, score_data
 from ..core.errors import UserError
 from ..core.metrics import headline_figures
 from ..fl.facility import Facility

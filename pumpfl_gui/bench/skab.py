@@ -36,11 +36,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.data_fit import spec_for
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detector import LOCAL_TRAINING, Detector, spec_for
+from ..core.detector import LOCAL_TRAINING, Detector
 from ..core.errors import UserError
 from ..core.metrics import alarm_edges, confusion, detection_delays, label_changepoints, nab_scores, rates, sum_counts
-from ..core.model import ModelSpec, build_model, get_parameters
+from ..core.model import build_model, get_parameters
+from ..core.model_spec import ModelSpec
 from ..core.runtime import seed_everything
 from ..core.training import train_epochs
 from ..fl.facility import Facility

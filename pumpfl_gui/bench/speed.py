@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.alarm_rules import row_scores
+from ..core.data_fit import spec_for
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detector import spec_for
 from ..core.model import build_model, get_parameters
 from ..core.runtime import choose_device, seed_everything
 from ..core.training import train_epochs, window_errors

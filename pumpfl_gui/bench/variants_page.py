@@ -120,7 +120,7 @@ def choices_section(pump: dict, skab: dict) -> list[str]:
 SHARED_NOTE = """Shared scaling and threshold: every facility scales its readings with the scaler pooled from
 all facilities' per-sensor counts, means and variances, and after the last round the facilities
 agree one threshold — their detection rule (the quantile and factor their amount of history calls
-for, `core/detector.detection_for`) applied to every facility's training scores taken together,
+for, `core/data_fit.detection_for`) applied to every facility's training scores taken together,
 pooled from each facility's score quantiles (`core/pooling.py`, `fl/server_runner.py`); each
 facility keeps its own residual spread. That rule was chosen from the code — it is what a
 federation with shared scaling agrees — not from SKAB's test rows. With SKAB's three facilities

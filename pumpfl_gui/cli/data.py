@@ -31,9 +31,9 @@ def cmd_data_generate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace, console: Console) -> int:
+    from ..core.data_fit import length_verdict
     from ..core.data_summary import describe
     from ..core.dataset import load_sensor_csv
-    from ..core.detector import length_verdict
     from ..core.task import TaskState
 
     data = load_sensor_csv(resolve_data(args.csv, console), state=TaskState(console.progress))

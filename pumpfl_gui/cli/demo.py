@@ -10,7 +10,6 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..core.paths import DEFAULT_FACILITIES, default_client_csvs
 from ..fl import narration
-from ..fl.alone import COMPARISON_FILE
 from ..fl.events import ConnectionState, EpochLoss, Event, Failed, Finished, RoundFinished
 from .common import Console, fail, positive_int, run_in_thread
 from .federation import console_line, federation_choices, print_comparison, settings_from
@@ -60,6 +59,8 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         print(f"privacy: epsilon {last.epsilon:.2f} for delta {settings.dp_delta:g} after {len(rounds)} rounds (per facility)")
     if last is not None and last.agreed_threshold is not None:
         print(f"agreed threshold {last.agreed_threshold:.5f}; each facility's model keeps it with the agreed scaler")
+    from ..fl.alone import COMPARISON_FILE
+
     for csv in csvs:  # what federating gave each facility, as its own client would say
         saved = out / csv.stem / COMPARISON_FILE
         if saved.is_file():

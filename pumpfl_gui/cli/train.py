@@ -14,9 +14,10 @@ from .common import Console, positive_float, positive_int, resolve_data
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from ..core.data_fit import spec_for
     from ..core.dataset import load_sensor_csv
-    from ..core.detector import LOCAL_TRAINING, Detector, spec_for
-    from ..core.model import ModelSpec
+    from ..core.detector import LOCAL_TRAINING, Detector
+    from ..core.model_spec import ModelSpec
     from ..core.model_store import save_detector
     from ..core.task import TaskState
 

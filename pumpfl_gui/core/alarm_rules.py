@@ -18,7 +18,7 @@ through ``pumpfl score`` and the GUI:
 - a row is flagged once ``persistence`` consecutive scores exceed the threshold;
 - flagged rows closer than ``merge_gap`` rows form one event; an event's start is its alarm.
 
-The settings follow how much normal history calibrates them (``core/detector.detection_for``):
+The settings follow how much normal history calibrates them (``core/data_fit.detection_for``):
 
 - a short history (fewer clean training windows than 20 window lengths; SKAB's 400 training
   seconds): smoothing over one window, the single sensor furthest off, three and a half times

@@ -31,9 +31,11 @@ from .alarm_rules import (
     threshold_from_scores,
     window_scores,
 )
+from .data_fit import check_trainable, detection_for, spec_for
 from .dataset import SensorData
 from .metrics import failure_metrics, label_event_metrics, pointwise_metrics
-from .model import ConvAutoencoder, ModelSpec, build_model
+from .model import ConvAutoencoder, build_model
+from .model_spec import ModelSpec
 from .runtime import seed_everything
 from .task import TaskState
 from .training import EpochResult, TrainSettings, newest_residuals, train_epochs
@@ -70,12 +72,6 @@ def calibration_windows(clean_starts: np.ndarray, n_windows: int, span: int) -> 
     return clean_window_starts(ok, span) + span - 1
 
 
-def rows_needed(window: int, detection: DetectionSettings) -> int:
-    """Normal rows in a row a file needs to train and calibrate: a window, a smoothing span of
-    windows after it, and as many again for the threshold to rest on."""
-    return window + 2 * detection.span(window) - 1
-
-
 def prepare(data: SensorData, window: int, scaler: Scaler, train_stride: int = 1) -> PreparedData:
     clean = clean_window_starts(data.train_mask(), window)
     return PreparedData(ScaledWindows([(data.values, scaler)], window), clean, clean[::train_stride])
@@ -102,59 +98,10 @@ def calibration_sample(windows: np.ndarray) -> np.ndarray:
     return windows[:: -(-len(windows) // CALIBRATION_WINDOWS)] if len(windows) else windows
 
 
-SHORT_HISTORY = DetectionSettings()  # chosen on SKAB (core/alarm_rules.py)
-SHORT_HISTORY_WINDOWS = 20  # fewer clean training windows than this many window lengths: a short history
-
-
-def detection_for(data: SensorData, window: int) -> DetectionSettings:
-    """The detection rules for a facility's data, by how much normal history it has."""
-    clean = len(clean_window_starts(data.train_mask(), window))
-    if clean < SHORT_HISTORY_WINDOWS * window:
-        return SHORT_HISTORY
-    # Chosen on the pump data (docs/BENCHMARKS.md, "Choosing the detector").
-    return DetectionSettings(quantile=0.995, factor=1.0, smooth=3 * window, top=4, wander=False)
-
-
 def fit_scaler(data: SensorData, window: int, detection: DetectionSettings) -> Scaler:
     """A facility's own scaler from its training rows; with ``detection.wander``, sensors that
     wander there are judged by their change over the last window."""
     return Scaler.fit(data.values, WANDER_BELOW if detection.wander else None, window, rows=data.train_mask())
-
-
-def spec_for(data: SensorData) -> ModelSpec:
-    """The network's shape for this data: its sensors and how often it is read."""
-    return ModelSpec.for_data(len(data.sensors), data.interval_s)
-
-
-def check_trainable(data: SensorData, window: int, detection: DetectionSettings = DetectionSettings()) -> None:
-    """Raise ValueError with a human sentence when the data cannot train a window model."""
-    problem = trainable_problem(data, window, detection)
-    if problem:
-        raise ValueError(problem)
-
-
-def trainable_problem(data: SensorData, window: int, detection: DetectionSettings = DetectionSettings()) -> str | None:
-    """Why ``data`` cannot train (or calibrate) a model with this window, or None."""
-    need = rows_needed(window, detection)
-    n_ok = int(data.train_mask().sum())
-    if data.rows < need:
-        return f"{data.path.name} has {data.rows:,} rows; a {window}-row window needs at least {need:,} normal rows in a row"
-    if len(clean_window_starts(data.train_mask(), need)) == 0:
-        return f"{data.path.name} has no stretch of {need:,} normal rows to learn from ({n_ok:,} normal rows in all)"
-    return None
-
-
-def length_verdict(data: SensorData) -> tuple[bool, str]:
-    """(long enough?, one sentence): whether ``data`` can train and be scored with the model
-    shape it will get (``pumpfl data check`` and the app's preview say it)."""
-    spec = spec_for(data)
-    need = rows_needed(spec.window, detection_for(data, spec.window))
-    longest = max((end - start for start, end in runs(data.train_mask())), default=0)
-    every = f"one reading every {data.interval_s:g} s" if data.interval_s else "no time column"
-    shape = f"windows of {spec.window} rows ({every}), so it needs {need:,} normal rows in a row"
-    if longest < need:
-        return False, f"too short to train: the model reads {shape}; the longest stretch here is {longest:,}"
-    return True, f"long enough to train and score: the model reads {shape}; the longest stretch here is {longest:,}"
 
 
 def describe_model(info: dict, trained_on: str, calibrated_on: str) -> str:

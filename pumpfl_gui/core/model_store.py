@@ -21,7 +21,8 @@ from .alarm_rules import DetectionSettings
 from .detector import Detector
 from .errors import ModelError
 from .files import write_atomic
-from .model import ModelSpec, build_model
+from .model import build_model
+from .model_spec import ModelSpec
 from .windows import Scaler
 
 FORMAT = "pumpfl-model"

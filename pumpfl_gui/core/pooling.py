@@ -172,7 +172,7 @@ def check_sketch(sketch: dict, max_n: int | None = None) -> None:
 def pooled_threshold(sketches: Sequence[dict]) -> float:
     """The shared threshold: the rule's quantile of every facility's training scores together,
     times its factor; the rule of the facility with the most windows (facilities with other
-    amounts of history may follow other rules: core/detector.detection_for). It stays within
+    amounts of history may follow other rules: core/data_fit.detection_for). It stays within
     ``THRESHOLD_REACH`` times the median facility's own threshold (the lower median: see above)."""
     q, f = max(sketches, key=lambda s: s["n"])["rule"]
     pooled = pooled_quantile(sketches, q) * f

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.data_fit import detection_for
 from ..core.dataset import SensorData
-from ..core.detector import Detector, detection_for, score_data
+from ..core.detector import Detector, score_data
 from ..core.files import write_atomic
 from ..core.metrics import headline_figures
 from ..core.model import build_model, get_parameters

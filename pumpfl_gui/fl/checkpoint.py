@@ -32,7 +32,8 @@ from ..core.alarm_rules import DetectionSettings
 from ..core.detector import AGREED, Detector
 from ..core.errors import ModelError, UserError
 from ..core.files import private_dir, write_private
-from ..core.model import ModelSpec, build_model, set_parameters
+from ..core.model import build_model, set_parameters
+from ..core.model_spec import ModelSpec
 from ..core.model_store import load_detector, save_detector
 from ..core.paths import user_data_dir
 from ..core.windows import Scaler

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import grpc
 
+from ..core.data_fit import spec_for
 from ..core.dataset import SensorData, check_not_reserved, load_sensor_csv
-from ..core.detector import spec_for
 from ..core.errors import UserError
 from ..core.model import get_parameters
 from ..core.task import Cancelled, TaskState

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ..core.alarm_rules import DetectionSettings
+from ..core.data_fit import check_trainable, detection_for
 from ..core.dataset import SensorData
-from ..core.detector import AGREED, INCOMPLETE_RUN, Detector, check_trainable, detection_for, fit_scaler, prepare
+from ..core.detector import AGREED, INCOMPLETE_RUN, Detector, fit_scaler, prepare
 from ..core.errors import ModelError
-from ..core.model import ModelSpec, build_model, get_parameters, set_parameters
+from ..core.model import build_model, get_parameters, set_parameters
+from ..core.model_spec import ModelSpec
 from ..core.model_store import save_detector
 from ..core.pooling import error_sketch, scaling_stats
 from ..core.task import TaskState

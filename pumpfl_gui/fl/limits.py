@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from ..core.model import ModelSpec
+from ..core.model_spec import ModelSpec
 
 WINDOW = (4, 1024)
 CHANNELS = (1, 1024)

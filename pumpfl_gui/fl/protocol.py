@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..core.model import ModelSpec, build_model, get_parameters
+from ..core.model import build_model, get_parameters
+from ..core.model_spec import ModelSpec
 from ..core.training import TrainSettings
 from . import limits
 from .choices import check_choice

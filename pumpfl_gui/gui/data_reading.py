@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.data_fit import length_verdict
 from ..core.data_summary import describe
 from ..core.dataset import SensorData, load_sensor_csv
-from ..core.detector import length_verdict
 from ..core.task import TaskState
 from .plots.envelope import envelope
 

@@ -9,6 +9,10 @@ between batches. What each column means is not decided here:
 and hands over a :class:`BlockPlan`; the time and label cells of every batch go through the same
 functions as a short file's (``plan.times``, ``plan.labels``).
 
+Cells are read as missing when empty or NaN; text that means missing ("NA", "-", "none") is
+looked for only when a batch holds some (looking for it in every cell doubles polars' parse):
+the file is then read again from its start with it (:class:`NullText`).
+
 A batch that polars cannot read as the head promised (a cell that is not a number, a blank
 line, a row of another length) raises :class:`NotBulk`: the caller then reads the file the
 careful way, whose messages name the line.
@@ -37,6 +41,11 @@ _NULLS = sorted({*EXTRA_NA, *NA_TEXT, "NaN", "NA", "N/A", "NULL", "#N/A", "<NA>"
 
 class NotBulk(Exception):
     """This file (or a block of it) needs the careful reader; the text says why."""
+
+
+class NullText(NotBulk):
+    """Polars could not read a batch looking for empty cells only: read it again looking for
+    text that means missing, too."""
 
 
 @dataclass
@@ -78,9 +87,14 @@ def _name(position: int) -> str:
     return f"column_{position}"  # polars' name for a column of a file read without its header
 
 
-def _batches(path: Path, plan: BlockPlan):
+def _batches(path: Path, plan: BlockPlan, null_text: bool):
     """The needed columns of ``path``'s rows after its header, ``BATCH_ROWS`` rows at a time,
-    as polars' streaming engine parses them (in parallel, from the file itself)."""
+    as polars' streaming engine parses them (in parallel, from the file itself).
+
+    Empty cells and NaN are missing either way. Text that means missing ("NA", "-", "none")
+    is looked for in every cell only with ``null_text`` (it doubles the parse): without it, such
+    text in a sensor column raises :class:`NullText`, and in the time and label columns it is
+    made missing here."""
     import polars as pl  # imported here: only long files need it
 
     types = {_name(i): pl.Float32 for _, i in plan.sensors + plan.extras}
@@ -94,14 +108,18 @@ def _batches(path: Path, plan: BlockPlan):
         separator=plan.separator,
         decimal_comma=plan.decimal == ",",
         schema_overrides=types,
-        null_values=_NULLS,
+        null_values=_NULLS if null_text else None,
         infer_schema=False,
         raise_if_empty=False,
-    ).select(list(types))
+    ).select(
+        pl.col(c).fill_nan(None) if kind.is_float() else pl.when(pl.col(c).is_in(_NULLS)).then(None).otherwise(pl.col(c)).alias(c)
+        for c, kind in types.items()
+    )
     try:
         yield from scan.collect_batches(chunk_size=BATCH_ROWS)
     except Exception as exc:  # polars' parse errors have no common base; any of them means the careful way
-        raise NotBulk(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise (NotBulk if null_text else NullText)(why) from None
 
 
 def _cells(frame, position: int, numeric: bool) -> pd.Series:
@@ -181,6 +199,15 @@ def read_blocks(path: Path, plan: BlockPlan, estimate_rows: int, out=None, state
     (a :class:`~pumpfl_gui.core.rows_cache.RowsFile`; ``values`` is then None) or gathered in
     an array sized by ``estimate_rows`` (it grows when the file holds more). Each block's gaps
     are filled forward, from the block before where it starts with one."""
+    try:
+        return _read_pass(path, plan, estimate_rows, out, state, null_text=False)
+    except NullText:  # a cell like "NA" among the numbers: once more, reading such text as missing
+        if out is not None:
+            out.rewind()
+        return _read_pass(path, plan, estimate_rows, out, state, null_text=True)
+
+
+def _read_pass(path: Path, plan: BlockPlan, estimate_rows: int, out, state: TaskState | None, null_text: bool) -> BlockRows:
     import polars as pl
 
     k = len(plan.sensors)
@@ -195,7 +222,7 @@ def read_blocks(path: Path, plan: BlockPlan, estimate_rows: int, out=None, state
     times, status, labels = [], [], []
     n, started = 0, time.monotonic()
     blank = pl.all_horizontal(pl.all().is_null()).any()
-    for frame in _batches(path, plan):
+    for frame in _batches(path, plan, null_text):
         if state is not None:
             state.check()
         rows = frame.height

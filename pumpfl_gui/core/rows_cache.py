@@ -99,6 +99,12 @@ class RowsFile:
         self._fh.write(memoryview(np.ascontiguousarray(rows, dtype=np.float32)))
         self.rows += len(rows)
 
+    def rewind(self) -> None:
+        """Forget the rows written so far (the file is read again from its start)."""
+        self._fh.seek(0)
+        self._fh.truncate()
+        self.rows = 0
+
     def mapped(self, sensors: int) -> np.ndarray:
         """The rows written, mapped read-write (fixes made to them are the cache's too)."""
         self._fh.close()

@@ -5,4 +5,5 @@ import sys
 
 from .gui.app import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a facility's process (fl/child_process.py) imports this module again
+    sys.exit(main())

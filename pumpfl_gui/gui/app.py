@@ -205,17 +205,20 @@ def warm_up() -> None:
     """In the background while the window opens and people choose a role: import what the role
     pages need (torch, Flower, pandas, scikit-learn: seconds) and run torch's first training
     step."""
-    try:
-        import sklearn.metrics  # noqa: F401  (scaling and scoring import these where they need them)
-        import sklearn.preprocessing  # noqa: F401
+    from .collector import importing
 
-        from ..core import detector  # noqa: F401  (torch, pandas)
-        from ..core.runtime import warm_up as warm_up_torch
-        from ..fl import client_runner, server_runner  # noqa: F401  (Flower, gRPC)
+    with importing():  # what this makes lives as long as the app: no collection need look at it
+        try:
+            import sklearn.metrics  # noqa: F401  (scaling and scoring import these where they need them)
+            import sklearn.preprocessing  # noqa: F401
 
-        warm_up_torch()
-    except Exception:  # only a head start: the page that needs a module imports it anyway
-        log.exception("warm-up failed")
+            from ..core import detector  # noqa: F401  (torch, pandas)
+            from ..core.runtime import warm_up as warm_up_torch
+            from ..fl import client_runner, server_runner  # noqa: F401  (Flower, gRPC)
+
+            warm_up_torch()
+        except Exception:  # only a head start: the page that needs a module imports it anyway
+            log.exception("warm-up failed")
 
 
 def run_smoke(window, args) -> dict:

@@ -28,6 +28,7 @@ from ..core.wording import counted
 from ..fl import narration
 from ..fl.addresses import ServerAddress
 from ..fl.alone import COMPARISON_FILE
+from ..fl.child_process import ChildRunner
 from ..fl.choices import STRATEGIES
 from ..fl.client_runner import ClientOptions, ClientRunner
 from ..fl.events import ConnectionState, EpochLoss, EvaluateResult, Failed, Finished, FitResult
@@ -335,7 +336,8 @@ class ClientPage(QWidget):
         self.strategy.hide()
         self.comparison.clear()
         self.tabs.setCurrentWidget(self.training_tab)
-        self.worker = RunnerWorker(lambda emit: ClientRunner(csv, address, options, emit))
+        # In a process of its own: training never holds the lock the window needs (child_process).
+        self.worker = RunnerWorker(lambda emit: ChildRunner(ClientRunner, (csv, address, options), emit))
         self.worker.sig_event.connect(self._on_event)
         self.worker.sig_done.connect(self._on_done)
         self._thread = start_worker(self.worker)

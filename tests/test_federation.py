@@ -19,7 +19,6 @@ from pumpfl_gui.core.model_store import load_detector
 from pumpfl_gui.fl import protocol as P
 from pumpfl_gui.fl.addresses import ServerAddress, check_port_free, find_free_port
 from pumpfl_gui.fl.client_runner import ClientOptions, ClientRunner
-from pumpfl_gui.fl.facility import EVAL_STRIDE
 from pumpfl_gui.fl.invite import parse_invite
 from pumpfl_gui.fl.loopback_federation import LoopbackFederation
 from pumpfl_gui.fl.protocol import FederationSettings
@@ -299,7 +298,7 @@ def test_a_facility_sends_only_parameters_and_whitelisted_scalars(plant, tmp_pat
     readings = set(np.round(data.values[:, :5].ravel().astype(np.float64), 6).tolist())
     # Window counts are the facility's own figures (one may equal a reading by chance).
     fac = client.facility
-    counts = {fac.samples, len(fac.train_pool[:: FederationSettings(**FAST).stride]), len(fac.held_out[::EVAL_STRIDE])}
+    counts = {fac.samples, len(fac.train_pool[:: FederationSettings(**FAST).stride]), len(fac.eval_starts)}
     kinds = [m.WhichOneof("msg") for m in seen]
     assert kinds.count("fit_res") == 2 and kinds.count("evaluate_res") == 2 and "get_properties_res" in kinds
     summaries = sketches = acks = 0

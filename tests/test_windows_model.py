@@ -157,6 +157,26 @@ def test_a_facility_of_several_files_never_windows_across_them(tmp_path):
     assert len(fac.scalers) == 2
 
 
+def test_a_facility_with_many_held_out_windows_evaluates_an_even_spread_of_them(tmp_path, monkeypatch):
+    """Every 4th held-out window gives the evaluation loss, and at most MAX_EVAL_WINDOWS of them,
+    spread over all (a facility with months of readings a second has millions)."""
+    from pumpfl_gui.core.dataset import load_sensor_csv
+    from pumpfl_gui.core.model import get_parameters
+    from pumpfl_gui.fl import facility as facility_module
+
+    path = tmp_path / "f.csv"
+    path.write_text("x,y\n" + "".join(f"{np.sin(i / 5):.4f},{np.cos(i / 7):.4f}\n" for i in range(2000)))
+    fac = facility_module.Facility(load_sensor_csv(path), ModelSpec(sensors=2, window=32), "site")
+    held = fac.held_out
+    np.testing.assert_array_equal(fac.eval_starts, held[::4])  # few: every 4th
+    monkeypatch.setattr(facility_module, "MAX_EVAL_WINDOWS", 25)
+    chosen = fac.eval_starts
+    assert 20 <= len(chosen) <= 25 and set(chosen) <= set(held)
+    assert chosen[0] == held[0] and held[-1] - chosen[-1] < len(held) / 25  # spread over all of them
+    loss, n = fac.evaluate(get_parameters(fac.model))
+    assert n == len(chosen) and np.isfinite(loss)
+
+
 def _scaled_whole(scaler, values):
     """The rows scaled all at once, as one array (what a view of scaled rows indexes)."""
     from pumpfl_gui.core.windows import trailing_mean

@@ -356,7 +356,7 @@ def test_server_page_adds_revokes_and_admits_facilities_by_their_own_invites(qtb
     for t in threads:
         t.join(60)
         assert not t.is_alive()
-    # The thread ends once the window's loop has run its queued quit (a blocking wait here could not).
+    # The thread ends once the window's loop has run its queued quit (a blocking wait could not).
     qtbot.waitUntil(server_thread.isFinished, timeout=30_000)
     # The run's codes are gone with it; the name stays for the next start.
     assert page.invite_list.names() == ["Plant B"] and page.invite_list.line("Plant B") is None

@@ -7,7 +7,9 @@ its head and its batches, so that small real files cross every batch edge the bi
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +199,25 @@ def test_the_cache_keeps_only_the_newest_entries(tmp_path, long_files):
     for i in range(rows_cache.KEEP + 2):
         load_sensor_csv(write_skab_csv(tmp_path / f"valve{i}.csv", seed=i))
     assert len(list(rows_cache.folder().iterdir())) == rows_cache.KEEP
+
+
+def test_the_cache_keeps_what_fits_its_size_and_always_the_newest(tmp_path, long_files, monkeypatch):
+    def entries():
+        return sorted(rows_cache.folder().iterdir(), key=lambda p: p.stat().st_mtime)
+
+    def meta_file(entry):
+        return json.loads((entry / "meta.json").read_text())["file"]
+
+    paths = [write_skab_csv(tmp_path / f"valve{i}.csv", seed=i) for i in range(3)]
+    load_sensor_csv(paths[0])
+    one = rows_cache._size(entries()[0])
+    monkeypatch.setattr(rows_cache, "KEEP_BYTES", int(2.5 * one))  # room for two entries
+    for path in paths[1:]:
+        load_sensor_csv(path)
+    assert [Path(meta_file(e)).name for e in entries()] == ["valve1.csv", "valve2.csv"]
+    monkeypatch.setattr(rows_cache, "KEEP_BYTES", one // 2)  # room for none: the newest stays
+    load_sensor_csv(paths[0])
+    assert [Path(meta_file(e)).name for e in entries()] == ["valve0.csv"]
 
 
 def test_a_long_read_reports_progress_and_can_be_cancelled(tmp_path, long_files):

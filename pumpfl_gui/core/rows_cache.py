@@ -8,7 +8,8 @@ so at once), its times, labels and pump statuses (one byte a row) as ``.npy``, a
 said (sensors, dropped columns, notes) in ``meta.json``, written last. The key is the file's
 resolved path, size and modification time, a hash of its first and last 64 KB, the loader's
 arguments and this format's version: a file changed in any of these is read again. The
-newest ``KEEP`` entries are kept.
+newest ``KEEP`` entries are kept, as long as they hold ``KEEP_BYTES`` together (the newest
+always: a 20 million-row file of 52 sensors is 4 GB of rows).
 
 A cache that cannot be read or written is passed over (logged), never an error: the file is
 simply read again.
@@ -32,7 +33,8 @@ from .paths import APP_NAME
 log = logging.getLogger(__name__)
 
 FORMAT = 3
-KEEP = 4  # entries kept, newest first
+KEEP = 4  # entries kept, newest first ...
+KEEP_BYTES = 8 << 30  # ... while they hold this much together (the newest is kept whatever its size)
 EDGE_BYTES = 1 << 16
 _ARRAYS = ("timestamps", "status", "labels")  # beside the readings, which are raw float32 rows
 VALUES = "values.f32"
@@ -133,7 +135,7 @@ def rows_file(entry: str | None) -> RowsFile | None:
 
 def save(entry: str | None, data, written: bool = False) -> None:
     """Keep ``data`` under ``entry`` (its readings already there when ``written``: a
-    :class:`RowsFile`); drop the oldest entries beyond ``KEEP``."""
+    :class:`RowsFile`); drop the oldest entries beyond ``KEEP`` or ``KEEP_BYTES``."""
     if entry is None:
         return
     base = folder()
@@ -172,8 +174,18 @@ def _codes(status: np.ndarray, names: list[str]) -> np.ndarray:
 
 def _trim(base: Path) -> None:
     entries = sorted((p for p in base.iterdir() if p.is_dir()), key=_age, reverse=True)
-    for old in entries[KEEP:]:
-        shutil.rmtree(old, ignore_errors=True)
+    held = 0
+    for i, entry in enumerate(entries):
+        held += _size(entry)
+        if i >= KEEP or (i > 0 and held > KEEP_BYTES):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _size(entry: Path) -> int:
+    try:
+        return sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+    except OSError:
+        return 0
 
 
 def _age(entry: Path) -> float:

@@ -1,5 +1,6 @@
 """The desktop app driven like a person would: real pages, real runners on loopback (pytest-qt)."""
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -239,6 +240,7 @@ def test_stop_mid_round_leaves_no_thread_behind(qtbot, tmp_path, default_data):
     # The threads end once their quit, queued to this (GUI) thread, is handled: keep handling
     # events while waiting (a blocking QThread.wait here could hold that quit back).
     wait_until(qtbot, lambda: all(t.isFinished() for t in threads), 10_000)
+    assert multiprocessing.active_children() == []  # each facility's process has ended too
 
 
 def test_settings_survive_a_restart_of_the_window(qtbot, tmp_path, default_data):

@@ -369,7 +369,7 @@ def load_sensor_csv(
     if not long_file:
         return _read(path, name, sensors, min_rows, max_missing, state)
     key = rows_cache.key(path, sensors, min_rows, max_missing)
-    data = rows_cache.load(key, path)
+    data = _cached(key, path)
     if data is not None:
         return data
     out = rows_cache.rows_file(key)
@@ -386,7 +386,12 @@ def load_sensor_csv(
     else:
         written = out is not None
     rows_cache.save(key, data, written=written)
-    return rows_cache.load(key, path) or data  # the rows mapped read-only, as the next time
+    return _cached(key, path) or data  # the rows mapped read-only, as the next time
+
+
+def _cached(key: str | None, path: Path) -> SensorData | None:
+    held = rows_cache.load(key, path)
+    return None if held is None else SensorData(**{k: v for k, v in held.items() if k in SensorData.__dataclass_fields__})
 
 
 def _read(path, name, sensors, min_rows, max_missing, state, bulk: bool = False, out=None) -> SensorData:

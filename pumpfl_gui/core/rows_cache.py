@@ -63,10 +63,9 @@ def key(path: Path, sensors: list[str] | None, min_rows: int, max_missing: float
     return hashlib.sha256(json.dumps(about).encode()).hexdigest()[:32]
 
 
-def load(entry: str | None, path: Path):
-    """The cached :class:`~pumpfl_gui.core.dataset.SensorData` for ``entry``, or None."""
-    from .dataset import SensorData
-
+def load(entry: str | None, path: Path) -> dict | None:
+    """What ``entry`` holds, as the fields of a :class:`~pumpfl_gui.core.dataset.SensorData`
+    of ``path`` (its rows mapped read-only), or None."""
     here = folder() / entry if entry else None
     if here is None or not (here / "meta.json").is_file():
         return None
@@ -83,8 +82,7 @@ def load(entry: str | None, path: Path):
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("rows cache entry %s unreadable (%s); reading the file again", here, exc)
         return None
-    fields = {k: v for k, v in meta["fields"].items() if k in SensorData.__dataclass_fields__}
-    return SensorData(path=path, values=values, **fields, **arrays)
+    return {**meta["fields"], "path": path, "values": values, **arrays}
 
 
 class RowsFile:

@@ -16,6 +16,8 @@ class Counting:
     fail the ways a real one does."""
 
     def __init__(self, rounds: int, how: str, emit) -> None:
+        if how == "refuse":
+            raise UserError("the invite names another server")
         self.rounds, self.how, self.emit = rounds, how, emit
         self._stop = threading.Event()
 
@@ -80,3 +82,11 @@ def test_a_child_that_dies_is_told_with_its_exit_code():
     result, events = run_child(3, "die")
     assert isinstance(result, Failed)
     assert result.message == "the test's process ended unexpectedly (exit code 7)"
+
+
+def test_a_runner_that_cannot_be_made_is_the_result_and_said_in_the_log(caplog):
+    with caplog.at_level(logging.INFO):
+        result, events = run_child(3, "refuse")
+    assert isinstance(result, UserError) and str(result) == "the invite names another server"
+    assert "[test process] could not start: the invite names another server" in caplog.messages
+    assert events == []

@@ -6,7 +6,8 @@ the lock between torch calls and stutters. In a process of its own a facility sh
 with the window but the CPU, and yields even that (it runs at a lower priority).
 
 The child makes the runner from ``make(*args, emit)`` (a class or function importable by
-name: the child starts afresh, it is not a fork of the window's process), sends each event,
+name: the child starts afresh, it is not a fork of the window's process; a runner that cannot
+be made is the result, as a runner's own error is), sends each event,
 each log line from INFO up and the runner's result through the pipe, and stops the runner when
 the parent asks or goes away. The parent side is :class:`ChildRunner`: ``run()`` in any thread,
 ``stop()`` from another, events to ``on_event`` from ``run()``'s thread.
@@ -22,6 +23,7 @@ import pickle
 import threading
 from collections.abc import Callable
 
+from ..core.errors import UserError
 from .events import Failed
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,9 @@ def _sendable(result: object) -> object:
         return RuntimeError(str(result))
 
 
-def child_main(conn, make: Callable, args: tuple) -> None:
-    """In the child: run ``make(*args, emit)``; the parent's "stop" (or its end) stops it."""
+def child_main(conn, work: bytes) -> None:
+    """In the child: make the runner from ``work`` (``make`` and ``args``, pickled), run it; the
+    parent's "stop" (or its end) stops it. A runner that cannot be made is the result too."""
     if hasattr(os, "nice"):
         os.nice(10)  # the window first
     lock = threading.Lock()
@@ -63,7 +66,13 @@ def child_main(conn, make: Callable, args: tuple) -> None:
     root = logging.getLogger()
     root.addHandler(_PipeLog(send))
     root.setLevel(logging.INFO)
-    runner = make(*args, lambda event: send(("event", event)))
+    try:  # unpickled here rather than by multiprocessing's start-up, so that a failure is told
+        make, args = pickle.loads(work)
+        runner = make(*args, lambda event: send(("event", event)))
+    except Exception as exc:  # a user error in the settings, or a part that cannot be imported
+        log.info("could not start: %s", exc, exc_info=not isinstance(exc, UserError))
+        send(("done", _sendable(exc)))
+        return
 
     def listen() -> None:
         with contextlib.suppress(EOFError, OSError):  # EOFError: the parent has gone
@@ -91,7 +100,10 @@ class ChildRunner:
         context = multiprocessing.get_context("spawn")  # never fork a process with a window and threads
         conn, child_end = context.Pipe()
         process = context.Process(
-            target=child_main, args=(child_end, self._make, self._args), name=f"pumpfl-{self._what}", daemon=True
+            target=child_main,
+            args=(child_end, pickle.dumps((self._make, self._args))),
+            name=f"pumpfl-{self._what}",
+            daemon=True,
         )
         process.start()
         child_end.close()

@@ -9,9 +9,11 @@ their own counts. The full benchmarks are ``pumpfl bench report`` (docs/BENCHMAR
 import json
 import shutil
 
+import numpy as np
 import pytest
 from test_cli import assert_user_error, pumpfl, pumpfl_here
 
+from pumpfl_gui.bench.rounds import federate
 from pumpfl_gui.bench.skab import SkabSettings
 from pumpfl_gui.bench.variants import run_pump_variants, run_skab_variants
 from pumpfl_gui.core.errors import UserError
@@ -55,6 +57,8 @@ def results(tmp_path_factory, skab_sites, plant_dir):
     runs = {
         f"skab_{mode}": ("skab", "--data", skab_sites, "--mode", mode, *FAST) for mode in ("local", "federated", "centralized")
     }
+    for mode in ("local", "federated"):  # the report's seeds table; centralized keeps seed 0 only
+        runs[f"skab_{mode}_seed1"] = ("skab", "--data", skab_sites, "--mode", mode, "--seed", "1", *FAST)
     runs["pump"] = ("pump", "--data", plant_dir, *FAST)
     runs["speed"] = ("speed", "--data", plant_dir / "client_1.csv", "--max-rows", "3000")
     runs["scale-3"] = ("scale", "--facilities", "3", "--rounds", "2")
@@ -202,6 +206,19 @@ def test_a_choice_the_facilities_cannot_keep_is_refused_before_training(plant_di
         run_skab_variants(skab_sites, keys=["trimmed"])
 
 
+def test_a_federated_benchmark_trains_with_the_seed_it_is_given(plant_dir):
+    """``--seed`` reaches the federation: the starting model and every facility's training."""
+    csvs = [plant_dir / "client_0.csv", plant_dir / "client_1.csv"]
+    settings = FederationSettings(rounds=1, local_epochs=1, min_clients=2)
+
+    def global_model(seed):
+        return federate(settings, csvs, ["client_0", "client_1"], lambda m, f: None, 0.0, 1.0, seed=seed).params
+
+    first, again, other = global_model(0), global_model(0), global_model(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
 def test_speed_prints_the_ratio_it_stores(results):
     r = results[0]["speed"]
     assert f"{r['ratios']['round_speedup']:.2f}x faster" in results[1]["speed"]
@@ -250,6 +267,17 @@ def test_report_draws_every_plot_and_the_summary_table(results, variants, skab_s
     assert "## Scale: many facilities on one coordinator" in page and "| 3 | 2 of 2 |" in page
     assert "## Scale: long files" in page and "| 20,000 |" in page
     assert "## Choosing the detector" in page and "| Facility | files | alone F1 / FAR % / MAR % |" in page
+    # The seeds table: each mode's runs by seed, and the counts of all of a mode's runs added up.
+    assert "| Mode | seed 0 | seed 1 | seeds together |" in page
+    for mode in ("local", "federated"):
+        runs = [results[0][f"skab_{mode}"], results[0][f"skab_{mode}_seed1"]]
+        assert runs[1]["settings"]["seed"] == 1
+        c = {k: runs[0]["counts"][k] + runs[1]["counts"][k] for k in ("tp", "fp", "fn", "tn")}
+        f1, far = round(c["tp"] / (c["tp"] + (c["fp"] + c["fn"]) / 2), 4), round(100 * c["fp"] / (c["fp"] + c["tn"]), 2)
+        together = f"{f1:.3f} / {far:.2f}"
+        cells = " | ".join(f"{r['f1']:.3f} / {r['far_pct']:.2f} / {r['mar_pct']:.2f}" for r in runs)
+        assert f"| {mode} | {cells} | **{together} / " in page
+    assert "| centralized | " in page and " | - | **" in page  # no seed 1 run of it here
     text = readme.read_text()
     assert "old" not in text and text.startswith("# Title") and text.endswith("rest\n")
     assert "| SKAB, federated | F1 / FAR % / MAR % |" in text

@@ -91,7 +91,7 @@ def run_pump(
 
     if "federated" in modes:
         t0 = time.perf_counter()
-        run = federate(settings, csvs, [c.stem for c in csvs], report, 0.33, 0.66)
+        run = federate(settings, csvs, [c.stem for c in csvs], report, 0.33, 0.66, seed=seed)
         models["federated"], losses["federated"] = [run.params] * len(parts), {"global model": run.curve, **run.per_facility}
         seconds["federated"] = time.perf_counter() - t0
 

@@ -44,9 +44,11 @@ def federate(
     lo: float,
     hi: float,
     train_rows: int | None = None,
+    seed: int = 0,
 ) -> FederationRun:
     """A server and one facility per entry of ``csvs`` on loopback, run with ``settings``'
-    strategy, differential privacy and shared scaling."""
+    strategy, differential privacy and shared scaling; ``seed`` for the starting model and every
+    facility's training."""
     run = FederationRun([], [], {name: [] for name in names})
 
     def on_event(who: str, event) -> None:
@@ -63,7 +65,7 @@ def federate(
 
     report(f"federated: a server and {len(csvs)} facilities on loopback", lo)
     with tempfile.TemporaryDirectory(prefix="pumpfl-bench-") as tmp:
-        result = LoopbackFederation(settings, csvs, Path(tmp), on_event, names=names, train_rows=train_rows).run()
+        result = LoopbackFederation(settings, csvs, Path(tmp), on_event, names=names, train_rows=train_rows, seed=seed).run()
         if isinstance(result, Failed):
             raise UserError(f"the federation failed: {result.message}")
         state = checkpoint.load(Path(tmp) / "server")

@@ -176,7 +176,7 @@ def run_skab(
     elif mode == "centralized":
         detectors, losses = _centralized(sites, spec, settings, report)
     else:
-        detectors, losses, record = _federated(sites, spec, fed, report)
+        detectors, losses, record = _federated(sites, spec, fed, settings.seed, report)
     report("scoring the test rows", 0.95)
     files = [_score(site, part, cps, detectors[(site.name, part.path.name)]) for site, part, cps in _labelled(sites)]
     wall = time.perf_counter() - t0
@@ -249,18 +249,20 @@ def _centralized(sites: list[Site], spec: ModelSpec, settings: SkabSettings, rep
     model = build_model(spec)
     report("centralized: training on every file's rows", 0.1)
     history = train_epochs(model, pooled.view, pooled.train_pool, replace(LOCAL_TRAINING, seed=settings.seed))
-    detectors = _personalised(sites, spec, get_parameters(model), None, None, None, report)
+    detectors = _personalised(sites, spec, get_parameters(model), None, None, None, settings.seed, report)
     return detectors, {"centralized (per epoch)": [round(r.loss, 6) for r in history]}
 
 
-def _federated(sites: list[Site], spec: ModelSpec, fed: FederationSettings, report: Progress) -> tuple[dict, dict, dict]:
-    run = federate(fed, [s.csvs for s in sites], [s.name for s in sites], report, 0.05, 0.85, TRAIN_ROWS)
+def _federated(
+    sites: list[Site], spec: ModelSpec, fed: FederationSettings, seed: int, report: Progress
+) -> tuple[dict, dict, dict]:
+    run = federate(fed, [s.csvs for s in sites], [s.name for s in sites], report, 0.05, 0.85, TRAIN_ROWS, seed)
     losses = {"federated (global model)": run.curve, **{f"{k} (held-out part)": v for k, v in run.per_facility.items()}}
-    detectors = _personalised(sites, spec, run.params, run.scaler, run.threshold, fed.rounds, report)
+    detectors = _personalised(sites, spec, run.params, run.scaler, run.threshold, fed.rounds, seed, report)
     return detectors, losses, {"federation": fed.to_dict(), "choice": choice_record(fed, run)}
 
 
-def _personalised(sites, spec, params, scaler, threshold, rounds, report) -> dict:
+def _personalised(sites, spec, params, scaler, threshold, rounds, seed, report) -> dict:
     """Each file's detector from the global ``params``, exactly as a facility makes its own at
     the end of a run: personalised on its training rows, calibrated there (with the agreed
     scaler and threshold under shared scaling)."""
@@ -268,7 +270,7 @@ def _personalised(sites, spec, params, scaler, threshold, rounds, report) -> dic
     labelled = list(_labelled(sites))
     for i, (site, part, _) in enumerate(labelled):
         report(f"personalising {site.name}/{part.path.name}", 0.85 + 0.1 * i / len(labelled))
-        facility = Facility(part, spec, site.name)
+        facility = Facility(part, spec, site.name, seed)
         if scaler is not None:
             facility.use_scaler(scaler)
         detectors[(site.name, part.path.name)] = facility.final_detector(params, rounds, threshold)

@@ -30,15 +30,18 @@ class LoopbackFederation:
         names: Sequence[str] | None = None,
         train_rows: int | None = None,
         compare: bool = False,
+        seed: int = 0,
     ) -> None:
         """``csvs``: one entry per facility, a CSV or a list of one facility's CSVs;
         ``names``: the facilities' names (default: each first CSV's stem); ``compare``: each
-        facility also trains alone and writes ``comparison.json`` (fl/alone.py)."""
+        facility also trains alone and writes ``comparison.json`` (fl/alone.py); ``seed``: the
+        starting model's and every facility's training seed."""
         self.settings = settings
         self.csvs = [[Path(c)] if isinstance(c, (str, Path)) else [Path(x) for x in c] for c in csvs]
         self.names = list(names) if names is not None else [c[0].stem for c in self.csvs]
         self.train_rows = train_rows
         self.compare = compare
+        self.seed = seed
         self.out_dir = Path(out_dir)
         self._on_event = on_event or (lambda who, e: None)
         self._port_given = port is not None
@@ -56,7 +59,7 @@ class LoopbackFederation:
             c.stop()
 
     def _server_on(self, port: int) -> ServerRunner:
-        options = ServerOptions(host="127.0.0.1", port=port, out_dir=self.out_dir / "server")
+        options = ServerOptions(host="127.0.0.1", port=port, out_dir=self.out_dir / "server", seed=self.seed)
         return ServerRunner(self.settings, options, lambda e: self._on_event("server", e))
 
     def _start_server(self, results: dict) -> threading.Thread | None:
@@ -96,6 +99,7 @@ class LoopbackFederation:
                     max_wait=60,
                     train_rows=self.train_rows,
                     compare=self.compare,
+                    seed=self.seed,
                 )
                 runner = ClientRunner(csv, invite.address, options, lambda e, name=name: self._on_event(name, e))
                 self.clients.append(runner)

@@ -169,3 +169,28 @@ def test_what_start_up_imports_make_is_set_aside_from_later_collections(qtbot):
     assert gc.get_freeze_count() >= frozen_before + len(kept)
     assert gc.get_count()[0] < gc.get_threshold()[0]  # nothing left for the next collection to look at
     gc.unfreeze()  # the test suite's own objects go back to being collected as usual
+
+
+def test_a_quit_while_the_background_imports_run_waits_for_them_to_end(tmp_path):
+    """Quitting within a second of the start (here: at the first paint) finds torch and Flower
+    still importing in the warm-up thread; the interpreter ending under that native code aborted
+    the process now and then ("terminate called without an active exception"). The app's main
+    returns only once that thread has ended."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from pumpfl_gui.gui.app import main\n"
+        "code = main(['--startup-time', '--settings', sys.argv[1]])\n"
+        "warming = any(t.name == 'pumpfl-warm-up' and t.is_alive() for t in threading.enumerate())\n"
+        "print('still importing' if warming else 'imports ended', code)\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "s.ini")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("first window drawn") and lines[-1] == "imports ended 0"

@@ -25,6 +25,7 @@ from ..core.paths import APP_NAME
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL_S = 0.001
+WARM_UP_JOIN_S = 60.0  # the most a quit waits for the background imports to end (they take seconds)
 
 
 def log_file() -> Path:
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import threading
 
-    threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True).start()
+    warming = threading.Thread(target=warm_up, name="pumpfl-warm-up", daemon=True)
+    warming.start()
     from .collector import MainThreadCollector
     from .main_window import MainWindow
     from .settings import AppSettings
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     smoke = run_smoke(window, args) if args.demo else run_monitor(window, args) if args.monitor else {}
     code = app.exec()
     del window
+    # A quit within seconds of the start finds torch and Flower still importing in the warm-up
+    # thread; the interpreter ending under that native code aborts the process, so let it end.
+    warming.join(WARM_UP_JOIN_S)
     return code or (1 if smoke.get("failed") else 0)
 
 

@@ -4,6 +4,7 @@ thread or reaches a page that is gone."""
 
 import threading
 
+import pytest
 import shiboken6
 from PySide6.QtCore import QObject, QThread, Slot
 from PySide6.QtWidgets import QApplication, QWidget
@@ -171,6 +172,7 @@ def test_what_start_up_imports_make_is_set_aside_from_later_collections(qtbot):
     gc.unfreeze()  # the test suite's own objects go back to being collected as usual
 
 
+@pytest.mark.slow  # a fresh interpreter starts the app
 def test_a_quit_while_the_background_imports_run_waits_for_them_to_end(tmp_path):
     """Quitting within a second of the start (here: at the first paint) finds torch and Flower
     still importing in the warm-up thread; the interpreter ending under that native code aborted

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from ..core.alarm_rules import DetectionSettings
 from ..core.data_fit import check_trainable, detection_for
 from ..core.dataset import SensorData
-from ..core.detector import AGREED, INCOMPLETE_RUN, Detector, fit_scaler, prepare
+from ..core.detector import AGREED, INCOMPLETE_RUN, PERSONALISING, Detector, fit_scaler, prepare
 from ..core.errors import ModelError
 from ..core.model import build_model, get_parameters, set_parameters
 from ..core.model_spec import ModelSpec
@@ -177,7 +178,7 @@ class Facility:
         data = data or self.data
         base = self._global(parameters, rounds)
         if agreed_threshold is None and (self.personalise if personalise is None else personalise):
-            detector = base.personalise(data, state=state)
+            detector = base.personalise(data, replace(PERSONALISING, seed=self.seed), state=state)
             detector.info["model"] = f"personalised from round {rounds}" if rounds is not None else "personalised"
         else:
             detector = base.calibrate(data, state)

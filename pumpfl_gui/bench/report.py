@@ -16,7 +16,7 @@ from ..core.files import write_atomic
 from .report_plots import SKAB_MODES, draw_plots
 from .rows_page import rows_section
 from .scale_page import FACILITY_COUNTS, scale_section
-from .seeds_page import EXTRA_SEEDS, load_seed_runs, pooled, seeds_section
+from .seeds_page import EXTRA_SEEDS, load_seed_runs, pooled, seed_run, seeds_section
 from .variants_page import choices_section
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -67,7 +67,7 @@ def _measure(skab_dir: Path, folder: Path, progress, line) -> dict:
         results[f"skab_{mode}"] = run_skab(skab_dir, mode, on_progress=progress)
         for seed in EXTRA_SEEDS:
             line(f"SKAB, {mode}, seed {seed} ...")
-            results[f"skab_{mode}_seed{seed}"] = run_skab(skab_dir, mode, SkabSettings(seed=seed), on_progress=progress)
+            results[seed_run(mode, seed)] = run_skab(skab_dir, mode, SkabSettings(seed=seed), on_progress=progress)
     line("SKAB, federated, once per strategy, privacy level and shared scaling ...")
     results["skab_variants"] = run_skab_variants(skab_dir, on_progress=progress, fedavg=results["skab_federated"])
     data = ensure_default_data(progress=progress)

@@ -17,22 +17,24 @@ from .report_plots import SKAB_MODES
 EXTRA_SEEDS = (1, 2)  # seed 0 is the run the rest of the page shows
 
 
-def seed_file(mode: str, seed: int) -> str:
-    return f"skab_{mode}_seed{seed}.json"
+def seed_run(mode: str, seed: int | str) -> str:
+    """The name a mode's run with ``seed`` is kept under, as ``<name>.json`` (``"*"``: any seed)."""
+    return f"skab_{mode}_seed{seed}"
 
 
 def load_seed_runs(folder: Path) -> dict[str, list[dict]]:
     """Each mode's extra-seed runs found in ``folder``, by seed."""
     found: dict[str, list[dict]] = {}
     for mode in SKAB_MODES:
-        runs = [json.loads(p.read_text()) for p in folder.glob(f"skab_{mode}_seed*.json")]
+        runs = [json.loads(p.read_text()) for p in folder.glob(f"{seed_run(mode, '*')}.json")]
         found[mode] = sorted(runs, key=lambda r: r["settings"]["seed"])
     return found
 
 
 def pooled(runs: list[dict]) -> dict:
     """F1 / FAR / MAR of several runs' test rows taken together (counts added up)."""
-    return {**rates(sum_counts(r["counts"] for r in runs)), "counts": sum_counts(r["counts"] for r in runs)}
+    counts = sum_counts(r["counts"] for r in runs)
+    return {**rates(counts), "counts": counts}
 
 
 def _cell(r: dict) -> str:

@@ -7,12 +7,15 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from pumpfl_gui.core.alarm_rules import (
     DetectionSettings,
+    combined_ratios,
+    fast_weight,
     flag_rows,
     residual_scale,
     row_scores,
     runs,
     smooth_residuals,
     threshold_from_scores,
+    top_mean,
     window_scores,
 )
 from pumpfl_gui.core.metrics import failure_metrics, label_event_metrics, pointwise_metrics
@@ -33,7 +36,18 @@ def test_quantile_one_is_the_highest_training_score():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(quantile=0), dict(quantile=1.5), dict(factor=0), dict(persistence=0), dict(top=0), dict(smooth=0), dict(merge_gap=-1)],
+    [
+        dict(quantile=0),
+        dict(quantile=1.5),
+        dict(factor=0),
+        dict(persistence=0),
+        dict(top=0),
+        dict(smooth=0),
+        dict(merge_gap=-1),
+        dict(fast=0),
+        dict(fast=1.0),
+        dict(fast_factor=0),
+    ],
 )
 def test_detection_settings_refuse_impossible_rules(bad):
     with pytest.raises(ValueError):
@@ -45,6 +59,29 @@ def test_detection_settings_span_and_round_trip():
     assert DetectionSettings(smooth=5).span(60) == 5
     d = DetectionSettings(quantile=0.99, top=3, smooth=10)
     assert DetectionSettings.from_dict({**d.to_dict(), "unknown_later_field": 1}) == d
+    # The fast look smooths over 0.4 of the span; rules saved before it existed have none.
+    assert DetectionSettings().spans(60) == (60, 24) and DetectionSettings(smooth=10).spans(60) == (10, 4)
+    assert DetectionSettings(fast=None).spans(60) == (60,)
+    old = {k: v for k, v in DetectionSettings().to_dict().items() if k not in ("fast", "fast_factor")}
+    assert DetectionSettings.from_dict(old).fast is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_weighted_fast_look_alarms_exactly_when_either_look_is_over_its_threshold(seed):
+    rng = np.random.default_rng(seed)
+    rule = DetectionSettings(quantile=0.95)
+    slow_train, fast_train = rng.gamma(2.0, 1.0, 300), rng.gamma(2.0, 3.0, 300)
+    slow_threshold = threshold_from_scores(slow_train, rule)
+    fast_threshold = np.quantile(fast_train, rule.quantile) * rule.fast_factor
+    weight = fast_weight(slow_train, fast_train, rule)
+    slow, fast = rng.gamma(2.0, 3.0, (2000, 4)), rng.gamma(2.0, 6.0, (2000, 4))
+    score = top_mean(combined_ratios(slow, fast, weight), 1)
+    either = (slow.max(axis=1) > slow_threshold) | (fast.max(axis=1) > fast_threshold)
+    assert 0 < either.mean() < 1
+    # Equal up to rows within rounding of a threshold.
+    near = np.isclose(slow.max(axis=1), slow_threshold) | np.isclose(fast.max(axis=1), fast_threshold)
+    np.testing.assert_array_equal((score > slow_threshold)[~near], either[~near])
+    assert combined_ratios(slow, None, None) is slow  # no fast look: the slow look's ratios
 
 
 @pytest.mark.parametrize("span", [1, 3, 10])

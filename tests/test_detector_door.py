@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pumpfl_gui.core.alarm_rules import DetectionSettings, threshold_from_scores
+from pumpfl_gui.core.alarm_rules import DetectionSettings, smooth_residuals, threshold_from_scores
 from pumpfl_gui.core.data_fit import detection_for, rows_needed, spec_for, trainable_problem
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import (
@@ -27,7 +27,7 @@ from pumpfl_gui.core.model_spec import ModelSpec
 from pumpfl_gui.core.model_store import load_detector, save_detector
 from pumpfl_gui.core.skab_simulator import write_anomaly_free_csv, write_skab_csv
 from pumpfl_gui.core.training import TrainSettings, newest_residuals, split_held_back, train_epochs, window_errors
-from pumpfl_gui.core.windows import clean_window_starts, window_view
+from pumpfl_gui.core.windows import ScaledWindows, clean_window_starts, window_view
 
 pytestmark = pytest.mark.slow  # most tests share `fitted`, a detector trained to early stopping (6 s)
 
@@ -116,9 +116,39 @@ def test_the_threshold_follows_the_rule_on_the_training_windows(fitted):
     expected = calibration_windows(prep.clean_starts, len(prep.view), span)
     assert len(train_scores) == det.info["calibration_windows"] == len(expected)
     assert expected[0] == span - 1 and expected[-1] == SKAB_TRAIN_ROWS - det.spec.window
-    # ... and the scores there are the per-row scores of those windows' last rows.
-    rows = det.decision_function(data)[expected + det.spec.window - 1]
-    np.testing.assert_allclose(rows, train_scores, rtol=1e-12)
+    # ... and the scores there are the slow look's per-row scores of those windows' last rows
+    # (the fast look, weighted, can only raise a row's score).
+    slow_only = replace(det, detection=replace(det.detection, fast=None))
+    np.testing.assert_allclose(slow_only.decision_function(data)[expected + det.spec.window - 1], train_scores, rtol=1e-12)
+    assert np.all(det.decision_function(data)[expected + det.spec.window - 1] >= train_scores)
+
+
+def test_a_row_alarms_when_either_look_is_over_its_own_threshold(fitted):
+    """The rule in core/alarm_rules.py, recomputed here from the network's newest residuals: the
+    slow look (one window's smoothing) against factor x its highest training score, the fast look
+    (0.4 of it) against fast_factor x its own; one score and one threshold carry both."""
+    data, det, _ = fitted
+    w, rule = det.spec.window, det.detection
+    slow_span, fast_span = rule.spans(w)
+    assert (slow_span, fast_span) == (60, 24) and rule.factor == 5.0 and rule.fast_factor == 2.75
+    residuals = newest_residuals(det.model, ScaledWindows([(data.values, det.scaler)], w)).astype(np.float64)
+    calib = calibration_windows(prepare(data, w, det.scaler).clean_starts, len(residuals), slow_span)
+    looks = []
+    for span, spread, factor in ((slow_span, det.spread, rule.factor), (fast_span, det.fast_spread, rule.fast_factor)):
+        smoothed = smooth_residuals(residuals, span)
+        scores = (np.abs(smoothed) / spread).max(axis=1)
+        np.testing.assert_allclose(spread, np.sqrt(np.mean(smoothed[calib] ** 2, axis=0)), rtol=1e-9)
+        looks.append((scores, factor * scores[calib].max()))
+    (slow, slow_threshold), (fast, fast_threshold) = looks
+    assert det.threshold == pytest.approx(slow_threshold, rel=1e-9)
+    judged = slice(slow_span - 1, None)  # rows whose slow smoothing is full
+    either = (slow > slow_threshold) | (fast > fast_threshold)
+    np.testing.assert_array_equal(det.predict(data)[w - 1 :][judged], either[judged])
+    # On the simulated valve closing the fast look raises the alarm first.
+    start = ANOMALY.start - (w - 1)
+    first_slow = start + np.argmax(slow[start:] > slow_threshold)
+    first_either = start + np.argmax(either[start:])
+    assert either[first_either] and first_either < first_slow
 
 
 def test_a_long_file_is_scored_a_block_at_a_time_exactly_as_whole(fitted, monkeypatch):
@@ -223,10 +253,49 @@ def test_a_saved_detector_scores_exactly_as_before(fitted, tmp_path):
     data, det, _ = fitted
     again = load_detector(save_detector(det, tmp_path / "m"))
     assert again.spec == det.spec and again.sensors == det.sensors and again.detection == det.detection
-    assert again.threshold == det.threshold
+    assert again.threshold == det.threshold and again.fast_weight == det.fast_weight
     np.testing.assert_array_equal(again.spread, det.spread)
+    np.testing.assert_array_equal(again.fast_spread, det.fast_spread)
     np.testing.assert_array_equal(again.decision_function(data), det.decision_function(data))
     np.testing.assert_array_equal(again.predict(data), det.predict(data))
+
+
+def test_a_model_saved_before_the_fast_look_scores_as_it_was_calibrated(fitted, tmp_path):
+    data, det, _ = fitted
+    folder = save_detector(det, tmp_path / "before")
+    meta = json.loads((folder / "model.json").read_text())
+    for key in ("fast_spread", "fast_weight"):
+        del meta[key]
+    for key in ("fast", "fast_factor"):
+        del meta["detection"][key]
+    (folder / "model.json").write_text(json.dumps(meta))
+    again = load_detector(folder)
+    assert again.detection.fast is None and again.fast_spread is None
+    slow_only = replace(det, detection=replace(det.detection, fast=None))
+    np.testing.assert_array_equal(again.decision_function(data), slow_only.decision_function(data))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.update(fast_spread=None, fast_weight=None), "no spread or weight"),
+        (lambda m: m.update(fast_weight=None), "come together"),
+        (lambda m: m["detection"].update(fast=None), "come together"),
+        (lambda m: m.update(fast_spread=[1.0, 2.0]), "one positive number per sensor"),
+        (lambda m: m.update(fast_spread=[1.0] * 7 + [-1.0]), "one positive number per sensor"),
+        (lambda m: m.update(fast_weight=0.0), "not a positive number"),
+        (lambda m: m.update(fast_weight="NaN"), "not a positive number"),
+        (lambda m: m.update(fast_weight="heavy"), "incomplete or malformed"),
+        (lambda m: m["detection"].update(fast=1.5), "incomplete or malformed"),
+    ],
+)
+def test_a_damaged_fast_look_is_refused_clearly(fitted, tmp_path, edit, message):
+    folder = save_detector(fitted[1], tmp_path / "damaged")
+    meta = json.loads((folder / "model.json").read_text())
+    edit(meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=message):
+        load_detector(folder)
 
 
 def test_a_global_model_saves_without_calibration(fitted, tmp_path):

@@ -30,7 +30,7 @@ def detection_for(data: SensorData, window: int) -> DetectionSettings:
     if clean < SHORT_HISTORY_WINDOWS * window:
         return SHORT_HISTORY
     # Chosen on the pump data (docs/BENCHMARKS.md, "Choosing the detector").
-    return DetectionSettings(quantile=0.995, factor=1.0, smooth=3 * window, top=4, wander=False)
+    return DetectionSettings(quantile=0.995, factor=1.0, smooth=3 * window, top=4, wander=False, fast=None)
 
 
 def spec_for(data: SensorData) -> ModelSpec:

@@ -23,13 +23,15 @@ import numpy as np
 
 from .alarm_rules import (
     DetectionSettings,
+    combined_ratios,
+    fast_weight,
     flag_rows,
     row_scores,
     runs,
     smooth_residuals,
     spread_from_sums,
     threshold_from_scores,
-    window_scores,
+    top_mean,
 )
 from .data_fit import check_trainable, detection_for, spec_for
 from .dataset import SensorData
@@ -78,16 +80,18 @@ def prepare(data: SensorData, window: int, scaler: Scaler, train_stride: int = 1
 
 
 def smoothed_blocks(
-    model: ConvAutoencoder, view: ScaledWindows, span: int, state: TaskState | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
-    """(first window, smoothed residuals (windows, sensors) float64), a block of windows at a
-    time over all of ``view``: each block equals the same rows of smoothing the whole file."""
+    model: ConvAutoencoder, view: ScaledWindows, spans: tuple[int, ...], state: TaskState | None = None
+) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """(first window, the residuals (windows, sensors) float64 smoothed over each of ``spans``),
+    a block of windows at a time over all of ``view``: each block equals the same rows of
+    smoothing the whole file."""
+    keep = max(spans) - 1
     carry = np.empty((0, view.shape[1]), dtype=np.float32)  # the residuals a block's smoothing reads before it
     for lo in range(0, len(view), BLOCK_WINDOWS):
         residuals = newest_residuals(model, view, state=state, start=lo, stop=lo + BLOCK_WINDOWS)
         joined = np.concatenate([carry, residuals])
-        yield lo, smooth_residuals(joined, span)[len(carry) :]
-        carry = joined[len(joined) - min(span - 1, len(joined)) :]
+        yield lo, [smooth_residuals(joined, span)[len(carry) :] for span in spans]
+        carry = joined[len(joined) - min(keep, len(joined)) :]
         view.release(lo)  # rows before this block's first window are done with
     view.release()
 
@@ -123,6 +127,19 @@ def describe_model(info: dict, trained_on: str, calibrated_on: str) -> str:
 
 
 @dataclass
+class Calibration:
+    """What calibrating on a facility's training windows measured: per look (slow, then fast)
+    each sensor's spread and the windows' scores; the fast look's weight (core/alarm_rules.py)."""
+
+    scaler: Scaler
+    spread: np.ndarray
+    slow_scores: np.ndarray
+    fast_spread: np.ndarray | None = None
+    fast_scores: np.ndarray | None = None
+    weight: float | None = None
+
+
+@dataclass
 class Detector:
     spec: ModelSpec
     model: ConvAutoencoder
@@ -132,6 +149,8 @@ class Detector:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     info: dict = field(default_factory=dict)  # provenance: data file, training settings, losses
     spread: np.ndarray | None = None  # per sensor: the smoothed residuals' RMS on training rows
+    fast_spread: np.ndarray | None = None  # the same for the fast look's shorter smoothing (None: no fast look)
+    fast_weight: float | None = None  # the fast look's ratios times this share the slow look's threshold
 
     @property
     def calibrated(self) -> bool:
@@ -202,18 +221,20 @@ class Detector:
         threshold from ``data``'s own normal rows. Returns a calibrated copy. A model never
         calibrated before (a federation's global model) takes the rules ``data`` calls for."""
         self = self._rules_for(data)
-        scaler, spread, train_scores = self._calibration(data, state)
+        cal = self._calibration(data, state)
         if self.info.get("threshold") == AGREED and self.threshold is not None:
             threshold = self.threshold  # the federation agreed it (shared scaling)
         else:
-            threshold = threshold_from_scores(train_scores, self.detection)
-        info = {**self.info, "calibrated_on": data.path.name, "calibration_windows": int(len(train_scores))}
-        return replace(self, scaler=scaler, threshold=threshold, spread=spread, info=info)
+            threshold = threshold_from_scores(cal.slow_scores, self.detection)
+        info = {**self.info, "calibrated_on": data.path.name, "calibration_windows": int(len(cal.slow_scores))}
+        looks = {"spread": cal.spread, "fast_spread": cal.fast_spread, "fast_weight": cal.weight}
+        return replace(self, scaler=cal.scaler, threshold=threshold, info=info, **looks)
 
     def training_scores(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
-        """The scores of the training windows calibration rests on (a federation pools their
-        quantiles for a shared threshold)."""
-        return self._rules_for(data)._calibration(data, state)[2]
+        """The slow look's scores of the training windows, which the threshold rests on (a
+        federation pools their quantiles for a shared threshold; the fast look is weighted to
+        it)."""
+        return self._rules_for(data)._calibration(data, state).slow_scores
 
     def _rules_for(self, data: SensorData) -> Detector:
         """A global model takes the rules ``data`` calls for; a facility's keeps its own."""
@@ -221,20 +242,27 @@ class Detector:
             return replace(self, detection=detection_for(data, self.spec.window))
         return self
 
-    def _calibration(self, data: SensorData, state: TaskState | None) -> tuple[Scaler, np.ndarray, np.ndarray]:
+    def _calibration(self, data: SensorData, state: TaskState | None) -> Calibration:
         check_trainable(data, self.spec.window, self.detection)
         scaler = self.scaler if self.scaler is not None else fit_scaler(data, self.spec.window, self.detection)
         prep = prepare(data, self.spec.window, scaler)
-        span = self.detection.span(self.spec.window)
-        windows = calibration_windows(prep.clean_starts, len(prep.view), span)
+        spans = self.detection.spans(self.spec.window)
+        windows = calibration_windows(prep.clean_starts, len(prep.view), spans[0])  # full for every look
         sample = calibration_sample(windows)
-        sum_squares, kept = np.zeros(prep.view.shape[1]), []
-        for lo, smoothed in smoothed_blocks(self.model, prep.view, span, state):
-            here = windows[np.searchsorted(windows, lo) : np.searchsorted(windows, lo + len(smoothed))] - lo
-            sum_squares += np.square(smoothed[here]).sum(axis=0)
-            kept.append(smoothed[sample[np.searchsorted(sample, lo) : np.searchsorted(sample, lo + len(smoothed))] - lo])
-        spread = spread_from_sums(sum_squares, len(windows))
-        return scaler, spread, np.concatenate([window_scores(k, spread, self.detection.top) for k in kept])
+        sum_squares = np.zeros((len(spans), prep.view.shape[1]))
+        kept: list[list[np.ndarray]] = [[] for _ in spans]
+        for lo, looks in smoothed_blocks(self.model, prep.view, spans, state):
+            here = windows[np.searchsorted(windows, lo) : np.searchsorted(windows, lo + len(looks[0]))] - lo
+            mine = sample[np.searchsorted(sample, lo) : np.searchsorted(sample, lo + len(looks[0]))] - lo
+            for i, smoothed in enumerate(looks):
+                sum_squares[i] += np.square(smoothed[here]).sum(axis=0)
+                kept[i].append(smoothed[mine])
+        spreads = [spread_from_sums(sums, len(windows)) for sums in sum_squares]
+        scores = [top_mean(np.abs(np.concatenate(k)) / sp, self.detection.top) for k, sp in zip(kept, spreads)]
+        if len(spans) == 1:
+            return Calibration(scaler, spreads[0], scores[0])
+        weight = fast_weight(scores[0], scores[1], self.detection)
+        return Calibration(scaler, spreads[0], scores[0], spreads[1], scores[1], weight)
 
     # -- applying it --------------------------------------------------------------------------
 
@@ -253,13 +281,17 @@ class Detector:
         if not self.calibrated:
             raise ValueError("the detector is not calibrated to a facility yet")
         w, span = self.spec.window, self.detection.span(self.spec.window)
+        fast = self.fast_spread is not None and self.fast_weight is not None and self.detection.fast is not None
+        spans = self.detection.spans(w) if fast else (span,)
         view = ScaledWindows([(data.values, self.scaler)], w)
         per_window = np.empty(len(view))
         by_sensor = np.full((data.rows, view.shape[1]), np.nan) if ratios else None
-        for lo, smoothed in smoothed_blocks(self.model, view, span, state):
-            per_window[lo : lo + len(smoothed)] = window_scores(smoothed, self.spread, self.detection.top)
+        for lo, looks in smoothed_blocks(self.model, view, spans, state):
+            slow = np.abs(looks[0]) / self.spread
+            both = combined_ratios(slow, np.abs(looks[1]) / self.fast_spread if fast else None, self.fast_weight)
+            per_window[lo : lo + len(both)] = top_mean(both, self.detection.top)
             if by_sensor is not None:
-                by_sensor[w - 1 + lo : w - 1 + lo + len(smoothed)] = np.abs(smoothed) / self.spread
+                by_sensor[w - 1 + lo : w - 1 + lo + len(both)] = both
         per_window[: span - 1] = np.nan  # smoothed over fewer windows: not judged
         if by_sensor is not None:
             by_sensor[: w + span - 2] = np.nan

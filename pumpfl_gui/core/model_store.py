@@ -49,6 +49,8 @@ def save_detector(detector: Detector, folder: str | Path) -> Path:
         "scaler": detector.scaler.to_dict() if detector.scaler is not None else None,
         "threshold": detector.threshold,
         "spread": detector.spread.tolist() if detector.spread is not None else None,
+        "fast_spread": detector.fast_spread.tolist() if detector.fast_spread is not None else None,
+        "fast_weight": detector.fast_weight,
         "detection": detector.detection.to_dict(),
         "parameters": {k: list(v.shape) for k, v in state.items()},
         "info": detector.info,
@@ -101,6 +103,8 @@ def load_detector(folder: str | Path) -> Detector:
         threshold = float(meta["threshold"]) if meta["threshold"] is not None else None
         detection = DetectionSettings.from_dict(meta.get("detection", {}))
         spread = np.asarray(meta["spread"], dtype=np.float64) if meta.get("spread") is not None else None
+        fast_spread = np.asarray(meta["fast_spread"], dtype=np.float64) if meta.get("fast_spread") is not None else None
+        fast_weight = float(meta["fast_weight"]) if meta.get("fast_weight") is not None else None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{meta_path} is incomplete or malformed ({exc})") from None
     if len(sensors) != spec.sensors or (scaler is not None and scaler.mean.shape != (spec.sensors,)):
@@ -109,6 +113,9 @@ def load_detector(folder: str | Path) -> Detector:
         raise ModelError(f"{meta_path} is inconsistent: the residual spread must be one positive number per sensor")
     if threshold is not None and not (np.isfinite(threshold) and threshold > 0):
         raise ModelError(f"{meta_path} holds an unusable threshold ({threshold})")
+    fast_problem = _fast_look_problem(detection, spread, fast_spread, fast_weight, spec.sensors)
+    if fast_problem:
+        raise ModelError(f"{meta_path} is inconsistent: {fast_problem}")
     model = build_model(spec)
     try:
         with np.load(weights_path, allow_pickle=False) as npz:
@@ -123,9 +130,26 @@ def load_detector(folder: str | Path) -> Detector:
             raise ModelError(f"{weights_path}: {name} has shape {arrays[name].shape}, expected {tuple(tensor.shape)}")
     model.load_state_dict({k: torch.from_numpy(np.array(arrays[k], dtype=np.float32)) for k in expected})
     model.eval()
-    detector = Detector(spec, model, scaler, sensors, threshold, detection, dict(meta.get("info", {})), spread)
+    info = dict(meta.get("info", {}))
+    detector = Detector(spec, model, scaler, sensors, threshold, detection, info, spread, fast_spread, fast_weight)
     try:
         check_finite(detector)
     except ModelError as exc:
         raise ModelError(f"{folder} cannot be used: {str(exc).replace('; it is not saved', '')}") from None
     return detector
+
+
+def _fast_look_problem(detection, spread, fast_spread, fast_weight, sensors: int) -> str | None:
+    """Why a saved model's fast look (core/alarm_rules.py) cannot be used as saved, or None:
+    a calibrated model whose rules have one needs its spread and weight, and nothing else does."""
+    if fast_spread is None and fast_weight is None:
+        if detection.fast is not None and spread is not None:
+            return "its rules have a fast look but no spread or weight for it"
+        return None
+    if detection.fast is None or fast_spread is None or fast_weight is None:
+        return "the fast look's spread and weight come together, with rules that have one"
+    if fast_spread.shape != (sensors,) or not np.all(np.isfinite(fast_spread)) or not np.all(fast_spread > 0):
+        return "the fast look's spread must be one positive number per sensor"
+    if not (np.isfinite(fast_weight) and fast_weight > 0):
+        return f"the fast look's weight ({fast_weight}) is not a positive number"
+    return None

@@ -141,7 +141,7 @@ def _timeline(plt, ex: dict, path: Path) -> None:
         rows, 0, 1, where=labels, transform=ax.get_xaxis_transform(), color="#F2B8B5", alpha=0.6, label="labelled anomaly"
     )
     ax.fill_between(rows, 0, 0.06, where=flags, transform=ax.get_xaxis_transform(), color="#C44E52", label="flagged")
-    ax.plot(rows, scores, lw=0.8, color="#333333", label="score (furthest sensor, in its own spreads)")
+    ax.plot(rows, scores, lw=0.8, color="#333333", label="score (furthest sensor in its own spreads, slow or fast look)")
     ax.axhline(ex["threshold"], color="#DD8452", lw=1, ls="--", label="threshold")
     ax.axvline(ex["train_rows"], color="#4C72B0", lw=1, ls=":", label="end of training rows")
     ax.set_yscale("log")

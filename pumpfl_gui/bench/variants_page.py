@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..core.detector import WANDER_BELOW
+from ..fl.choices import DP_NOISE_PER_FACILITY
 
 
 def choices_plot(plt, pump: dict, skab: dict, path: Path) -> None:
@@ -117,7 +118,7 @@ def choices_section(pump: dict, skab: dict) -> list[str]:
     return out
 
 
-SHARED_NOTE = """Shared scaling and threshold: every facility scales its readings with the scaler pooled from
+SHARED_NOTE = f"""Shared scaling and threshold: every facility scales its readings with the scaler pooled from
 all facilities' per-sensor counts, means and variances, and after the last round the facilities
 agree one threshold — their detection rule (the quantile and factor their amount of history calls
 for, `core/data_fit.detection_for`) applied to every facility's training scores taken together,
@@ -126,7 +127,7 @@ facility keeps its own residual spread. That rule was chosen from the code — i
 federation with shared scaling agrees — not from SKAB's test rows. With SKAB's three facilities
 the trimmed mean drops one value each side of three, which leaves the median. What the
 measured losses mean for the app: every strategy kept SKAB's F1 within 0.02 of each file alone;
-differential privacy with more noise than 0.05 x the facilities and shared scaling did not, and
+differential privacy with more noise than {DP_NOISE_PER_FACILITY:g} x the facilities and shared scaling did not, and
 the Server page and `pumpfl server` say so, with these figures, when they are chosen
 (`fl/choices.caution`)."""
 

@@ -48,7 +48,7 @@ def test_every_option_that_lost_more_than_002_is_cautioned_and_no_other():
         lost = row["f1"] < local_f1 - 0.02
         assert (words is not None) == lost, (row["label"], row["f1"], local_f1, words)
         if lost:
-            assert f"{SKAB_LOCAL_F1}" in words  # with the measured figures, not just a warning
+            assert f"each file alone: {SKAB_LOCAL_F1:.3f}" in words  # with the measured figures, not just a warning
 
 
 @pytest.mark.parametrize("facilities", [3, 10])
@@ -57,5 +57,5 @@ def test_privacy_is_cautioned_above_the_measured_noise_per_facility(facilities):
     assert caution(at_bound) is None
     above = FederationSettings(min_clients=facilities, dp_noise_multiplier=DP_NOISE_PER_FACILITY * facilities * 1.5)
     words = caution(above)
-    assert words.startswith("differential privacy at noise") and f"{SKAB_DP_F1[0.1]:.2f} at noise 0.1" in words
+    assert words.startswith("differential privacy at noise") and f"{SKAB_DP_F1[0.1]:.3f} at noise 0.1" in words
     assert f"at most {DP_NOISE_PER_FACILITY:g} x the facilities" in words

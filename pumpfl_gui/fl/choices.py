@@ -112,18 +112,18 @@ def caution(s) -> str | None:
     """What measurement says against the FederationSettings ``s``'s choices, in words, or None."""
     notes = []
     if s.dp_noise_multiplier is not None and s.dp_noise_multiplier / max(s.min_clients, 1) > DP_NOISE_PER_FACILITY:
-        figures = ", ".join(f"{f:.2f} at noise {z:g}" for z, f in SKAB_DP_F1.items())
+        figures = ", ".join(f"{f:.3f} at noise {z:g}" for z, f in SKAB_DP_F1.items())
         notes.append(
             f"differential privacy at noise {s.dp_noise_multiplier:g} with {s.min_clients} facilities adds more noise than "
-            f"the model keeps its detection through: on SKAB with 3 facilities F1 fell to {figures} "
-            f"(each file alone: {SKAB_LOCAL_F1}); "
+            f"detection survives: on SKAB with 3 facilities F1 fell to {figures} "
+            f"(each file alone: {SKAB_LOCAL_F1:.3f}); "
             f"keep the noise multiplier at most {DP_NOISE_PER_FACILITY:g} x the facilities, or federate more facilities"
         )
     if s.shared_scaling:
         caught, of, per_day = PUMP_SHARED_CAUGHT
         notes.append(
-            f"shared scaling lost detection wherever it was measured with this detector: on SKAB F1 {SKAB_SHARED_F1} "
-            f"(each file alone: {SKAB_LOCAL_F1}); on the default data {caught} of {of} failures caught with {per_day:g} "
+            f"shared scaling lost detection wherever it was measured with this detector: on SKAB F1 {SKAB_SHARED_F1:.3f} "
+            f"(each file alone: {SKAB_LOCAL_F1:.3f}); on the default data {caught} of {of} failures caught with {per_day:g} "
             "false alarms a day (each facility's own scaling, federated: 7 of 7 with 0.04 a day in all); "
             "keep each facility's own scaling"
         )

@@ -49,7 +49,7 @@ from .windows import ScaledWindows, Scaler, clean_window_starts
 LOCAL_TRAINING = TrainSettings(epochs=100, lr=1e-3, batch_size=32, stride=1, patience=5, max_windows=4000)
 PERSONALISING = TrainSettings(epochs=20, lr=3e-4, batch_size=32, stride=1, patience=5, max_windows=4000)
 # A sensor whose steps are this small against its spread wanders (Scaler.fit): about 1.4 is white
-# noise; 0.75 was picked on SKAB's valve1, confirmed on valve2 (docs/BENCHMARKS.md, "The wander cut").
+# noise; 0.75 was picked on SKAB's valve1, confirmed on valve2 (BENCHMARKS.md, "The wander cut").
 WANDER_BELOW = 0.75
 # A long file is scored a block of windows at a time, and its threshold rests on at most this
 # many of its training windows, evenly spread (every training window still sets the spread).

@@ -16,7 +16,6 @@ from pumpfl_gui.core.alarm_rules import (
     smooth_residuals,
     threshold_from_scores,
     top_mean,
-    window_scores,
 )
 from pumpfl_gui.core.metrics import failure_metrics, label_event_metrics, pointwise_metrics
 
@@ -104,9 +103,9 @@ def test_window_score_is_the_mean_of_the_top_sensor_ratios():
     smoothed = np.array([[1.0, -6.0, 2.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
     scale = np.array([1.0, 2.0, 1.0, 0.25])
     # |ratios| per sensor: [1, 3, 2, 2] and zeros.
-    assert window_scores(smoothed, scale, top=1).tolist() == [3.0, 0.0]
-    assert window_scores(smoothed, scale, top=2).tolist() == [2.5, 0.0]
-    assert window_scores(smoothed, scale, top=9).tolist() == [2.0, 0.0]  # top capped at the sensors
+    assert top_mean(np.abs(smoothed) / scale, top=1).tolist() == [3.0, 0.0]
+    assert top_mean(np.abs(smoothed) / scale, top=2).tolist() == [2.5, 0.0]
+    assert top_mean(np.abs(smoothed) / scale, top=9).tolist() == [2.0, 0.0]  # top capped at the sensors
 
 
 def test_row_scores_are_causal():

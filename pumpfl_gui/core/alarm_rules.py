@@ -110,13 +110,8 @@ def spread_from_sums(sum_squares: np.ndarray, count: int) -> np.ndarray:
     return np.maximum(np.sqrt(sum_squares / count), 1e-6)  # a sensor reconstructed perfectly still has a finite spread
 
 
-def window_scores(smoothed: np.ndarray, scale: np.ndarray, top: int) -> np.ndarray:
-    """Per window: the mean of the ``top`` largest |smoothed residual| / spread over sensors."""
-    return top_mean(np.abs(smoothed) / scale, top)
-
-
 def top_mean(ratios: np.ndarray, top: int) -> np.ndarray:
-    """Per window: the mean of the ``top`` largest ratios over sensors."""
+    """Per window: the mean of the ``top`` largest |smoothed residual| / spread ratios."""
     k = min(top, ratios.shape[1])
     return np.partition(ratios, ratios.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
 

@@ -42,7 +42,7 @@ How alarms are judged (failures caught, lead times, false alarms per day, SKAB's
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def threshold_from_scores(train_scores: np.ndarray, settings: DetectionSettings)
 def fast_weight(slow_train: np.ndarray, fast_train: np.ndarray, settings: DetectionSettings) -> float:
     """What the fast look's scores are multiplied by so that its threshold (``fast_factor`` times
     the ``quantile`` of its training scores) lands on the slow look's: one score, one threshold."""
-    fast_threshold = float(np.quantile(fast_train, settings.quantile) * settings.fast_factor)
+    fast_threshold = threshold_from_scores(fast_train, replace(settings, factor=settings.fast_factor))
     return threshold_from_scores(slow_train, settings) / max(fast_threshold, 1e-12)
 
 

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from pumpfl_gui.core.alarm_rules import DetectionSettings, smooth_residuals, threshold_from_scores
-from pumpfl_gui.core.data_fit import detection_for, rows_needed, spec_for, trainable_problem
+from pumpfl_gui.core.data_fit import (
+    SHORT_HISTORY,
+    SHORT_HISTORY_SHARED_MODEL,
+    detection_for,
+    rows_needed,
+    spec_for,
+    trainable_problem,
+)
 from pumpfl_gui.core.dataset import load_sensor_csv
 from pumpfl_gui.core.detector import (
     AGREED,
@@ -53,9 +60,9 @@ def _weights(det):
     return {k: v.detach().clone() for k, v in det.model.state_dict().items()}
 
 
-def _as_global(det):
+def _as_global(det, model="federated"):
     """What a federation hands a facility: weights only, no scaler, spread or threshold."""
-    return Detector(det.spec, det.model, None, det.sensors, None, det.detection, {"model": "federated"})
+    return Detector(det.spec, det.model, None, det.sensors, None, det.detection, {"model": model})
 
 
 # -- (1) fitting on a SKAB-like file ------------------------------------------------------------
@@ -215,6 +222,29 @@ def test_personalise_keeps_a_scaler_the_federation_agreed(fitted, tmp_path):
     agreed = replace(det, info={**det.info, "scaler": AGREED})
     mine = agreed.personalise(skab_file(tmp_path, "other.csv", seed=5), replace(PERSONALISING, epochs=1))
     assert mine.scaler is det.scaler
+
+
+def test_a_model_that_learned_from_the_federation_keeps_less_margin_on_its_fast_look(fitted, tmp_path):
+    """Personalised or calibrated as it is, a federation's model judges its fast look against
+    SHORT_HISTORY_SHARED_MODEL's factor (2.0), one trained alone against 2.75; the slow look and
+    the threshold are the same rule."""
+    data, det, _ = fitted
+    other = skab_file(tmp_path, "other.csv", seed=5)
+    assert det.detection == SHORT_HISTORY and det.detection.fast_factor == 2.75
+    mine = det.personalise(other, replace(PERSONALISING, epochs=1))
+    calibrated = _as_global(det, "global").calibrate(other)
+    for shared in (mine, calibrated):
+        assert shared.detection == SHORT_HISTORY_SHARED_MODEL and shared.detection.fast_factor == 2.0
+        cal = shared._calibration(other, None)
+        assert shared.threshold == pytest.approx(5.0 * cal.slow_scores.max(), rel=1e-12)
+        assert shared.fast_weight == pytest.approx(shared.threshold / (2.0 * cal.fast_scores.max()), rel=1e-12)
+    alone = det.calibrate(other)  # a model trained alone keeps its own rules wherever it is calibrated
+    assert alone.detection == SHORT_HISTORY
+    assert alone.fast_weight == pytest.approx(alone.threshold / (2.75 * alone._calibration(other, None).fast_scores.max()))
+    # Less margin: the same model's fast look alarms on more rows, the slow look is unchanged.
+    as_alone = replace(calibrated, detection=SHORT_HISTORY, info={"model": "trained alone"}).calibrate(other)
+    assert as_alone.threshold == pytest.approx(calibrated.threshold, rel=1e-12)
+    assert calibrated.predict(other).sum() > as_alone.predict(other).sum()
 
 
 # -- (4) calibrating a global model ---------------------------------------------------------------

@@ -17,10 +17,11 @@ through ``pumpfl score`` and the GUI:
   show far less of a sensor's range than the minutes after);
 - a faster look (short history): the same residuals smoothed over the last ``fast`` of the
   span (24 of a 60-row window), each sensor against its own spread at that span, judged
-  against ``fast_factor`` (2.75) times the highest of its training scores. A row alarms when
-  either look is over its own threshold: the long one keeps a small persistent shift, the fast
-  one catches a big change within seconds instead of a minute. Both go into one score (the fast
-  ratios weighted so that its threshold is the long one's) and one threshold;
+  against ``fast_factor`` (2.75; 2.0 for a model that learned from a federation,
+  ``core/data_fit.SHORT_HISTORY_SHARED_MODEL``) times the highest of its training scores. A
+  row alarms when either look is over its own threshold: the long one keeps a small persistent
+  shift, the fast one catches a big change within seconds instead of a minute. Both go into one
+  score (the fast ratios weighted so that its threshold is the long one's) and one threshold;
 - a row is flagged once ``persistence`` consecutive scores exceed the threshold;
 - flagged rows closer than ``merge_gap`` rows form one event; an event's start is its alarm.
 

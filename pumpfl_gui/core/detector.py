@@ -191,7 +191,7 @@ class Detector:
     ) -> Detector:
         """A copy of this (federation's) model fine-tuned on ``data``'s own normal rows, then
         calibrated there: shared knowledge, local habits."""
-        detection = detection_for(data, self.spec.window)
+        detection = detection_for(data, self.spec.window, shared_model=True)
         check_trainable(data, self.spec.window, detection)
         scaler = self.scaler if self.info.get("scaler") == AGREED else fit_scaler(data, self.spec.window, detection)
         mine = Detector(self.spec, copy.deepcopy(self.model), scaler, self.sensors, self.threshold, detection, dict(self.info))
@@ -239,9 +239,10 @@ class Detector:
         return self._rules_for(data)._calibration(data, state).slow_scores
 
     def _rules_for(self, data: SensorData) -> Detector:
-        """A global model takes the rules ``data`` calls for; a facility's keeps its own."""
+        """A federation's global model takes the rules ``data`` calls for (a shared model's);
+        a facility's keeps its own."""
         if self.info.get("model") == "global":
-            return replace(self, detection=detection_for(data, self.spec.window))
+            return replace(self, detection=detection_for(data, self.spec.window, shared_model=True))
         return self
 
     def _calibration(self, data: SensorData, state: TaskState | None) -> Calibration:

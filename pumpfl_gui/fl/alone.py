@@ -97,11 +97,10 @@ class AloneTraining:
 
 def alone_detector(training: AloneTraining, data: SensorData, state: TaskState | None = None) -> Detector:
     """The model trained alone, calibrated on ``data``'s normal rows with its own scaler."""
-    detection = detection_for(data, training.spec.window)
-    info = {"data_file": data.path.name, "model": "global", "rounds": training.rounds}
+    detection = detection_for(data, training.spec.window)  # a model trained alone: its margin, not a federation's
+    info = {"data_file": data.path.name, "model": "trained alone", "rounds": training.rounds}
     untrained = Detector(training.spec, training.model, None, list(data.sensors), None, detection, info)
     detector = untrained.calibrate(data, state)
-    detector.info["model"] = "trained alone"
     detector.info["trained"] = "alone, in the federation's rounds"
     return detector
 

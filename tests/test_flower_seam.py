@@ -71,3 +71,18 @@ def test_parameters_that_are_no_arrays_arrive_as_unreadable_not_as_a_crash(junk)
     msg = ServerMessage(evaluate_ins=serde.evaluate_ins_to_proto(EvaluateIns(Parameters([junk], "numpy.ndarray"), {})))
     got = client_codec.read(msg)
     assert isinstance(got, Evaluate) and got.arrays is None and got.unreadable
+
+
+def test_a_port_taken_after_it_was_checked_free_fails_as_an_os_error(tmp_path):
+    """Two runs that found the same port free race to bind it; the loser gets an OSError, which
+    the loopback engine answers with the next free port (grpc raises RuntimeError there)."""
+    import socket
+
+    from pumpfl_gui.fl.flower.wire import WireCounter, start_flower_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"could not listen on 127.0.0.1:{port}: the port is in use"):
+            start_flower_server(None, f"127.0.0.1:{port}", WireCounter(), None)

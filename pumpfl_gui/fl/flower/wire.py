@@ -257,14 +257,17 @@ def start_flower_server(manager, bind: str, counter: WireCounter, certificate: t
     executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pumpfl-grpc")
     server = grpc.server(executor, options=_SERVER_OPTIONS, maximum_concurrent_rpcs=workers)
     server.add_generic_rpc_handlers((JoinServicer(manager, counter).handler(),))
-    if certificate is None:
-        port = server.add_insecure_port(bind)
-    else:
-        cert, key = certificate
-        port = server.add_secure_port(bind, grpc.ssl_server_credentials([(key, cert)]))
+    try:
+        if certificate is None:
+            port = server.add_insecure_port(bind)
+        else:
+            cert, key = certificate
+            port = server.add_secure_port(bind, grpc.ssl_server_credentials([(key, cert)]))
+    except RuntimeError:  # grpc >= 1.57 raises where it returned 0: a port taken since it was checked free
+        port = 0
     if port == 0:
         executor.shutdown()
-        raise OSError(f"could not listen on {bind}")
+        raise OSError(f"could not listen on {bind}: the port is in use")
     server.start()
     return FlowerServer(server, executor)
 

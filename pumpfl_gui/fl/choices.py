@@ -116,7 +116,7 @@ def caution(s) -> str | None:
         figures = ", ".join(f"{f:.3f} at noise {z:g}" for z, f in SKAB_DP_F1.items())
         notes.append(
             f"differential privacy at noise {s.dp_noise_multiplier:g} with {s.min_clients} facilities adds more noise than "
-            f"detection survives: on SKAB with 3 facilities F1 fell to {figures} "
+            f"detection survives: on SKAB with 3 facilities F1 was {figures} "
             f"(each file alone: {SKAB_LOCAL_F1:.3f}); "
             f"keep the noise multiplier at most {DP_NOISE_PER_FACILITY:g} x the facilities, or federate more facilities"
         )

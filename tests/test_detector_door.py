@@ -132,18 +132,24 @@ def test_the_threshold_follows_the_rule_on_the_training_windows(fitted):
 
 def test_a_row_alarms_when_either_look_is_over_its_own_threshold(fitted):
     """The rule in core/alarm_rules.py, recomputed here from the network's newest residuals: the
-    slow look (one window's smoothing) against factor x its highest training score, the fast look
-    (0.4 of it) against fast_factor x its own; one score and one threshold carry both."""
+    slow look (one window's smoothing, every sensor) against factor x its highest training score,
+    the fast look (0.4 of it, the sensors judged by their level) against fast_factor x its own;
+    one score and one threshold carry both."""
     data, det, _ = fitted
     w, rule = det.spec.window, det.detection
     slow_span, fast_span = rule.spans(w)
     assert (slow_span, fast_span) == (60, 24) and rule.factor == 5.0 and rule.fast_factor == 2.75
+    level = ~det.scaler.relative
+    assert [s for s, r in zip(data.sensors, det.scaler.relative) if r] == ["Temperature", "Thermocouple"]
     residuals = newest_residuals(det.model, ScaledWindows([(data.values, det.scaler)], w)).astype(np.float64)
     calib = calibration_windows(prepare(data, w, det.scaler).clean_starts, len(residuals), slow_span)
     looks = []
-    for span, spread, factor in ((slow_span, det.spread, rule.factor), (fast_span, det.fast_spread, rule.fast_factor)):
+    for span, spread, factor, reads in (
+        (slow_span, det.spread, rule.factor, slice(None)),
+        (fast_span, det.fast_spread, rule.fast_factor, level),
+    ):
         smoothed = smooth_residuals(residuals, span)
-        scores = (np.abs(smoothed) / spread).max(axis=1)
+        scores = (np.abs(smoothed) / spread)[:, reads].max(axis=1)
         np.testing.assert_allclose(spread, np.sqrt(np.mean(smoothed[calib] ** 2, axis=0)), rtol=1e-9)
         looks.append((scores, factor * scores[calib].max()))
     (slow, slow_threshold), (fast, fast_threshold) = looks
@@ -288,6 +294,54 @@ def test_a_saved_detector_scores_exactly_as_before(fitted, tmp_path):
     np.testing.assert_array_equal(again.fast_spread, det.fast_spread)
     np.testing.assert_array_equal(again.decision_function(data), det.decision_function(data))
     np.testing.assert_array_equal(again.predict(data), det.predict(data))
+
+
+def test_the_fast_look_reads_only_the_sensors_judged_by_their_level(fitted):
+    """A sensor judged by its change over the last window is already a look at the last minute:
+    its ratio is the slow look's alone, and the fast look's threshold rests on the others."""
+    data, det, _ = fitted
+    relative = det.scaler.relative
+    assert relative.any() and not det.detection.fast_reads_changes
+    scores, ratios = det.scores_and_ratios(data)
+    slow = replace(det, detection=replace(det.detection, fast=None))
+    _, slow_ratios = slow.scores_and_ratios(data)
+    np.testing.assert_array_equal(ratios[:, relative], slow_ratios[:, relative])
+    assert np.nanmax(ratios[:, ~relative] - slow_ratios[:, ~relative]) > 0  # the fast look is there for the others
+    # Reading every sensor (the rule before) changes the scores: calibration and scoring both follow it.
+    every = replace(det, detection=replace(det.detection, fast_reads_changes=True)).calibrate(data)
+    _, every_ratios = every.scores_and_ratios(data)
+    assert np.nanmax(every_ratios[:, relative] - slow_ratios[:, relative]) > 0
+    cal, every_cal = det._calibration(data, None), every._calibration(data, None)
+    assert det.fast_weight == pytest.approx(det.threshold / (2.75 * cal.fast_scores.max()), rel=1e-12)
+    assert every.fast_weight == pytest.approx(every.threshold / (2.75 * every_cal.fast_scores.max()), rel=1e-12)
+    assert every_cal.fast_scores.max() >= cal.fast_scores.max()
+
+
+def test_a_model_whose_sensors_are_all_judged_by_change_has_no_fast_look(fitted):
+    data, det, _ = fitted
+    everything_wanders = replace(det.scaler, relative=np.ones(len(det.sensors), dtype=bool))
+    mine = replace(det, scaler=everything_wanders).calibrate(data)
+    assert mine.detection.fast is None and mine.fast_spread is None and mine.fast_weight is None
+    slow_only = replace(det, scaler=everything_wanders, detection=replace(det.detection, fast=None)).calibrate(data)
+    np.testing.assert_array_equal(mine.decision_function(data), slow_only.decision_function(data))
+    assert mine.threshold == slow_only.threshold and np.isfinite(mine.threshold)
+
+
+def test_a_model_saved_while_the_fast_look_read_every_sensor_scores_as_it_was_calibrated(fitted, tmp_path):
+    data, det, _ = fitted
+    every = replace(det, detection=replace(det.detection, fast_reads_changes=True)).calibrate(data)
+    folder = save_detector(every, tmp_path / "every")
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["detection"]["fast_reads_changes"]  # as saved before the setting existed
+    (folder / "model.json").write_text(json.dumps(meta))
+    again = load_detector(folder)
+    assert again.detection.fast_reads_changes
+    np.testing.assert_array_equal(again.decision_function(data), every.decision_function(data))
+    assert not np.array_equal(again.decision_function(data), det.decision_function(data))
+    # Saved with the rule now, it loads with it.
+    now = load_detector(save_detector(det, tmp_path / "now"))
+    assert not now.detection.fast_reads_changes
+    np.testing.assert_array_equal(now.decision_function(data), det.decision_function(data))
 
 
 def test_a_model_saved_before_the_fast_look_scores_as_it_was_calibrated(fitted, tmp_path):

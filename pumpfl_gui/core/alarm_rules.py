@@ -60,6 +60,9 @@ class DetectionSettings:
     wander: bool = True  # sensors that wander in the training rows are judged by their change
     fast: float | None = 0.4  # the fast look's smoothing, a fraction of ``span``; None: no fast look
     fast_factor: float = 2.75  # the fast look's threshold: this times its highest training score
+    # The fast look reads only the sensors judged by their level: one judged by its change over the
+    # last window is already a look at the last minute. True: every sensor (models saved before).
+    fast_reads_changes: bool = False
 
     def __post_init__(self) -> None:
         if not (0 < self.quantile <= 1) or not (self.factor > 0) or not (self.fast_factor > 0):
@@ -86,6 +89,7 @@ class DetectionSettings:
     def from_dict(cls, d: dict) -> DetectionSettings:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known.setdefault("fast", None)  # saved before the fast look existed: scored as it was calibrated
+        known.setdefault("fast_reads_changes", True)  # saved while the fast look read every sensor
         return cls(**known)
 
 

@@ -230,7 +230,8 @@ class Detector:
             threshold = threshold_from_scores(cal.slow_scores, self.detection)
         info = {**self.info, "calibrated_on": data.path.name, "calibration_windows": int(len(cal.slow_scores))}
         looks = {"spread": cal.spread, "fast_spread": cal.fast_spread, "fast_weight": cal.weight}
-        return replace(self, scaler=cal.scaler, threshold=threshold, info=info, **looks)
+        detection = self.detection if cal.weight is not None else replace(self.detection, fast=None)
+        return replace(self, scaler=cal.scaler, threshold=threshold, info=info, detection=detection, **looks)
 
     def training_scores(self, data: SensorData, state: TaskState | None = None) -> np.ndarray:
         """The slow look's scores of the training windows, which the threshold rests on (a
@@ -261,11 +262,22 @@ class Detector:
                 sum_squares[i] += np.square(smoothed[here]).sum(axis=0)
                 kept[i].append(smoothed[mine])
         spreads = [spread_from_sums(sums, len(windows)) for sums in sum_squares]
-        scores = [top_mean(np.abs(np.concatenate(k)) / sp, self.detection.top) for k, sp in zip(kept, spreads)]
-        if len(spans) == 1:
-            return Calibration(scaler, spreads[0], scores[0])
-        weight = fast_weight(scores[0], scores[1], self.detection)
-        return Calibration(scaler, spreads[0], scores[0], spreads[1], scores[1], weight)
+        reads = self._fast_reads(scaler, len(spreads[0]))
+        ratios = [np.abs(np.concatenate(k)) / sp for k, sp in zip(kept, spreads)]
+        slow_scores = top_mean(ratios[0], self.detection.top)
+        if len(spans) == 1 or not reads.any():  # no fast look, or none of its sensors is judged by level
+            return Calibration(scaler, spreads[0], slow_scores)
+        fast_scores = top_mean(ratios[1][:, reads], self.detection.top)
+        weight = fast_weight(slow_scores, fast_scores, self.detection)
+        return Calibration(scaler, spreads[0], slow_scores, spreads[1], fast_scores, weight)
+
+    def _fast_reads(self, scaler: Scaler, sensors: int) -> np.ndarray:
+        """Which sensors the fast look reads: those judged by their level (one judged by its change
+        over the last window already looks at the last minute), or every sensor where the rules say
+        so (models saved before)."""
+        if self.detection.fast_reads_changes or scaler.relative is None:
+            return np.ones(sensors, dtype=bool)
+        return ~scaler.relative
 
     # -- applying it --------------------------------------------------------------------------
 
@@ -286,12 +298,14 @@ class Detector:
         w, span = self.spec.window, self.detection.span(self.spec.window)
         fast = self.fast_spread is not None and self.fast_weight is not None and self.detection.fast is not None
         spans = self.detection.spans(w) if fast else (span,)
+        reads = self._fast_reads(self.scaler, len(self.sensors))
         view = ScaledWindows([(data.values, self.scaler)], w)
         per_window = np.empty(len(view))
         by_sensor = np.full((data.rows, view.shape[1]), np.nan) if ratios else None
         for lo, looks in smoothed_blocks(self.model, view, spans, state):
             slow = np.abs(looks[0]) / self.spread
-            both = combined_ratios(slow, np.abs(looks[1]) / self.fast_spread if fast else None, self.fast_weight)
+            quick = np.abs(looks[1]) / self.fast_spread * reads if fast else None  # a sensor it does not read: 0
+            both = combined_ratios(slow, quick, self.fast_weight)
             per_window[lo : lo + len(both)] = top_mean(both, self.detection.top)
             if by_sensor is not None:
                 by_sensor[w - 1 + lo : w - 1 + lo + len(both)] = both

@@ -307,7 +307,7 @@ def test_the_fast_look_reads_only_the_sensors_judged_by_their_level(fitted):
     _, slow_ratios = slow.scores_and_ratios(data)
     np.testing.assert_array_equal(ratios[:, relative], slow_ratios[:, relative])
     assert np.nanmax(ratios[:, ~relative] - slow_ratios[:, ~relative]) > 0  # the fast look is there for the others
-    # Reading every sensor (the rule before) changes the scores: calibration and scoring both follow it.
+    # Reading every sensor (the rule before) changes the scores; calibration and scoring follow it.
     every = replace(det, detection=replace(det.detection, fast_reads_changes=True)).calibrate(data)
     _, every_ratios = every.scores_and_ratios(data)
     assert np.nanmax(every_ratios[:, relative] - slow_ratios[:, relative]) > 0

@@ -16,7 +16,8 @@ through ``pumpfl score`` and the GUI:
   history, 1 and 5: neighbouring windows share most of their rows, so a few hundred of them
   show far less of a sensor's range than the minutes after);
 - a faster look (short history): the same residuals smoothed over the last ``fast`` of the
-  span (24 of a 60-row window), each sensor against its own spread at that span, judged
+  span (24 of a 60-row window), each sensor judged by its level (one judged by its change over
+  the last window already looks at the last minute) against its own spread at that span, judged
   against ``fast_factor`` (2.75; 2.0 for a model that learned from a federation,
   ``core/data_fit.SHORT_HISTORY_SHARED_MODEL``) times the highest of its training scores. A
   row alarms when either look is over its own threshold: the long one keeps a small persistent

@@ -171,7 +171,7 @@ def test_a_long_file_is_scored_a_block_at_a_time_exactly_as_whole(fitted, monkey
     whole_scores, whole_ratios = det.scores_and_ratios(data)
     whole_train = det.training_scores(data)
     monkeypatch.setattr(door, "BLOCK_WINDOWS", 37)  # blocks shorter than the smoothing span
-    scores, ratios = det.scores_and_ratios(data)
+    _, ratios = det.scores_and_ratios(data)
     np.testing.assert_allclose(scores, whole_scores, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(ratios, whole_ratios, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(det.training_scores(data), whole_train, rtol=1e-9)
@@ -302,7 +302,7 @@ def test_the_fast_look_reads_only_the_sensors_judged_by_their_level(fitted):
     data, det, _ = fitted
     relative = det.scaler.relative
     assert relative.any() and not det.detection.fast_reads_changes
-    scores, ratios = det.scores_and_ratios(data)
+    _, ratios = det.scores_and_ratios(data)
     slow = replace(det, detection=replace(det.detection, fast=None))
     _, slow_ratios = slow.scores_and_ratios(data)
     np.testing.assert_array_equal(ratios[:, relative], slow_ratios[:, relative])

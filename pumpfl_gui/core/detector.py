@@ -262,7 +262,7 @@ class Detector:
                 sum_squares[i] += np.square(smoothed[here]).sum(axis=0)
                 kept[i].append(smoothed[mine])
         spreads = [spread_from_sums(sums, len(windows)) for sums in sum_squares]
-        reads = self._fast_reads(scaler, len(spreads[0]))
+        reads = self._fast_reads(scaler)
         ratios = [np.abs(np.concatenate(k)) / sp for k, sp in zip(kept, spreads)]
         slow_scores = top_mean(ratios[0], self.detection.top)
         if len(spans) == 1 or not reads.any():  # no fast look, or none of its sensors is judged by level
@@ -271,12 +271,12 @@ class Detector:
         weight = fast_weight(slow_scores, fast_scores, self.detection)
         return Calibration(scaler, spreads[0], slow_scores, spreads[1], fast_scores, weight)
 
-    def _fast_reads(self, scaler: Scaler, sensors: int) -> np.ndarray:
+    def _fast_reads(self, scaler: Scaler) -> np.ndarray:
         """Which sensors the fast look reads: those judged by their level (one judged by its change
         over the last window already looks at the last minute), or every sensor where the rules say
         so (models saved before)."""
         if self.detection.fast_reads_changes or scaler.relative is None:
-            return np.ones(sensors, dtype=bool)
+            return np.ones(len(scaler.mean), dtype=bool)
         return ~scaler.relative
 
     # -- applying it --------------------------------------------------------------------------
@@ -298,7 +298,7 @@ class Detector:
         w, span = self.spec.window, self.detection.span(self.spec.window)
         fast = self.fast_spread is not None and self.fast_weight is not None and self.detection.fast is not None
         spans = self.detection.spans(w) if fast else (span,)
-        reads = self._fast_reads(self.scaler, len(self.sensors))
+        reads = self._fast_reads(self.scaler)
         view = ScaledWindows([(data.values, self.scaler)], w)
         per_window = np.empty(len(view))
         by_sensor = np.full((data.rows, view.shape[1]), np.nan) if ratios else None

@@ -171,7 +171,7 @@ def test_a_long_file_is_scored_a_block_at_a_time_exactly_as_whole(fitted, monkey
     whole_scores, whole_ratios = det.scores_and_ratios(data)
     whole_train = det.training_scores(data)
     monkeypatch.setattr(door, "BLOCK_WINDOWS", 37)  # blocks shorter than the smoothing span
-    _, ratios = det.scores_and_ratios(data)
+    scores, ratios = det.scores_and_ratios(data)
     np.testing.assert_allclose(scores, whole_scores, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(ratios, whole_ratios, rtol=1e-9, equal_nan=True)
     np.testing.assert_allclose(det.training_scores(data), whole_train, rtol=1e-9)
